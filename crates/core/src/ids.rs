@@ -1,0 +1,71 @@
+//! Identifiers and the syntax rules for names a client chooses.
+
+/// A fresh, time-ordered event id (UUIDv7), used when the client gave none.
+pub fn new_event_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// A fresh id with a readable prefix, e.g. `key_0190…`. Time-ordered so listings page stably.
+pub fn new_prefixed_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Tenant ids: 1–64 chars of `[a-z0-9_-]` (api.md).
+pub fn is_valid_tenant_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Event types: 1–128 chars of `[a-z0-9_.-]`, dotted (`category.verb`): at least two
+/// non-empty segments separated by single dots.
+pub fn is_valid_event_type(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-' || b == b'.'
+        })
+        && s.contains('.')
+        && s.split('.').all(|seg| !seg.is_empty())
+}
+
+/// Client-supplied event ids: 1–128 printable characters, no whitespace or control characters.
+pub fn is_valid_client_event_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.chars().all(|c| !c.is_control() && !c.is_whitespace())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_type_syntax() {
+        for ok in ["decision.rejected", "auth.login", "a.b.c", "x_1.y-2", "system.test"] {
+            assert!(is_valid_event_type(ok), "{ok}");
+        }
+        let long = format!("a.{}", "b".repeat(127));
+        for bad in ["", "login", "Auth.login", "a..b", ".a", "a.", "a b.c", "a/b.c", long.as_str()] {
+            assert!(!is_valid_event_type(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tenant_id_syntax() {
+        assert!(is_valid_tenant_id("acme"));
+        assert!(is_valid_tenant_id("a-b_c9"));
+        assert!(!is_valid_tenant_id(""));
+        assert!(!is_valid_tenant_id("Acme"));
+        assert!(!is_valid_tenant_id("a.b"));
+        assert!(!is_valid_tenant_id(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn generated_ids_are_time_ordered() {
+        let a = new_event_id();
+        let b = new_event_id();
+        assert!(a < b);
+        assert!(new_prefixed_id("key").starts_with("key_"));
+    }
+}

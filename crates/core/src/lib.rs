@@ -1,0 +1,16 @@
+//! The vocabulary of auditrelay. Nothing in this crate does I/O (invariant 4 in ARCHITECTURE.md):
+//! it turns bytes a client sent into validated events, and names the things the rest of the
+//! system passes around.
+
+pub mod event;
+pub mod glob;
+pub mod ids;
+pub mod ingest;
+pub mod limits;
+pub mod time;
+mod validate;
+
+pub use event::{NewEvent, ParsedEvent, StoredEvent};
+pub use glob::{GlobError, TypeFilter};
+pub use ingest::{parse_request, BodyFormat, IngestError};
+pub use limits::Limits;

@@ -1,0 +1,99 @@
+//! RFC 3339 timestamps: strict parsing and one canonical rendering (UTC, millisecond or finer).
+
+use jiff::Timestamp;
+
+/// Parses a strict RFC 3339 date-time (`2026-06-01T10:13:20.000Z`, `…+02:00`). jiff alone also
+/// accepts ISO 8601 variants RFC 3339 forbids (week dates, missing offsets, bracketed zones), so
+/// the shape is checked first.
+pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+    if !looks_like_rfc3339(s.as_bytes()) {
+        return None;
+    }
+    s.parse::<Timestamp>().ok()
+}
+
+fn looks_like_rfc3339(b: &[u8]) -> bool {
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    if b.len() < 20
+        || !digits(0..4)
+        || b[4] != b'-'
+        || !digits(5..7)
+        || b[7] != b'-'
+        || !digits(8..10)
+        || !matches!(b[10], b'T' | b't')
+        || !digits(11..13)
+        || b[13] != b':'
+        || !digits(14..16)
+        || b[16] != b':'
+        || !digits(17..19)
+    {
+        return false;
+    }
+    let mut i = 19;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start || i - start > 9 {
+            return false;
+        }
+    }
+    match &b[i..] {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+/// Canonical rendering: UTC, `Z`, at least millisecond precision (more if the value has it).
+pub fn format_timestamp(ts: Timestamp) -> String {
+    if ts.subsec_nanosecond() % 1_000_000 == 0 {
+        format!("{ts:.3}")
+    } else {
+        format!("{ts}")
+    }
+}
+
+/// Now, rendered canonically.
+pub fn now_rfc3339() -> String {
+    format_timestamp(Timestamp::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_rfc3339() {
+        for ok in [
+            "2026-06-01T10:13:20.000Z",
+            "2026-06-01T10:13:20Z",
+            "2026-06-01T12:13:20+02:00",
+            "2026-06-01T10:13:20.123456789Z",
+        ] {
+            assert!(parse_rfc3339(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "",
+            "2026-06-01",
+            "2026-06-01 10:13:20Z",
+            "2026-06-01T10:13:20",
+            "2026-13-01T10:13:20Z",
+            "2026-06-01T10:13:20+0200",
+            "2026-06-01T10:13:20Z[UTC]",
+            "yesterday",
+        ] {
+            assert!(parse_rfc3339(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn canonical_rendering_is_utc_with_millis() {
+        let ts = parse_rfc3339("2026-06-01T12:13:20+02:00").unwrap();
+        assert_eq!(format_timestamp(ts), "2026-06-01T10:13:20.000Z");
+        let ts = parse_rfc3339("2026-06-01T10:13:20.1234Z").unwrap();
+        assert_eq!(format_timestamp(ts), "2026-06-01T10:13:20.1234Z");
+    }
+}
