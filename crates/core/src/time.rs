@@ -47,18 +47,23 @@ fn looks_like_rfc3339(b: &[u8]) -> bool {
     }
 }
 
-/// Canonical rendering: UTC, `Z`, at least millisecond precision (more if the value has it).
+/// Canonical rendering: UTC, `Z`, 3, 6 or 9 fractional digits — the fewest that keep the value.
 pub fn format_timestamp(ts: Timestamp) -> String {
-    if ts.subsec_nanosecond() % 1_000_000 == 0 {
+    let nanos = ts.subsec_nanosecond();
+    if nanos % 1_000_000 == 0 {
         format!("{ts:.3}")
+    } else if nanos % 1_000 == 0 {
+        format!("{ts:.6}")
     } else {
-        format!("{ts}")
+        format!("{ts:.9}")
     }
 }
 
-/// Now, rendered canonically.
+/// Now, rendered canonically, at microsecond precision.
 pub fn now_rfc3339() -> String {
-    format_timestamp(Timestamp::now())
+    let now = Timestamp::now();
+    let micros = now.as_microsecond();
+    format_timestamp(Timestamp::from_microsecond(micros).unwrap_or(now))
 }
 
 #[cfg(test)]
@@ -94,6 +99,7 @@ mod tests {
         let ts = parse_rfc3339("2026-06-01T12:13:20+02:00").unwrap();
         assert_eq!(format_timestamp(ts), "2026-06-01T10:13:20.000Z");
         let ts = parse_rfc3339("2026-06-01T10:13:20.1234Z").unwrap();
-        assert_eq!(format_timestamp(ts), "2026-06-01T10:13:20.1234Z");
+        assert_eq!(format_timestamp(ts), "2026-06-01T10:13:20.123400Z");
+        assert_eq!(now_rfc3339().len(), "2026-06-01T10:13:20.123400Z".len());
     }
 }

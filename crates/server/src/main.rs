@@ -1,1 +1,45 @@
-fn main() {}
+//! `auditrelay`: the server and its command-line tools in one binary.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "auditrelay", version, about = "Durable audit-event streaming to SIEMs and pipelines")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (embedded SQLite by default; no config needed).
+    Serve(auditrelay_server::config::ServeArgs),
+    /// Send events from a file or stdin (JSON object, JSON array or NDJSON).
+    Emit(auditrelay_client::EmitArgs),
+    /// Follow a tenant's log in the terminal, resumably.
+    Tail(auditrelay_client::TailArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("auditrelay: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => auditrelay_server::serve(args).await,
+            Command::Emit(args) => args.run().await,
+            Command::Tail(args) => args.run().await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("auditrelay: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

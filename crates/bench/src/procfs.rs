@@ -1,0 +1,93 @@
+//! Small readers for /proc: memory high-water mark and CPU time.
+
+use std::time::Duration;
+
+/// A `kB` field of /proc/<pid>/status (e.g. `VmHWM:`), in KiB.
+pub fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_status_kib(&status, key)
+}
+
+fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(key)?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Clock ticks per second for /proc/<pid>/stat times. Linux exposes
+/// USER_HZ = 100 to user space on every mainstream architecture.
+const USER_HZ: u64 = 100;
+
+/// User + system CPU time consumed so far by a process (all its threads).
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_cpu_ticks(&stat).map(|ticks| Duration::from_millis(ticks * 1000 / USER_HZ))
+}
+
+/// utime + stime (fields 14 and 15) of a /proc/<pid>/stat line. The command
+/// name (field 2) may contain spaces and parentheses, so fields are counted
+/// from the last `)`.
+fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after.split_whitespace();
+    // `after` starts at field 3 (state); utime is field 14 → index 11.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Samples the CPU time of a process over an interval.
+#[derive(Clone, Copy)]
+pub struct CpuMeter {
+    pid: u32,
+    start_cpu: Option<Duration>,
+    start: std::time::Instant,
+}
+
+impl CpuMeter {
+    pub fn start(pid: u32) -> Self {
+        Self {
+            pid,
+            start_cpu: cpu_time(pid),
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// CPU use since `start`, in percent of one core (200 = two cores busy).
+    pub fn percent(&self) -> Option<f64> {
+        let used = cpu_time(self.pid)?.checked_sub(self.start_cpu?)?;
+        let wall = self.start.elapsed().as_secs_f64();
+        (wall > 0.0).then(|| used.as_secs_f64() / wall * 100.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_status_fields() {
+        let s = "Name:\tauditrelay\nVmPeak:\t  123 kB\nVmHWM:\t   4567 kB\nVmRSS:\t 890 kB\n";
+        assert_eq!(parse_status_kib(s, "VmHWM:"), Some(4567));
+        assert_eq!(parse_status_kib(s, "VmRSS:"), Some(890));
+        assert_eq!(parse_status_kib(s, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn parses_stat_with_odd_command_names() {
+        let line =
+            "1234 (a b) c)) S 1 1234 1234 0 -1 4194304 100 0 0 0 250 75 0 0 20 0 4 0 1000 0 0";
+        assert_eq!(parse_stat_cpu_ticks(line), Some(325));
+        assert_eq!(parse_stat_cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn reads_own_process() {
+        if std::path::Path::new("/proc/self/status").exists() {
+            let pid = std::process::id();
+            assert!(proc_status_kib(pid, "VmHWM:").is_some_and(|v| v > 0));
+            assert!(cpu_time(pid).is_some());
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! `POST /v1/events`: validate everything first, then append durably, then answer 202.
+
+use std::time::Instant;
+
+use auditrelay_core::{parse_request, BodyFormat, NewEvent};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{media_type, read_limited, unsupported_media_type, ApiQuery};
+use crate::auth::{Principal, Scope};
+use crate::error::{ApiError, ApiResult};
+use crate::metrics::{self as m};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct IngestQuery {
+    tenant: Option<String>,
+}
+
+fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    match media_type(ct).as_str() {
+        "application/json" => Ok(BodyFormat::Json),
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines"
+        | "application/jsonlines" => Ok(BodyFormat::Ndjson),
+        _ => Err(unsupported_media_type(ct, "application/json or application/x-ndjson")),
+    }
+}
+
+pub async fn post_events(
+    State(state): State<AppState>,
+    principal: Result<Principal, ApiError>,
+    query: Result<ApiQuery<IngestQuery>, ApiError>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let tenant_label = match &principal {
+        Ok(Principal::Tenant { tenant, .. }) => tenant.clone(),
+        Ok(Principal::Operator) => query
+            .as_ref()
+            .ok()
+            .and_then(|q| q.0.tenant.clone())
+            .unwrap_or_else(|| "_operator".into()),
+        Err(_) => "_unauthenticated".into(),
+    };
+    let result = ingest(&state, principal, query, &headers, body).await;
+    let status = match &result {
+        Ok(_) => StatusCode::ACCEPTED,
+        Err(e) => e.status,
+    };
+    m::ingest_request(&tenant_label, status.as_u16());
+    metrics::histogram!(m::INGEST_LATENCY).record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(body) => (StatusCode::ACCEPTED, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn ingest(
+    state: &AppState,
+    principal: Result<Principal, ApiError>,
+    query: Result<ApiQuery<IngestQuery>, ApiError>,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<String> {
+    let principal = principal?;
+    principal.require(Scope::Ingest)?;
+    let ApiQuery(query) = query?;
+    let format = body_format(headers)?;
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        // Refuse early only far past the limit; near it, read and drain so the 413 arrives.
+        if len > 16 * state.limits.max_request_bytes {
+            return Err(auditrelay_core::IngestError::RequestTooLarge {
+                size: len,
+                limit: state.limits.max_request_bytes,
+            }
+            .into());
+        }
+    }
+    let default_tenant = match &principal {
+        Principal::Operator => query.tenant.clone(),
+        // A tenant key may name its own tenant; naming another is refused below per event.
+        Principal::Tenant { tenant, .. } => Some(tenant.clone()),
+    };
+    if let (Principal::Tenant { tenant, .. }, Some(asked)) = (&principal, &query.tenant) {
+        if asked != tenant {
+            return Err(ApiError::forbidden(format!(
+                "this key belongs to another tenant and cannot write to `{asked}`"
+            )));
+        }
+    }
+    let bytes = read_limited(body, state.limits.max_request_bytes).await?;
+    let parsed = parse_request(&bytes, format, &state.limits)?;
+
+    // Settle every event's tenant before anything is stored: all or nothing.
+    let received_at = auditrelay_core::time::now_rfc3339();
+    let mut events: Vec<NewEvent> = Vec::with_capacity(parsed.len());
+    let mut checked: Vec<String> = Vec::new();
+    for ev in parsed {
+        let tenant = match (&principal, ev.tenant_claim.as_deref(), default_tenant.as_deref()) {
+            (Principal::Tenant { tenant, .. }, Some(claim), _) if claim != tenant => {
+                return Err(ApiError::forbidden(format!(
+                    "event {}: this key cannot write to tenant `{claim}`",
+                    ev.index
+                ))
+                .with_detail(json!({ "index": ev.index, "field": "tenant_id" })));
+            }
+            (_, Some(claim), _) => claim.to_owned(),
+            (_, None, Some(default)) => default.to_owned(),
+            (_, None, None) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_event",
+                    format!(
+                        "event {}: the operator token must name the tenant with ?tenant= or the event's tenant_id",
+                        ev.index
+                    ),
+                )
+                .with_detail(json!({ "index": ev.index, "field": "tenant_id" })));
+            }
+        };
+        if !checked.contains(&tenant) {
+            state.tenants.ensure(state.store.as_ref(), &tenant).await?;
+            checked.push(tenant.clone());
+        }
+        events.push(ev.into_new_event(tenant, &received_at));
+    }
+
+    let tenants_of: Vec<String> = events.iter().map(|e| e.tenant_id.clone()).collect();
+    let outcomes = state.store.append(events).await?;
+
+    let mut out = Vec::with_capacity(outcomes.len());
+    for (outcome, tenant) in outcomes.iter().zip(&tenants_of) {
+        if outcome.duplicate {
+            metrics::counter!(m::DUPLICATES, "tenant" => tenant.clone()).increment(1);
+            out.push(json!({ "id": outcome.id, "offset": outcome.offset, "duplicate": true }));
+        } else {
+            metrics::counter!(m::EVENTS_INGESTED, "tenant" => tenant.clone()).increment(1);
+            metrics::gauge!(m::LOG_HEAD, "tenant" => tenant.clone()).set(outcome.offset as f64);
+            out.push(json!({ "id": outcome.id, "offset": outcome.offset }));
+        }
+    }
+    Ok(json!({ "accepted": out.len(), "events": out }).to_string())
+}

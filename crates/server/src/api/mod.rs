@@ -1,0 +1,37 @@
+//! The HTTP surface (api.md "Routes"). Each file is one group of routes.
+
+mod consume;
+mod extract;
+mod health;
+mod ingest;
+mod tenants;
+
+use axum::routing::{delete, get, post};
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/events", post(ingest::post_events).get(consume::long_poll))
+        .route("/v1/stream", get(consume::stream))
+        .route("/v1/tenants", post(tenants::create_tenant).get(tenants::list_tenants))
+        .route("/v1/tenants/{tenant}", get(tenants::get_tenant))
+        .route("/v1/tenants/{tenant}/keys", post(tenants::create_key).get(tenants::list_keys))
+        .route("/v1/tenants/{tenant}/keys/{key}", delete(tenants::revoke_key))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method",
+            )
+        })
+        // Bodies are read by the handlers with their own limits and JSON errors.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}

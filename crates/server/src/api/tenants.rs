@@ -1,0 +1,182 @@
+//! Operator routes: tenants and their keys.
+
+use auditrelay_core::ids::{is_valid_tenant_id, new_prefixed_id};
+use auditrelay_store::{ApiKey, NewApiKey, Tenant};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::extract::{ApiJson, ApiQuery};
+use crate::auth::{hash_token, Principal, Scope};
+use crate::error::{ApiError, ApiResult};
+use crate::keyfiles::random_token;
+use crate::state::AppState;
+
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    id: String,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct Page {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+impl Page {
+    fn limit(&self) -> ApiResult<usize> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE),
+            Some(0) => Err(ApiError::invalid_param("limit", "`limit` must be from 1 to 1000")),
+            Some(n) => Ok(n.min(MAX_PAGE)),
+        }
+    }
+}
+
+fn tenant_json(t: &Tenant) -> Value {
+    json!({ "id": t.id, "name": t.name, "created_at": t.created_at })
+}
+
+fn key_json(k: &ApiKey) -> Value {
+    json!({
+        "id": k.id, "tenant": k.tenant_id, "name": k.name, "scopes": k.scopes,
+        "created_at": k.created_at, "last_used_at": k.last_used_at, "revoked_at": k.revoked_at,
+    })
+}
+
+/// A page of items with the opaque cursor for the next one (absent on the last page).
+fn page_json(items: Vec<Value>, next: Option<String>) -> Json<Value> {
+    Json(json!({ "items": items, "next_cursor": next }))
+}
+
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> ApiResult<Response> {
+    principal.require_operator()?;
+    if !is_valid_tenant_id(&body.id) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "tenant id must be 1–64 characters of [a-z0-9_-]")
+            .with_detail(json!({ "field": "id" })));
+    }
+    let name = body.name.unwrap_or_else(|| body.id.clone());
+    if name.len() > 256 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "tenant name must be at most 256 bytes")
+            .with_detail(json!({ "field": "name" })));
+    }
+    let tenant = state.store.create_tenant(&body.id, &name).await?;
+    state.tenants.insert(&tenant.id);
+    Ok((StatusCode::CREATED, Json(tenant_json(&tenant))).into_response())
+}
+
+pub async fn list_tenants(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Json<Value>> {
+    principal.require_operator()?;
+    let limit = page.limit()?;
+    let tenants = state.store.list_tenants(page.cursor.as_deref(), limit).await?;
+    let next = (tenants.len() == limit).then(|| tenants.last().map(|t| t.id.clone())).flatten();
+    Ok(page_json(tenants.iter().map(tenant_json).collect(), next))
+}
+
+/// The operator sees any tenant; a tenant key sees its own (any scope).
+pub async fn get_tenant(State(state): State<AppState>, principal: Principal, Path(tenant): Path<String>) -> ApiResult<Json<Value>> {
+    let tenant = principal.tenant_for(Some(&tenant))?.unwrap_or(tenant);
+    match state.store.tenant(&tenant).await? {
+        Some(t) => Ok(Json(tenant_json(&t))),
+        None => Err(ApiError::not_found(format!("tenant `{tenant}` not found"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    name: Option<String>,
+    scopes: Vec<String>,
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(tenant): Path<String>,
+    ApiJson(body): ApiJson<CreateKey>,
+) -> ApiResult<Response> {
+    principal.require_operator()?;
+    if body.scopes.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "a key needs at least one scope: ingest, read, manage")
+            .with_detail(json!({ "field": "scopes" })));
+    }
+    let mut scopes: Vec<String> = Vec::new();
+    for s in &body.scopes {
+        let Some(scope) = Scope::parse(s) else {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("unknown scope `{s}`; scopes are {}", Scope::ALL.join(", ")),
+            )
+            .with_detail(json!({ "field": "scopes" })));
+        };
+        if !scopes.iter().any(|x| x == scope.as_str()) {
+            scopes.push(scope.as_str().to_owned());
+        }
+    }
+    let name = body.name.unwrap_or_default();
+    if name.len() > 256 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "key name must be at most 256 bytes")
+            .with_detail(json!({ "field": "name" })));
+    }
+    state.tenants.ensure(state.store.as_ref(), &tenant).await?;
+    let secret = random_token("ark");
+    let key = state
+        .store
+        .create_key(NewApiKey {
+            id: new_prefixed_id("key"),
+            tenant_id: tenant,
+            name,
+            scopes,
+            hash: hash_token(&secret),
+            created_at: auditrelay_core::time::now_rfc3339(),
+        })
+        .await?;
+    let mut body = key_json(&key);
+    body["key"] = Value::String(secret);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn list_keys(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(tenant): Path<String>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Json<Value>> {
+    principal.require_operator()?;
+    state.tenants.ensure(state.store.as_ref(), &tenant).await?;
+    let limit = page.limit()?;
+    let keys = state.store.list_keys(&tenant, page.cursor.as_deref(), limit).await?;
+    let next = (keys.len() == limit).then(|| keys.last().map(|k| k.id.clone())).flatten();
+    Ok(page_json(keys.iter().map(key_json).collect(), next))
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((tenant, key)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    principal.require_operator()?;
+    if state.store.revoke_key(&tenant, &key).await? {
+        state.auth.forget_keys();
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("key `{key}` not found in tenant `{tenant}`")))
+    }
+}

@@ -1,0 +1,112 @@
+//! API errors: one JSON shape for all of them, `{"error": {"code", "message", "detail"}}`.
+
+use auditrelay_core::IngestError;
+use auditrelay_store::StoreError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub detail: Value,
+    /// Seconds for a `Retry-After` header (429, 503).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            detail: Value::Object(Default::default()),
+            retry_after: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: Value) -> Self {
+        self.detail = detail;
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub fn invalid_param(param: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_parameter", message).with_detail(json!({ "parameter": param }))
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
+        e.retry_after = Some(1);
+        e
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message, "detail": self.detail } });
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        let status = if e.is_too_large() {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        let detail = match &e {
+            IngestError::Empty => json!({}),
+            IngestError::InvalidUtf8 { byte_offset } => json!({ "byte_offset": byte_offset }),
+            IngestError::MalformedJson { index, line, column, .. } => {
+                json!({ "index": index, "line": line, "column": column })
+            }
+            IngestError::InvalidEvent { index, field, .. } => json!({ "index": index, "field": field }),
+            IngestError::EventTooLarge { index, size, limit } => json!({ "index": index, "size": size, "limit": limit }),
+            IngestError::TooManyEvents { count, limit } => json!({ "count": count, "limit": limit }),
+            IngestError::RequestTooLarge { size, limit } => json!({ "size": size, "limit": limit }),
+        };
+        ApiError::new(status, e.code(), e.to_string()).with_detail(detail)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(msg) => ApiError::new(StatusCode::CONFLICT, "conflict", msg),
+            StoreError::UnknownTenant(t) => ApiError::not_found(format!("tenant `{t}` not found")),
+            StoreError::ShuttingDown => ApiError::unavailable("the server is shutting down"),
+            other => {
+                // Logged here with context; the client gets no internals.
+                tracing::error!(error = %other, "store error");
+                ApiError::unavailable("the event store is unavailable; nothing from this request was stored")
+            }
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,121 @@
+//! The auditrelay server: configuration, auth, the HTTP API, metrics, and `serve`.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod keyfiles;
+pub mod metrics;
+pub mod state;
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use auditrelay_store::sqlite::SqliteStore;
+use auditrelay_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Authenticator;
+use crate::config::{ServeArgs, Settings};
+use crate::state::{AppState, KnownTenants};
+
+/// `auditrelay serve`: open the store, bind, serve until SIGTERM/SIGINT, then drain and exit.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_tracing(&args.log);
+    let settings = Settings::resolve(&args)?;
+    let metrics = Arc::new(metrics::Metrics::install());
+
+    let store: Arc<dyn Store> = match settings.database_url.as_deref() {
+        None => {
+            let store = SqliteStore::open(&settings.data_dir, Some(Arc::new(metrics::observe_group)))
+                .with_context(|| format!("opening the log in {}", settings.data_dir.display()))?;
+            tracing::info!(path = %store.path().display(), "embedded SQLite log open");
+            Arc::new(store)
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            bail!("the PostgreSQL backend is not built yet; unset --database-url to use the embedded store")
+        }
+        Some(_) => bail!("--database-url must start with postgres:// (or be unset for the embedded store)"),
+    };
+
+    let (operator_hash, generated) = keyfiles::operator_token(&settings.data_dir, settings.admin_token.as_deref())?;
+    let _master_key = keyfiles::master_key(&settings.data_dir, settings.master_key.as_deref())?;
+
+    // Publish current heads so /metrics shows every tenant from the start.
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list_tenants(after.as_deref(), 1000).await?;
+        for t in &page {
+            let head = store.head(&t.id).await?;
+            ::metrics::gauge!(metrics::LOG_HEAD, "tenant" => t.id.clone()).set(head as f64);
+        }
+        if page.len() < 1000 {
+            break;
+        }
+        after = page.last().map(|t| t.id.clone());
+    }
+
+    let shutdown = CancellationToken::new();
+    let state = AppState {
+        auth: Arc::new(Authenticator::new(operator_hash, store.clone())),
+        store: store.clone(),
+        limits: settings.limits,
+        sse_heartbeat: std::time::Duration::from_secs(settings.sse_heartbeat_secs),
+        tenants: Arc::new(KnownTenants::default()),
+        shutdown: shutdown.clone(),
+        metrics,
+    };
+    let app = api::router(state);
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+
+    if let Some(token) = generated {
+        println!("auditrelay: generated operator token (shown once; store it now): {token}");
+    }
+    println!("auditrelay: listening on http://{local}");
+    tracing::info!(%local, data_dir = %settings.data_dir.display(), "auditrelay serving");
+
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("serving HTTP")?;
+
+    tracing::info!("draining: finishing queued writes");
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    shutdown.cancel();
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

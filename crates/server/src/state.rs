@@ -1,0 +1,50 @@
+//! What every handler shares.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use auditrelay_core::Limits;
+use auditrelay_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Authenticator;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub auth: Arc<Authenticator>,
+    pub limits: Limits,
+    pub sse_heartbeat: std::time::Duration,
+    pub tenants: Arc<KnownTenants>,
+    /// Cancelled on SIGTERM: long-polls answer at once and SSE streams end, so draining is quick.
+    pub shutdown: CancellationToken,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Tenants known to exist. Only positive answers are cached (tenants are never deleted), so a
+/// tenant created on another node is found on the first miss.
+#[derive(Default)]
+pub struct KnownTenants {
+    known: Mutex<HashSet<String>>,
+}
+
+impl KnownTenants {
+    pub fn insert(&self, tenant: &str) {
+        self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(tenant.to_owned());
+    }
+
+    pub async fn ensure(&self, store: &dyn Store, tenant: &str) -> Result<(), ApiError> {
+        if self.known.lock().unwrap_or_else(|p| p.into_inner()).contains(tenant) {
+            return Ok(());
+        }
+        match store.tenant(tenant).await? {
+            Some(_) => {
+                self.insert(tenant);
+                Ok(())
+            }
+            None => Err(ApiError::not_found(format!("tenant `{tenant}` not found"))),
+        }
+    }
+}

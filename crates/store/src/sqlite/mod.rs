@@ -1,0 +1,425 @@
+//! The embedded default backend: one SQLite file in WAL mode under the data dir.
+//!
+//! Writes go through one writer thread (group commit, see `writer.rs`); reads use a small pool
+//! of read-only connections on blocking threads. `synchronous=FULL` makes every commit fsync the
+//! WAL, because the 202 promises the events survive a power cut, not just a process crash.
+
+mod pool;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use auditrelay_core::{NewEvent, StoredEvent};
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::{oneshot, watch};
+
+use crate::{
+    ApiKey, AppendOutcome, Catalog, Cursors, EventLog, NewApiKey, Notifier, ReadQuery, Result, Store, StoreError,
+    Tenant,
+};
+use pool::ReadPool;
+pub use writer::GroupObserver;
+use writer::{Job, Writer};
+
+/// File name of the log inside the data dir.
+pub const DB_FILE: &str = "auditrelay.db";
+
+pub struct SqliteStore {
+    path: PathBuf,
+    jobs: Mutex<Option<Sender<Job>>>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Arc<ReadPool>,
+    notifier: Arc<Notifier>,
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(StoreError::sqlite("enabling WAL"))?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(StoreError::sqlite("setting synchronous=FULL"))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(StoreError::sqlite("enabling foreign keys"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(StoreError::sqlite("setting busy timeout"))?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating on first start) `<data_dir>/auditrelay.db`.
+    pub fn open(data_dir: &Path, observer: Option<GroupObserver>) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            context: format!("creating data dir {}", data_dir.display()),
+            source,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = Connection::open(&path).map_err(StoreError::sqlite("opening the database"))?;
+        configure(&conn)?;
+        schema::migrate(&mut conn)?;
+
+        let notifier = Arc::new(Notifier::default());
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer::new(conn, notifier.clone(), observer);
+        let handle = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|source| StoreError::Io {
+                context: "starting the log writer thread".into(),
+                source,
+            })?;
+        Ok(SqliteStore {
+            readers: Arc::new(ReadPool::new(path.clone(), 16)),
+            path,
+            jobs: Mutex::new(Some(tx)),
+            writer_thread: Mutex::new(Some(handle)),
+            notifier,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn send(&self, job: Job) -> Result<()> {
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        match jobs.as_ref() {
+            Some(tx) => tx.send(job).map_err(|_| StoreError::ShuttingDown),
+            None => Err(StoreError::ShuttingDown),
+        }
+    }
+
+    /// Runs a write on the writer thread, in order with appends.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Write(Box::new(move |conn| {
+            let _ = reply.send(f(conn));
+        })))?;
+        rx.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    /// Runs a read on a pooled connection, off the async threads.
+    async fn read_with<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.with(f))
+            .await
+            .map_err(|_| StoreError::ShuttingDown)?
+    }
+}
+
+#[async_trait]
+impl EventLog for SqliteStore {
+    async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Append { events, reply })?;
+        rx.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    async fn read(&self, q: ReadQuery) -> Result<Vec<StoredEvent>> {
+        self.read_with(move |conn| {
+            // Globs translate directly: SQLite GLOB has the same `*` and `?`, and type names
+            // cannot contain its other metacharacters (validated in core).
+            let globs: Vec<&String> = if q.filter.is_all() { Vec::new() } else { q.filter.patterns().iter().collect() };
+            let mut sql = String::from(
+                "SELECT seq, id, type, body FROM events WHERE tenant_id = ?1 AND seq > ?2",
+            );
+            if !globs.is_empty() {
+                sql.push_str(" AND (");
+                for i in 0..globs.len() {
+                    if i > 0 {
+                        sql.push_str(" OR ");
+                    }
+                    sql.push_str(&format!("type GLOB ?{}", i + 4));
+                }
+                sql.push(')');
+            }
+            sql.push_str(" ORDER BY seq LIMIT ?3");
+            let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::sqlite("preparing read"))?;
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(3 + globs.len());
+            let after = q.after.min(i64::MAX as u64) as i64;
+            let limit = q.limit as i64;
+            values.push(&q.tenant);
+            values.push(&after);
+            values.push(&limit);
+            for g in &globs {
+                values.push(*g);
+            }
+            let rows = stmt
+                .query_map(values.as_slice(), |r| {
+                    Ok(StoredEvent {
+                        tenant_id: q.tenant.clone(),
+                        offset: r.get::<_, i64>(0)? as u64,
+                        id: r.get(1)?,
+                        event_type: r.get(2)?,
+                        body: r.get(3)?,
+                    })
+                })
+                .map_err(StoreError::sqlite("reading events"))?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite("reading events"))
+        })
+        .await
+    }
+
+    async fn head(&self, tenant: &str) -> Result<u64> {
+        let tenant = tenant.to_owned();
+        self.read_with(move |conn| {
+            let head: Option<i64> = conn
+                .query_row("SELECT head FROM tenants WHERE id = ?1", [&tenant], |r| r.get(0))
+                .optional()
+                .map_err(StoreError::sqlite("reading tenant head"))?;
+            Ok(head.unwrap_or(0) as u64)
+        })
+        .await
+    }
+
+    fn subscribe(&self, tenant: &str) -> watch::Receiver<u64> {
+        self.notifier.subscribe(tenant)
+    }
+}
+
+#[async_trait]
+impl Cursors for SqliteStore {
+    async fn cursor(&self, consumer: &str, tenant: &str) -> Result<Option<u64>> {
+        let (consumer, tenant) = (consumer.to_owned(), tenant.to_owned());
+        self.read_with(move |conn| {
+            conn.query_row(
+                "SELECT position FROM cursors WHERE consumer = ?1 AND tenant_id = ?2",
+                [&consumer, &tenant],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|o| o.map(|p| p as u64))
+            .map_err(StoreError::sqlite("reading a cursor"))
+        })
+        .await
+    }
+
+    async fn commit_cursor(&self, consumer: &str, tenant: &str, offset: u64) -> Result<()> {
+        let (consumer, tenant) = (consumer.to_owned(), tenant.to_owned());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO cursors (consumer, tenant_id, position, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (consumer, tenant_id) DO UPDATE
+                 SET position = max(position, excluded.position), updated_at = excluded.updated_at",
+                params![consumer, tenant, offset as i64, auditrelay_core::time::now_rfc3339()],
+            )
+            .map_err(StoreError::sqlite("committing a cursor"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reset_cursor(&self, consumer: &str, tenant: &str, offset: u64) -> Result<()> {
+        let (consumer, tenant) = (consumer.to_owned(), tenant.to_owned());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO cursors (consumer, tenant_id, position, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (consumer, tenant_id) DO UPDATE
+                 SET position = excluded.position, updated_at = excluded.updated_at",
+                params![consumer, tenant, offset as i64, auditrelay_core::time::now_rfc3339()],
+            )
+            .map_err(StoreError::sqlite("resetting a cursor"))?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn tenant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
+    Ok(Tenant {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        created_at: r.get(2)?,
+    })
+}
+
+const KEY_COLUMNS: &str = "id, tenant_id, name, scopes, hash, created_at, last_used_at, revoked_at";
+
+fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
+    let scopes: String = r.get(3)?;
+    let hash: Vec<u8> = r.get(4)?;
+    Ok(ApiKey {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        name: r.get(2)?,
+        scopes: scopes.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        hash: hash.as_slice().try_into().unwrap_or([0; 32]),
+        created_at: r.get(5)?,
+        last_used_at: r.get(6)?,
+        revoked_at: r.get(7)?,
+    })
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+#[async_trait]
+impl Catalog for SqliteStore {
+    async fn create_tenant(&self, id: &str, name: &str) -> Result<Tenant> {
+        let tenant = Tenant {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            created_at: auditrelay_core::time::now_rfc3339(),
+        };
+        let t = tenant.clone();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO tenants (id, name, created_at, head) VALUES (?1, ?2, ?3, 0)",
+                params![t.id, t.name, t.created_at],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("tenant `{}` already exists", t.id))
+                } else {
+                    StoreError::Sqlite {
+                        context: "creating a tenant",
+                        source: e,
+                    }
+                }
+            })?;
+            Ok(())
+        })
+        .await?;
+        Ok(tenant)
+    }
+
+    async fn tenant(&self, id: &str) -> Result<Option<Tenant>> {
+        let id = id.to_owned();
+        self.read_with(move |conn| {
+            conn.query_row("SELECT id, name, created_at FROM tenants WHERE id = ?1", [&id], tenant_row)
+                .optional()
+                .map_err(StoreError::sqlite("reading a tenant"))
+        })
+        .await
+    }
+
+    async fn list_tenants(&self, after: Option<&str>, limit: usize) -> Result<Vec<Tenant>> {
+        let after = after.unwrap_or("").to_owned();
+        self.read_with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, name, created_at FROM tenants WHERE id > ?1 ORDER BY id LIMIT ?2")
+                .map_err(StoreError::sqlite("preparing tenant list"))?;
+            let rows = stmt
+                .query_map(params![after, limit as i64], tenant_row)
+                .map_err(StoreError::sqlite("listing tenants"))?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite("listing tenants"))
+        })
+        .await
+    }
+
+    async fn create_key(&self, key: NewApiKey) -> Result<ApiKey> {
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO api_keys (id, tenant_id, name, scopes, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![key.id, key.tenant_id, key.name, key.scopes.join(","), key.hash.as_slice(), key.created_at],
+            )
+            .map_err(|e| match &e {
+                rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+                    StoreError::UnknownTenant(key.tenant_id.clone())
+                }
+                _ => StoreError::Sqlite {
+                    context: "creating a key",
+                    source: e,
+                },
+            })?;
+            Ok(ApiKey {
+                id: key.id,
+                tenant_id: key.tenant_id,
+                name: key.name,
+                scopes: key.scopes,
+                hash: key.hash,
+                created_at: key.created_at,
+                last_used_at: None,
+                revoked_at: None,
+            })
+        })
+        .await
+    }
+
+    async fn key_by_hash(&self, hash: [u8; 32]) -> Result<Option<ApiKey>> {
+        self.read_with(move |conn| {
+            conn.query_row(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1"),
+                [hash.as_slice()],
+                key_row,
+            )
+            .optional()
+            .map_err(StoreError::sqlite("looking up a key"))
+        })
+        .await
+    }
+
+    async fn list_keys(&self, tenant: &str, after: Option<&str>, limit: usize) -> Result<Vec<ApiKey>> {
+        let tenant = tenant.to_owned();
+        let after = after.unwrap_or("").to_owned();
+        self.read_with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+                ))
+                .map_err(StoreError::sqlite("preparing key list"))?;
+            let rows = stmt
+                .query_map(params![tenant, after, limit as i64], key_row)
+                .map_err(StoreError::sqlite("listing keys"))?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite("listing keys"))
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, tenant: &str, key_id: &str) -> Result<bool> {
+        let (tenant, key_id) = (tenant.to_owned(), key_id.to_owned());
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?3) WHERE tenant_id = ?1 AND id = ?2",
+                    params![tenant, key_id, auditrelay_core::time::now_rfc3339()],
+                )
+                .map_err(StoreError::sqlite("revoking a key"))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn touch_key(&self, key_id: &str, at: &str) -> Result<()> {
+        let (key_id, at) = (key_id.to_owned(), at.to_owned());
+        self.write(move |conn| {
+            conn.execute("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1", params![key_id, at])
+                .map_err(StoreError::sqlite("recording key use"))?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        self.read_with(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(StoreError::sqlite("pinging the database"))
+        })
+        .await?;
+        // The writer must be alive too, or appends would hang.
+        self.write(|_| Ok(())).await
+    }
+
+    async fn close(&self) {
+        let sender = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(sender);
+        let handle = self.writer_thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
