@@ -27,17 +27,13 @@ pub struct Target {
 
 impl Target {
     pub fn parse(base: &str) -> Result<Self> {
-        let uri: Uri = base
-            .parse()
-            .with_context(|| format!("invalid --url {base:?}"))?;
+        let uri: Uri = base.parse().with_context(|| format!("invalid --url {base:?}"))?;
         match uri.scheme_str() {
             Some("http") => {}
             Some(other) => bail!("--url scheme {other:?} is not supported (plain http only)"),
             None => bail!("--url {base:?} needs a scheme, e.g. http://127.0.0.1:8080"),
         }
-        let authority = uri
-            .authority()
-            .with_context(|| format!("--url {base:?} has no host"))?;
+        let authority = uri.authority().with_context(|| format!("--url {base:?} has no host"))?;
         let host = authority.host().trim_matches(['[', ']']).to_string();
         let port = authority.port_u16().unwrap_or(80);
         let prefix = uri.path().trim_end_matches('/').to_string();
@@ -66,8 +62,7 @@ pub struct Auth(HeaderValue);
 
 impl Auth {
     pub fn bearer(token: &str) -> Result<Self> {
-        let mut v = HeaderValue::from_str(&format!("Bearer {token}"))
-            .context("token is not a valid header value")?;
+        let mut v = HeaderValue::from_str(&format!("Bearer {token}")).context("token is not a valid header value")?;
         v.set_sensitive(true);
         Ok(Self(v))
     }
@@ -93,13 +88,8 @@ pub struct Resp {
 
 impl Resp {
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).with_context(|| {
-            format!(
-                "unexpected body for status {}: {}",
-                self.status,
-                self.body_snippet()
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .with_context(|| format!("unexpected body for status {}: {}", self.status, self.body_snippet()))
     }
 
     pub fn body_snippet(&self) -> String {
@@ -160,11 +150,7 @@ impl Conn {
             None => Full::new(Bytes::new()),
         };
         let req = req.body(body).context("build request")?;
-        let resp = self
-            .sender
-            .send_request(req)
-            .await
-            .context("send request")?;
+        let resp = self.sender.send_request(req).await.context("send request")?;
         let status = resp.status();
         let body = resp
             .into_body()
@@ -180,8 +166,7 @@ impl Conn {
     }
 
     pub async fn post_json(&mut self, path: &str, auth: &Auth, body: Bytes) -> Result<Resp> {
-        self.send(Method::POST, path, Some(auth), Some((JSON, body)))
-            .await
+        self.send(Method::POST, path, Some(auth), Some((JSON, body))).await
     }
 }
 

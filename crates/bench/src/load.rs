@@ -261,8 +261,7 @@ async fn worker(
         let first = counter.fetch_add(batch as u64, Ordering::Relaxed);
         let body = body(first, batch);
         let started = Instant::now();
-        let res =
-            tokio::time::timeout(REQUEST_TIMEOUT, c.post_json("/v1/events", &auth, body)).await;
+        let res = tokio::time::timeout(REQUEST_TIMEOUT, c.post_json("/v1/events", &auth, body)).await;
         let done = Instant::now();
         let in_window = done >= window.t0 && done <= window.t1;
         let resp = match res {

@@ -67,12 +67,7 @@ struct Cli {
     scenarios: Vec<Scenario>,
 
     /// Scenarios to run, comma-separated (default: all).
-    #[arg(
-        long = "scenario",
-        value_name = "SCENARIO",
-        value_enum,
-        value_delimiter = ','
-    )]
+    #[arg(long = "scenario", value_name = "SCENARIO", value_enum, value_delimiter = ',')]
     scenario_flag: Vec<Scenario>,
 
     /// Server binary to start [default: `auditrelay` next to this binary,
@@ -169,9 +164,7 @@ fn main() {
         std::process::exit(1);
     }
     let rt = if cli.client_threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cli.client_threads)
@@ -224,9 +217,7 @@ struct CreatedKey {
 async fn setup(target: &Arc<Target>, operator: &Auth, tenant: &str) -> Result<Auth> {
     let mut conn = Conn::connect(target.clone()).await?;
     let body = serde_json::json!({"id": tenant, "name": "Bench"}).to_string();
-    let resp = conn
-        .post_json("/v1/tenants", operator, Bytes::from(body))
-        .await?;
+    let resp = conn.post_json("/v1/tenants", operator, Bytes::from(body)).await?;
     match resp.status {
         StatusCode::CREATED => {}
         StatusCode::CONFLICT => eprintln!("tenant {tenant:?} exists; reusing it"),
@@ -234,11 +225,7 @@ async fn setup(target: &Arc<Target>, operator: &Auth, tenant: &str) -> Result<Au
     }
     let body = serde_json::json!({"name": "bench", "scopes": ["ingest", "read"]}).to_string();
     let resp = conn
-        .post_json(
-            &format!("/v1/tenants/{tenant}/keys"),
-            operator,
-            Bytes::from(body),
-        )
+        .post_json(&format!("/v1/tenants/{tenant}/keys"), operator, Bytes::from(body))
         .await?;
     if resp.status != StatusCode::CREATED {
         bail!(
@@ -301,19 +288,11 @@ async fn run(cli: Cli) -> Result<bool> {
                 None => "sqlite",
             };
             let target = server.target.clone();
-            (
-                Some(server),
-                target,
-                Auth::bearer(&token)?,
-                mode.to_string(),
-            )
+            (Some(server), target, Auth::bearer(&token)?, mode.to_string())
         }
     };
 
-    let result = run_scenarios(
-        &cli, &scenarios, &target, &operator, &server, duration, warmup,
-    )
-    .await;
+    let result = run_scenarios(&cli, &scenarios, &target, &operator, &server, duration, warmup).await;
 
     // Measure and stop the server even when a scenario failed.
     let peak_rss = server.as_ref().and_then(Server::peak_rss_bytes);
@@ -329,10 +308,9 @@ async fn run(cli: Cli) -> Result<bool> {
     let mut report = result?;
     if let Some(stop) = &stop {
         if !stop.exited_zero() {
-            report.failures.push(format!(
-                "server did not exit 0 on SIGTERM: {}",
-                stop.describe()
-            ));
+            report
+                .failures
+                .push(format!("server did not exit 0 on SIGTERM: {}", stop.describe()));
             if let Some(tail) = &log_tail {
                 eprintln!("server log tail:\n{tail}");
             }
@@ -466,8 +444,7 @@ fn mib(bytes: u64) -> String {
 }
 
 fn opt_pct(v: Option<f64>) -> String {
-    v.map(|v| format!("{:.0}%", v))
-        .unwrap_or_else(|| "-".into())
+    v.map(|v| format!("{:.0}%", v)).unwrap_or_else(|| "-".into())
 }
 
 fn print_table(
@@ -491,20 +468,9 @@ fn print_table(
     println!();
     println!(
         "{:<11} {:>11} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8}",
-        "scenario",
-        "events/s",
-        "req/s",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "errors",
-        "srv cpu",
-        "cli cpu"
+        "scenario", "events/s", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "srv cpu", "cli cpu"
     );
-    for (name, r) in [
-        ("ingest-1", &report.ingest1),
-        ("ingest-100", &report.ingest100),
-    ] {
+    for (name, r) in [("ingest-1", &report.ingest1), ("ingest-100", &report.ingest100)] {
         if let Some(r) = r {
             println!(
                 "{:<11} {:>11} {:>10} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>8} {:>8}",
@@ -557,11 +523,7 @@ fn print_table(
             "SIGTERM: {} after {} ms{}",
             s.describe(),
             s.shutdown_time.as_millis(),
-            if s.exited_zero() {
-                ""
-            } else {
-                "  <-- NOT CLEAN"
-            }
+            if s.exited_zero() { "" } else { "  <-- NOT CLEAN" }
         );
     }
     for f in &report.failures {

@@ -76,8 +76,7 @@ mod tests {
 
     #[test]
     fn parses_stat_with_odd_command_names() {
-        let line =
-            "1234 (a b) c)) S 1 1234 1234 0 -1 4194304 100 0 0 0 250 75 0 0 20 0 4 0 1000 0 0";
+        let line = "1234 (a b) c)) S 1 1234 1234 0 -1 4194304 100 0 0 0 250 75 0 0 20 0 4 0 1000 0 0";
         assert_eq!(parse_stat_cpu_ticks(line), Some(325));
         assert_eq!(parse_stat_cpu_ticks("garbage"), None);
     }

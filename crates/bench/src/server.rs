@@ -103,12 +103,8 @@ impl Server {
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("spawn {}", opts.bin.display()))?;
-        let pid = child
-            .id()
-            .context("server exited before its pid could be read")?;
+        let child = cmd.spawn().with_context(|| format!("spawn {}", opts.bin.display()))?;
+        let pid = child.id().context("server exited before its pid could be read")?;
         let target = Arc::new(Target::parse(&format!("http://{listen}"))?);
         let (tempdir, data_dir) = if opts.keep_data {
             let kept = tempdir.keep();

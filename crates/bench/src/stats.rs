@@ -21,8 +21,7 @@ impl Samples {
     }
 
     pub fn record(&mut self, d: Duration) {
-        self.micros
-            .push(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        self.micros.push(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     }
 
     #[cfg(test)]

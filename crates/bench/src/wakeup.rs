@@ -91,11 +91,7 @@ async fn append(conn: &mut Conn, auth: &Auth, n: u64) -> Result<u64> {
 
 fn append_offset(resp: &Resp) -> Result<u64> {
     if resp.status != StatusCode::ACCEPTED {
-        bail!(
-            "POST /v1/events answered {}: {}",
-            resp.status,
-            resp.body_snippet()
-        );
+        bail!("POST /v1/events answered {}: {}", resp.status, resp.body_snippet());
     }
     let a: AppendAnswer = resp.json()?;
     match (a.accepted, a.events.as_slice()) {
@@ -106,11 +102,7 @@ fn append_offset(resp: &Resp) -> Result<u64> {
 
 fn poll_answer(resp: &Resp) -> Result<PollAnswer> {
     if resp.status != StatusCode::OK {
-        bail!(
-            "GET /v1/events answered {}: {}",
-            resp.status,
-            resp.body_snippet()
-        );
+        bail!("GET /v1/events answered {}: {}", resp.status, resp.body_snippet());
     }
     resp.json()
 }
@@ -119,9 +111,7 @@ pub async fn run(target: Arc<Target>, auth: Auth, cfg: WakeupConfig) -> Result<W
     let mut writer = Conn::connect(target.clone()).await?;
     let mut reader = Some(Conn::connect(target.clone()).await?);
     // The head of the log: append one event and start after it.
-    let mut head = append(&mut writer, &auth, 0)
-        .await
-        .context("wakeup: initial append")?;
+    let mut head = append(&mut writer, &auth, 0).await.context("wakeup: initial append")?;
 
     let mut wakeup = Samples::with_capacity(cfg.iterations);
     let mut append_lat = Samples::with_capacity(cfg.iterations);
@@ -160,10 +150,7 @@ pub async fn run(target: Arc<Target>, auth: Auth, cfg: WakeupConfig) -> Result<W
             early_returns += 1;
             match r.and_then(|r| poll_answer(&r)) {
                 Ok(a) => head = a.next_cursor.max(head),
-                Err(e) => note(
-                    &mut errors,
-                    format!("iteration {i}: early long-poll: {e:#}"),
-                ),
+                Err(e) => note(&mut errors, format!("iteration {i}: early long-poll: {e:#}")),
             }
             continue;
         }

@@ -74,11 +74,7 @@ impl ConnectionArgs {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(invalid("must not have a query or fragment".into()));
         }
-        let joined = format!(
-            "{}/{}",
-            url.path().trim_end_matches('/'),
-            path.trim_start_matches('/')
-        );
+        let joined = format!("{}/{}", url.path().trim_end_matches('/'), path.trim_start_matches('/'));
         url.set_path(&joined);
         if let Some(tenant) = &self.tenant {
             url.query_pairs_mut().append_pair("tenant", tenant);

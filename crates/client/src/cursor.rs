@@ -35,13 +35,10 @@ pub fn read_cursor_file(path: &Path) -> Result<Option<u64>, CursorFileError> {
         }
     };
     let trimmed = text.trim();
-    trimmed
-        .parse::<u64>()
-        .map(Some)
-        .map_err(|_| CursorFileError::Invalid {
-            path: path.to_path_buf(),
-            found: trimmed.chars().take(40).collect(),
-        })
+    trimmed.parse::<u64>().map(Some).map_err(|_| CursorFileError::Invalid {
+        path: path.to_path_buf(),
+        found: trimmed.chars().take(40).collect(),
+    })
 }
 
 /// Stores `offset` in `path` atomically: written to a temporary file in the same directory,
@@ -53,12 +50,9 @@ pub fn write_cursor_file(path: &Path, offset: u64) -> Result<(), CursorFileError
         path: path.to_path_buf(),
         source,
     };
-    let file_name = path.file_name().ok_or_else(|| {
-        wrap(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the path has no file name",
-        ))
-    })?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| wrap(io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name")))?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -115,15 +109,9 @@ mod tests {
         fs::write(&path, "  17\r\n").expect("write");
         assert_eq!(read_cursor_file(&path).ok(), Some(Some(17)));
         fs::write(&path, "").expect("write");
-        assert!(matches!(
-            read_cursor_file(&path),
-            Err(CursorFileError::Invalid { .. })
-        ));
+        assert!(matches!(read_cursor_file(&path), Err(CursorFileError::Invalid { .. })));
         fs::write(&path, "-3").expect("write");
-        assert!(matches!(
-            read_cursor_file(&path),
-            Err(CursorFileError::Invalid { .. })
-        ));
+        assert!(matches!(read_cursor_file(&path), Err(CursorFileError::Invalid { .. })));
     }
 
     #[test]

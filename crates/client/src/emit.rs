@@ -277,7 +277,8 @@ pub enum EmitError {
         /// The failed request's input events (0-based indexes).
         events: Range<usize>,
         summary: EmitSummary,
-        cause: RequestFailure,
+        /// Boxed: it is large, and the error type is returned on every path.
+        cause: Box<RequestFailure>,
     },
 }
 
@@ -375,7 +376,7 @@ pub async fn emit_events(
                 batches: batches.len(),
                 events: range.clone(),
                 summary: summary.clone(),
-                cause,
+                cause: Box::new(cause),
             })?;
         let report = BatchReport {
             batch: n + 1,
@@ -570,10 +571,7 @@ mod tests {
             last_offset: Some(1234),
         };
         assert_eq!(s.to_string(), "emitted 1234 events (2 duplicates), offsets 1..1234");
-        assert_eq!(
-            EmitSummary::default().to_string(),
-            "emitted 0 events (0 duplicates)"
-        );
+        assert_eq!(EmitSummary::default().to_string(), "emitted 0 events (0 duplicates)");
     }
 
     #[test]
@@ -589,12 +587,12 @@ mod tests {
                 first_offset: Some(1),
                 last_offset: Some(1000),
             },
-            cause: RequestFailure::Api(ApiError {
+            cause: Box::new(RequestFailure::Api(ApiError {
                 status: 400,
                 code: "invalid_event".into(),
                 message: "bad type".into(),
                 detail: Some(serde_json::json!({"index": 5, "field": "type"})),
-            }),
+            })),
         };
         assert_eq!(
             err.to_string(),

@@ -55,10 +55,7 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
         h.insert(RETRY_AFTER, "99999".parse().expect("header"));
         assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
-        h.insert(
-            RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("header"),
-        );
+        h.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("header"));
         assert_eq!(retry_after(&h), None);
     }
 }

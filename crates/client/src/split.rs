@@ -56,8 +56,7 @@ pub fn split_events(text: &str) -> Result<Vec<String>, SplitError> {
 }
 
 fn split_array(text: &str) -> Result<Vec<String>, SplitError> {
-    let items: Vec<&RawValue> =
-        serde_json::from_str(text).map_err(|e| SplitError::from_json(&e, 1))?;
+    let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| SplitError::from_json(&e, 1))?;
     items
         .into_iter()
         .enumerate()
@@ -96,11 +95,7 @@ fn split_stream(text: &str) -> Result<Vec<String>, SplitError> {
         .map(str::trim)
         .find(|l| !l.is_empty())
         .is_some_and(|l| serde_json::from_str::<&RawValue>(l).is_ok());
-    Err(if first_line_is_value {
-        ndjson_err
-    } else {
-        stream_err
-    })
+    Err(if first_line_is_value { ndjson_err } else { stream_err })
 }
 
 fn split_ndjson(text: &str) -> Result<Vec<String>, SplitError> {

@@ -78,8 +78,8 @@ impl TailArgs {
             pretty: self.pretty,
             ..TailOptions::default()
         };
-        let client = http_client(Duration::from_secs(opts.wait) + TIMEOUT_MARGIN)
-            .context("building the HTTP client")?;
+        let client =
+            http_client(Duration::from_secs(opts.wait) + TIMEOUT_MARGIN).context("building the HTTP client")?;
 
         let shutdown = CancellationToken::new();
         let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -370,11 +370,7 @@ fn render(buf: &mut Vec<u8>, event: &RawValue, pretty: bool) {
     buf.push(b'\n');
 }
 
-async fn poll(
-    client: &reqwest::Client,
-    url: reqwest::Url,
-    token: &str,
-) -> Result<Page, PollFailure> {
+async fn poll(client: &reqwest::Client, url: reqwest::Url, token: &str) -> Result<Page, PollFailure> {
     let resp = client
         .get(url)
         .bearer_auth(token)
@@ -400,6 +396,5 @@ async fn poll(
         .bytes()
         .await
         .map_err(|e| PollFailure::Transient(error_chain(&e), None))?;
-    serde_json::from_slice::<Page>(&body)
-        .map_err(|e| PollFailure::Fatal(TailError::BadResponse(e.to_string())))
+    serde_json::from_slice::<Page>(&body).map_err(|e| PollFailure::Fatal(TailError::BadResponse(e.to_string())))
 }

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use auditrelay_client::{
-    emit_reader, http_client, tail_to, write_cursor_file, Backoff, ConnectionArgs,
-    EmitError, EmitOptions, RequestFailure, TailError, TailOptions,
+    emit_reader, http_client, tail_to, write_cursor_file, Backoff, ConnectionArgs, EmitError, EmitOptions,
+    RequestFailure, TailError, TailOptions,
 };
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -59,10 +59,7 @@ fn scripted(m: &mut Mock) -> Option<Response> {
 }
 
 fn header(h: &HeaderMap, name: &str) -> String {
-    h.get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
+    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
 }
 
 async fn post_events(
@@ -150,10 +147,7 @@ async fn get_events(
                 .cloned()
                 .collect();
             if !events.is_empty() || wait == 0 {
-                let next = events
-                    .last()
-                    .and_then(|e| e["offset"].as_u64())
-                    .unwrap_or(after);
+                let next = events.last().and_then(|e| e["offset"].as_u64()).unwrap_or(after);
                 return axum::Json(json!({"events": events, "next_cursor": next})).into_response();
             }
         }
@@ -171,9 +165,7 @@ async fn serve_on(listener: tokio::net::TcpListener, state: Shared) {
 
 async fn start() -> (Shared, SocketAddr) {
     let state = Shared::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(serve_on(listener, state.clone()));
     (state, addr)
@@ -241,21 +233,13 @@ fn output_lines(out: &[u8]) -> Vec<Value> {
 async fn emit_sends_batches_with_auth_tenant_and_ndjson() {
     let (state, addr) = start().await;
     let input = ndjson(25, false);
-    let summary = emit_reader(
-        &client(),
-        &conn(addr, Some("acme")),
-        input.as_bytes(),
-        &emit_opts(10),
-    )
-    .await
-    .expect("emit");
+    let summary = emit_reader(&client(), &conn(addr, Some("acme")), input.as_bytes(), &emit_opts(10))
+        .await
+        .expect("emit");
     assert_eq!(summary.accepted, 25);
     assert_eq!(summary.requests, 3);
     assert_eq!((summary.first_offset, summary.last_offset), (Some(1), Some(25)));
-    assert_eq!(
-        summary.to_string(),
-        "emitted 25 events (0 duplicates), offsets 1..25"
-    );
+    assert_eq!(summary.to_string(), "emitted 25 events (0 duplicates), offsets 1..25");
     let m = lock(&state);
     assert_eq!(m.seen.iter().map(|s| s.lines).collect::<Vec<_>>(), [10, 10, 5]);
     for s in &m.seen {
@@ -336,14 +320,9 @@ async fn emit_500_is_retried_only_when_every_event_has_an_id() {
     assert_eq!(lock(&state).seen.len(), 1);
 
     lock(&state).script.push_back(Some((500, None, boom)));
-    let summary = emit_reader(
-        &client(),
-        &conn(addr, None),
-        ndjson(3, true).as_bytes(),
-        &emit_opts(10),
-    )
-    .await
-    .expect("events with ids are safe to re-send");
+    let summary = emit_reader(&client(), &conn(addr, None), ndjson(3, true).as_bytes(), &emit_opts(10))
+        .await
+        .expect("events with ids are safe to re-send");
     assert_eq!(summary.accepted, 3);
     assert_eq!(lock(&state).seen.len(), 3);
 }
@@ -380,7 +359,7 @@ async fn emit_error_reports_server_message_and_what_was_accepted() {
             assert_eq!((*batch, *batches, events.clone()), (2, 3, 10..20));
             assert_eq!(summary.accepted, 10);
             assert_eq!((summary.first_offset, summary.last_offset), (Some(1), Some(10)));
-            match cause {
+            match cause.as_ref() {
                 RequestFailure::Api(api) => {
                     assert_eq!((api.status, api.code.as_str()), (400, "invalid_event"))
                 }
@@ -411,11 +390,10 @@ async fn emit_connection_refused_is_retried_then_reported() {
         .await
         .expect_err("nothing listens");
     match &err {
-        EmitError::Failed {
-            cause: RequestFailure::Transport(_),
-            summary,
-            ..
-        } => assert_eq!(summary.accepted, 0),
+        EmitError::Failed { cause, summary, .. } => {
+            assert!(matches!(cause.as_ref(), RequestFailure::Transport(_)), "{cause}");
+            assert_eq!(summary.accepted, 0);
+        }
         other => panic!("unexpected {other}"),
     }
 }
@@ -451,10 +429,7 @@ async fn tail_no_follow_pages_through_and_resumes_from_cursor_file() {
     let lines = output_lines(&out);
     let offsets: Vec<u64> = lines.iter().filter_map(|e| e["offset"].as_u64()).collect();
     assert_eq!(offsets, (1..=25).collect::<Vec<_>>());
-    assert_eq!(
-        std::fs::read_to_string(&cursor).expect("cursor").trim(),
-        "25"
-    );
+    assert_eq!(std::fs::read_to_string(&cursor).expect("cursor").trim(), "25");
     {
         let m = lock(&state);
         let gets: Vec<&Seen> = m.seen.iter().filter(|s| s.method == "GET").collect();
@@ -473,19 +448,13 @@ async fn tail_no_follow_pages_through_and_resumes_from_cursor_file() {
     )
     .await
     .expect("emit");
-    let opts = TailOptions {
-        after: 25,
-        ..opts
-    };
+    let opts = TailOptions { after: 25, ..opts };
     let mut out = Vec::new();
     let done = tail_to(&client(), &conn(addr, None), &opts, &mut out, &CancellationToken::new())
         .await
         .expect("tail again");
     assert_eq!((done.printed, done.cursor), (3, 28));
-    assert_eq!(
-        std::fs::read_to_string(&cursor).expect("cursor").trim(),
-        "28"
-    );
+    assert_eq!(std::fs::read_to_string(&cursor).expect("cursor").trim(), "28");
 }
 
 #[tokio::test]
@@ -521,8 +490,10 @@ async fn tail_forwards_types_and_retries_transient_errors() {
         gets[0].query.get("types").map(String::as_str),
         Some("test.*,other.thing")
     );
-    assert!(gets.iter().all(|g| g.query.get("after").map(String::as_str) == Some("0")
-        || g.query.get("after").map(String::as_str) == Some("5")));
+    assert!(gets
+        .iter()
+        .all(|g| g.query.get("after").map(String::as_str) == Some("0")
+            || g.query.get("after").map(String::as_str) == Some("5")));
 }
 
 #[tokio::test]
@@ -592,7 +563,10 @@ async fn tail_follow_survives_a_missing_server_and_stops_on_shutdown() {
                 .await
                 .expect("emit 2");
             for _ in 0..200 {
-                if std::fs::read_to_string(&cursor).map(|s| s.trim() == "15").unwrap_or(false) {
+                if std::fs::read_to_string(&cursor)
+                    .map(|s| s.trim() == "15")
+                    .unwrap_or(false)
+                {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -602,15 +576,9 @@ async fn tail_follow_survives_a_missing_server_and_stops_on_shutdown() {
     };
     let mut out = Vec::new();
     let (tail_client, tail_conn) = (client(), conn(addr, None));
-    let (result, ()) = tokio::join!(
-        tail_to(&tail_client, &tail_conn, &opts, &mut out, &shutdown),
-        driver
-    );
+    let (result, ()) = tokio::join!(tail_to(&tail_client, &tail_conn, &opts, &mut out, &shutdown), driver);
     let done = result.expect("tail ends cleanly on shutdown");
     assert_eq!((done.printed, done.cursor), (15, 15));
-    let offsets: Vec<u64> = output_lines(&out)
-        .iter()
-        .filter_map(|e| e["offset"].as_u64())
-        .collect();
+    let offsets: Vec<u64> = output_lines(&out).iter().filter_map(|e| e["offset"].as_u64()).collect();
     assert_eq!(offsets, (1..=15).collect::<Vec<_>>());
 }

@@ -30,9 +30,8 @@ impl TypeFilter {
         for p in patterns {
             let ok = !p.is_empty()
                 && p.len() <= 128
-                && p.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-*?".contains(&b)
-                });
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-*?".contains(&b));
             if !ok {
                 return Err(GlobError { pattern: p.to_owned() });
             }
@@ -50,7 +49,11 @@ impl TypeFilter {
     }
 
     pub fn matches(&self, event_type: &str) -> bool {
-        self.is_all() || self.patterns.iter().any(|p| glob_match(p.as_bytes(), event_type.as_bytes()))
+        self.is_all()
+            || self
+                .patterns
+                .iter()
+                .any(|p| glob_match(p.as_bytes(), event_type.as_bytes()))
     }
 }
 

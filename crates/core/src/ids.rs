@@ -14,8 +14,7 @@ pub fn new_prefixed_id(prefix: &str) -> String {
 pub fn is_valid_tenant_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
@@ -24,9 +23,8 @@ pub fn is_valid_tenant_id(s: &str) -> bool {
 pub fn is_valid_event_type(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-' || b == b'.'
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-' || b == b'.')
         && s.contains('.')
         && s.split('.').all(|seg| !seg.is_empty())
 }
@@ -46,7 +44,17 @@ mod tests {
             assert!(is_valid_event_type(ok), "{ok}");
         }
         let long = format!("a.{}", "b".repeat(127));
-        for bad in ["", "login", "Auth.login", "a..b", ".a", "a.", "a b.c", "a/b.c", long.as_str()] {
+        for bad in [
+            "",
+            "login",
+            "Auth.login",
+            "a..b",
+            ".a",
+            "a.",
+            "a b.c",
+            "a/b.c",
+            long.as_str(),
+        ] {
             assert!(!is_valid_event_type(bad), "{bad}");
         }
     }

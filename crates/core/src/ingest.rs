@@ -57,9 +57,7 @@ impl IngestError {
     pub fn is_too_large(&self) -> bool {
         matches!(
             self,
-            IngestError::EventTooLarge { .. }
-                | IngestError::TooManyEvents { .. }
-                | IngestError::RequestTooLarge { .. }
+            IngestError::EventTooLarge { .. } | IngestError::TooManyEvents { .. } | IngestError::RequestTooLarge { .. }
         )
     }
 
@@ -195,10 +193,23 @@ mod tests {
         let err = parse(r#"[{"type":"a.b"},{"type":"BAD"}]"#, BodyFormat::Json).unwrap_err();
         assert!(matches!(err, IngestError::InvalidEvent { index: 1, ref field, .. } if field == "type"));
         let err = parse("{\"type\":\"a.b\"}\n{nope", BodyFormat::Ndjson).unwrap_err();
-        assert!(matches!(err, IngestError::MalformedJson { index: Some(1), line: 2, .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                IngestError::MalformedJson {
+                    index: Some(1),
+                    line: 2,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         assert_eq!(parse("[]", BodyFormat::Json).unwrap_err(), IngestError::Empty);
         assert_eq!(parse("  ", BodyFormat::Json).unwrap_err(), IngestError::Empty);
-        assert!(matches!(parse("42", BodyFormat::Json).unwrap_err(), IngestError::MalformedJson { .. }));
+        assert!(matches!(
+            parse("42", BodyFormat::Json).unwrap_err(),
+            IngestError::MalformedJson { .. }
+        ));
         assert!(matches!(
             parse_request(b"{\"type\":\"a.\xff\"}", BodyFormat::Json, &Limits::default()).unwrap_err(),
             IngestError::InvalidUtf8 { byte_offset: 11 }
@@ -209,16 +220,24 @@ mod tests {
     fn limits() {
         let limits = Limits::default();
         let big = format!(r#"{{"type":"a.b","metadata":{{"x":"{}"}}}}"#, "y".repeat(70_000));
-        assert!(matches!(parse(&big, BodyFormat::Json).unwrap_err(), IngestError::EventTooLarge { index: 0, .. }));
+        assert!(matches!(
+            parse(&big, BodyFormat::Json).unwrap_err(),
+            IngestError::EventTooLarge { index: 0, .. }
+        ));
         let many = format!("[{}]", vec![r#"{"type":"a.b"}"#; 10_001].join(","));
-        assert!(matches!(parse(&many, BodyFormat::Json).unwrap_err(), IngestError::TooManyEvents { count: 10_001, .. }));
+        assert!(matches!(
+            parse(&many, BodyFormat::Json).unwrap_err(),
+            IngestError::TooManyEvents { count: 10_001, .. }
+        ));
         let many_nd = vec![r#"{"type":"a.b"}"#; 10_001].join("\n");
         assert!(matches!(
             parse(&many_nd, BodyFormat::Ndjson).unwrap_err(),
             IngestError::TooManyEvents { count: 10_001, .. }
         ));
         let huge = vec![b' '; limits.max_request_bytes + 1];
-        assert!(parse_request(&huge, BodyFormat::Json, &limits).unwrap_err().is_too_large());
+        assert!(parse_request(&huge, BodyFormat::Json, &limits)
+            .unwrap_err()
+            .is_too_large());
     }
 
     #[test]
@@ -227,10 +246,17 @@ mod tests {
         // 200 KB of brackets: refused (as too large for one event) without recursing.
         assert!(parse(&deep, BodyFormat::Json).is_err());
         // Within the size limits, serde_json's recursion limit refuses it as malformed.
-        let roomy = Limits { max_event_bytes: 1 << 20, ..Limits::default() };
+        let roomy = Limits {
+            max_event_bytes: 1 << 20,
+            ..Limits::default()
+        };
         let err = parse_request(deep.as_bytes(), BodyFormat::Json, &roomy).unwrap_err();
         assert!(matches!(err, IngestError::MalformedJson { .. }), "{err:?}");
-        let deep_obj = format!(r#"{{"type":"a.b","metadata":{}1{}}}"#, r#"{"a":"#.repeat(100_000), "}".repeat(100_000));
+        let deep_obj = format!(
+            r#"{{"type":"a.b","metadata":{}1{}}}"#,
+            r#"{"a":"#.repeat(100_000),
+            "}".repeat(100_000)
+        );
         assert!(parse(&deep_obj, BodyFormat::Json).is_err());
     }
 }

@@ -89,8 +89,19 @@ pub(crate) fn validate_event(index: usize, value: Value, raw: &str) -> Result<Pa
     m.retain(|_, v| !v.is_null());
 
     const KNOWN: &[&str] = &[
-        "id", "tenant_id", "type", "occurred_at", "actor", "action", "target", "outcome", "severity",
-        "request_id", "changes", "metadata", "source",
+        "id",
+        "tenant_id",
+        "type",
+        "occurred_at",
+        "actor",
+        "action",
+        "target",
+        "outcome",
+        "severity",
+        "request_id",
+        "changes",
+        "metadata",
+        "source",
     ];
     if let Some(unknown) = m.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(cx.err(
@@ -117,7 +128,10 @@ pub(crate) fn validate_event(index: usize, value: Value, raw: &str) -> Result<Pa
         Some(v) => {
             let s = cx.string("id", v)?;
             if !is_valid_client_event_id(&s) {
-                return Err(cx.err("id", "must be 1–128 characters without whitespace or control characters"));
+                return Err(cx.err(
+                    "id",
+                    "must be 1–128 characters without whitespace or control characters",
+                ));
             }
             Some(s)
         }
@@ -136,21 +150,31 @@ pub(crate) fn validate_event(index: usize, value: Value, raw: &str) -> Result<Pa
         None => None,
         Some(v) => {
             let s = cx.string("occurred_at", v)?;
-            let ts = parse_rfc3339(&s)
-                .ok_or_else(|| cx.err("occurred_at", "must be an RFC 3339 date-time such as 2026-06-01T10:13:20.000Z"))?;
+            let ts = parse_rfc3339(&s).ok_or_else(|| {
+                cx.err(
+                    "occurred_at",
+                    "must be an RFC 3339 date-time such as 2026-06-01T10:13:20.000Z",
+                )
+            })?;
             Some(format_timestamp(ts))
         }
     };
 
     let mut rest = Map::new();
     if let Some(v) = m.remove("actor") {
-        rest.insert("actor".into(), Value::Object(cx.string_record("actor", v, ACTOR_FIELDS)?));
+        rest.insert(
+            "actor".into(),
+            Value::Object(cx.string_record("actor", v, ACTOR_FIELDS)?),
+        );
     }
     if let Some(v) = m.remove("action") {
         rest.insert("action".into(), Value::String(cx.string("action", v)?));
     }
     if let Some(v) = m.remove("target") {
-        rest.insert("target".into(), Value::Object(cx.string_record("target", v, TARGET_FIELDS)?));
+        rest.insert(
+            "target".into(),
+            Value::Object(cx.string_record("target", v, TARGET_FIELDS)?),
+        );
     }
     let outcome = match m.remove("outcome") {
         None => "unknown".to_owned(),
@@ -170,7 +194,10 @@ pub(crate) fn validate_event(index: usize, value: Value, raw: &str) -> Result<Pa
             _ => return Err(cx.err("severity", format!("must be an integer from 0 to 10, got {n}"))),
         },
         Some(other) => {
-            return Err(cx.err("severity", format!("must be an integer from 0 to 10, got {}", kind(&other))))
+            return Err(cx.err(
+                "severity",
+                format!("must be an integer from 0 to 10, got {}", kind(&other)),
+            ))
         }
     };
     rest.insert("severity".into(), Value::from(severity));
@@ -184,7 +211,10 @@ pub(crate) fn validate_event(index: usize, value: Value, raw: &str) -> Result<Pa
         rest.insert("metadata".into(), Value::Object(cx.object("metadata", v)?));
     }
     if let Some(v) = m.remove("source") {
-        rest.insert("source".into(), Value::Object(cx.string_record("source", v, SOURCE_FIELDS)?));
+        rest.insert(
+            "source".into(),
+            Value::Object(cx.string_record("source", v, SOURCE_FIELDS)?),
+        );
     }
 
     Ok(ParsedEvent {
@@ -238,7 +268,9 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let ev = check(json!({"type": "a.b"})).unwrap().into_new_event("t".into(), "2026-01-01T00:00:00.000Z");
+        let ev = check(json!({"type": "a.b"}))
+            .unwrap()
+            .into_new_event("t".into(), "2026-01-01T00:00:00.000Z");
         let v: Value = serde_json::from_str(&ev.body).unwrap();
         assert_eq!(v["severity"], 5);
         assert_eq!(v["outcome"], "unknown");
@@ -252,18 +284,51 @@ mod tests {
         assert_eq!(field_of(check(json!({})).unwrap_err()), "type");
         assert_eq!(field_of(check(json!({"type": "Bad Type"})).unwrap_err()), "type");
         assert_eq!(field_of(check(json!({"type": 5})).unwrap_err()), "type");
-        assert_eq!(field_of(check(json!({"type": "a.b", "severity": 11})).unwrap_err()), "severity");
-        assert_eq!(field_of(check(json!({"type": "a.b", "severity": -1})).unwrap_err()), "severity");
-        assert_eq!(field_of(check(json!({"type": "a.b", "severity": 2.5})).unwrap_err()), "severity");
-        assert_eq!(field_of(check(json!({"type": "a.b", "severity": "9"})).unwrap_err()), "severity");
-        assert_eq!(field_of(check(json!({"type": "a.b", "outcome": "ok"})).unwrap_err()), "outcome");
-        assert_eq!(field_of(check(json!({"type": "a.b", "occurred_at": "yesterday"})).unwrap_err()), "occurred_at");
-        assert_eq!(field_of(check(json!({"type": "a.b", "actor": {"ip_address": "x"}})).unwrap_err()), "actor.ip_address");
-        assert_eq!(field_of(check(json!({"type": "a.b", "actor": {"role": "x"}})).unwrap_err()), "actor.role");
-        assert_eq!(field_of(check(json!({"type": "a.b", "metadata": [1]})).unwrap_err()), "metadata");
-        assert_eq!(field_of(check(json!({"type": "a.b", "extra": 1})).unwrap_err()), "extra");
+        assert_eq!(
+            field_of(check(json!({"type": "a.b", "severity": 11})).unwrap_err()),
+            "severity"
+        );
+        assert_eq!(
+            field_of(check(json!({"type": "a.b", "severity": -1})).unwrap_err()),
+            "severity"
+        );
+        assert_eq!(
+            field_of(check(json!({"type": "a.b", "severity": 2.5})).unwrap_err()),
+            "severity"
+        );
+        assert_eq!(
+            field_of(check(json!({"type": "a.b", "severity": "9"})).unwrap_err()),
+            "severity"
+        );
+        assert_eq!(
+            field_of(check(json!({"type": "a.b", "outcome": "ok"})).unwrap_err()),
+            "outcome"
+        );
+        assert_eq!(
+            field_of(check(json!({"type": "a.b", "occurred_at": "yesterday"})).unwrap_err()),
+            "occurred_at"
+        );
+        assert_eq!(
+            field_of(check(json!({"type": "a.b", "actor": {"ip_address": "x"}})).unwrap_err()),
+            "actor.ip_address"
+        );
+        assert_eq!(
+            field_of(check(json!({"type": "a.b", "actor": {"role": "x"}})).unwrap_err()),
+            "actor.role"
+        );
+        assert_eq!(
+            field_of(check(json!({"type": "a.b", "metadata": [1]})).unwrap_err()),
+            "metadata"
+        );
+        assert_eq!(
+            field_of(check(json!({"type": "a.b", "extra": 1})).unwrap_err()),
+            "extra"
+        );
         assert_eq!(field_of(check(json!({"type": "a.b", "id": ""})).unwrap_err()), "id");
-        assert_eq!(field_of(check(json!({"type": "a.b", "tenant_id": "No!"})).unwrap_err()), "tenant_id");
+        assert_eq!(
+            field_of(check(json!({"type": "a.b", "tenant_id": "No!"})).unwrap_err()),
+            "tenant_id"
+        );
         assert_eq!(field_of(check(json!([1])).unwrap_err()), "");
     }
 

@@ -125,7 +125,10 @@ impl Authenticator {
         }
         let cached = {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            cache.get(&hash).filter(|c| c.fetched.elapsed() < KEY_CACHE_TTL).cloned()
+            cache
+                .get(&hash)
+                .filter(|c| c.fetched.elapsed() < KEY_CACHE_TTL)
+                .cloned()
         };
         let entry = match cached {
             Some(c) => c,
@@ -143,7 +146,10 @@ impl Authenticator {
                     revoked: key.revoked_at.is_some(),
                     fetched: Instant::now(),
                 };
-                self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(hash, entry.clone());
+                self.cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(hash, entry.clone());
                 entry
             }
         };

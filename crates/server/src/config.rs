@@ -85,7 +85,10 @@ impl Settings {
         };
         let defaults = Limits::default();
         let limits = Limits {
-            max_event_bytes: args.max_event_bytes.or(file.max_event_bytes).unwrap_or(defaults.max_event_bytes),
+            max_event_bytes: args
+                .max_event_bytes
+                .or(file.max_event_bytes)
+                .unwrap_or(defaults.max_event_bytes),
             max_request_bytes: args
                 .max_request_bytes
                 .or(file.max_request_bytes)
@@ -108,8 +111,15 @@ impl Settings {
                 .clone()
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("./auditrelay-data")),
-            database_url: args.database_url.clone().or(file.database_url).filter(|s| !s.is_empty()),
-            allow_private_networks: args.allow_private_networks.or(file.allow_private_networks).unwrap_or(false),
+            database_url: args
+                .database_url
+                .clone()
+                .or(file.database_url)
+                .filter(|s| !s.is_empty()),
+            allow_private_networks: args
+                .allow_private_networks
+                .or(file.allow_private_networks)
+                .unwrap_or(false),
             admin_token: env_nonempty("AUDITRELAY_ADMIN_TOKEN").or(file.admin_token),
             master_key: env_nonempty("AUDITRELAY_MASTER_KEY").or(file.master_key),
             sse_heartbeat_secs: args.sse_heartbeat_secs.or(file.sse_heartbeat_secs).unwrap_or(15).max(1),

@@ -82,11 +82,15 @@ impl From<IngestError> for ApiError {
         let detail = match &e {
             IngestError::Empty => json!({}),
             IngestError::InvalidUtf8 { byte_offset } => json!({ "byte_offset": byte_offset }),
-            IngestError::MalformedJson { index, line, column, .. } => {
+            IngestError::MalformedJson {
+                index, line, column, ..
+            } => {
                 json!({ "index": index, "line": line, "column": column })
             }
             IngestError::InvalidEvent { index, field, .. } => json!({ "index": index, "field": field }),
-            IngestError::EventTooLarge { index, size, limit } => json!({ "index": index, "size": size, "limit": limit }),
+            IngestError::EventTooLarge { index, size, limit } => {
+                json!({ "index": index, "size": size, "limit": limit })
+            }
             IngestError::TooManyEvents { count, limit } => json!({ "count": count, "limit": limit }),
             IngestError::RequestTooLarge { size, limit } => json!({ "size": size, "limit": limit }),
         };

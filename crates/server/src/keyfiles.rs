@@ -17,7 +17,10 @@ const MASTER_KEY_FILE: &str = "master.key";
 pub fn random_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!("{prefix}_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "{prefix}_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
@@ -28,7 +31,9 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     f.write_all(contents.as_bytes())
         .and_then(|_| f.sync_all())
         .with_context(|| format!("writing {}", path.display()))
@@ -64,10 +69,15 @@ pub fn operator_token(data_dir: &Path, configured: Option<&str>) -> anyhow::Resu
 pub fn master_key(data_dir: &Path, configured: Option<&str>) -> anyhow::Result<[u8; 32]> {
     let engine = base64::engine::general_purpose::STANDARD;
     let decode = |b64: &str, from: &str| -> anyhow::Result<[u8; 32]> {
-        let bytes = engine.decode(b64.trim()).with_context(|| format!("decoding the master key from {from}"))?;
+        let bytes = engine
+            .decode(b64.trim())
+            .with_context(|| format!("decoding the master key from {from}"))?;
         match <[u8; 32]>::try_from(bytes.as_slice()) {
             Ok(k) => Ok(k),
-            Err(_) => bail!("the master key from {from} must be 32 bytes of base64, got {}", bytes.len()),
+            Err(_) => bail!(
+                "the master key from {from} must be 32 bytes of base64, got {}",
+                bytes.len()
+            ),
         }
     };
     if let Some(b64) = configured {

@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "auditrelay", version, about = "Durable audit-event streaming to SIEMs and pipelines")]
+#[command(
+    name = "auditrelay",
+    version,
+    about = "Durable audit-event streaming to SIEMs and pipelines"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -21,12 +21,16 @@ impl Metrics {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Full(INGEST_LATENCY.into()),
-                &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+                &[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ],
             )
             .and_then(|b| {
                 b.set_buckets_for_metric(
                     Matcher::Prefix("auditrelay_commit_group".into()),
-                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0, 16384.0],
+                    &[
+                        1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0, 16384.0,
+                    ],
                 )
             });
         let handle = builder.ok().and_then(|b| b.install_recorder().ok());

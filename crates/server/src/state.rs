@@ -32,7 +32,10 @@ pub struct KnownTenants {
 
 impl KnownTenants {
     pub fn insert(&self, tenant: &str) {
-        self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(tenant.to_owned());
+        self.known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_owned());
     }
 
     pub async fn ensure(&self, store: &dyn Store, tenant: &str) -> Result<(), ApiError> {

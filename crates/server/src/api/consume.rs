@@ -77,7 +77,11 @@ fn events_json(events: &[StoredEvent], next_cursor: u64) -> String {
     out
 }
 
-pub async fn long_poll(State(state): State<AppState>, principal: Principal, ApiQuery(q): ApiQuery<PollQuery>) -> ApiResult<Response> {
+pub async fn long_poll(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<PollQuery>,
+) -> ApiResult<Response> {
     let tenant = reading_tenant(&state, &principal, q.tenant.as_deref()).await?;
     let after = parse_u64("after", q.after.as_deref())?.unwrap_or(0);
     let limit = match parse_u64("limit", q.limit.as_deref())? {
@@ -89,7 +93,12 @@ pub async fn long_poll(State(state): State<AppState>, principal: Principal, ApiQ
         None => 0.0,
         Some(s) => match s.trim().parse::<f64>() {
             Ok(w) if w.is_finite() && w >= 0.0 => w.min(MAX_WAIT_SECS),
-            _ => return Err(ApiError::invalid_param("wait", format!("`wait` must be seconds from 0 to 60, got `{s}`"))),
+            _ => {
+                return Err(ApiError::invalid_param(
+                    "wait",
+                    format!("`wait` must be seconds from 0 to 60, got `{s}`"),
+                ))
+            }
         },
     };
     let filter = parse_types(q.types.as_deref())?;

@@ -64,8 +64,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         }
         let bytes = read_limited(req.into_body(), MANAGEMENT_BODY_LIMIT).await?;
         serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
-            ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_json", format!("invalid request body: {e}"))
-                .with_detail(serde_json::json!({ "line": e.line(), "column": e.column() }))
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("invalid request body: {e}"),
+            )
+            .with_detail(serde_json::json!({ "line": e.line(), "column": e.column() }))
         })
     }
 }

@@ -17,12 +17,24 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let check = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await;
     match check {
         Ok(Ok(())) if !state.shutdown.is_cancelled() => Json(json!({ "status": "ready" })).into_response(),
-        Ok(Ok(())) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "shutting_down" }))).into_response(),
+        Ok(Ok(())) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "shutting_down" })),
+        )
+            .into_response(),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "store_unavailable" }))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "store_unavailable" })),
+            )
+                .into_response()
         }
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "store_timeout" }))).into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "store_timeout" })),
+        )
+            .into_response(),
     }
 }
 

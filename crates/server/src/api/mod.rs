@@ -18,7 +18,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/stream", get(consume::stream))
         .route("/v1/tenants", post(tenants::create_tenant).get(tenants::list_tenants))
         .route("/v1/tenants/{tenant}", get(tenants::get_tenant))
-        .route("/v1/tenants/{tenant}/keys", post(tenants::create_key).get(tenants::list_keys))
+        .route(
+            "/v1/tenants/{tenant}/keys",
+            post(tenants::create_key).get(tenants::list_keys),
+        )
         .route("/v1/tenants/{tenant}/keys/{key}", delete(tenants::revoke_key))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

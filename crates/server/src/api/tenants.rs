@@ -64,13 +64,21 @@ pub async fn create_tenant(
 ) -> ApiResult<Response> {
     principal.require_operator()?;
     if !is_valid_tenant_id(&body.id) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "tenant id must be 1–64 characters of [a-z0-9_-]")
-            .with_detail(json!({ "field": "id" })));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "tenant id must be 1–64 characters of [a-z0-9_-]",
+        )
+        .with_detail(json!({ "field": "id" })));
     }
     let name = body.name.unwrap_or_else(|| body.id.clone());
     if name.len() > 256 {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "tenant name must be at most 256 bytes")
-            .with_detail(json!({ "field": "name" })));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "tenant name must be at most 256 bytes",
+        )
+        .with_detail(json!({ "field": "name" })));
     }
     let tenant = state.store.create_tenant(&body.id, &name).await?;
     state.tenants.insert(&tenant.id);
@@ -85,12 +93,18 @@ pub async fn list_tenants(
     principal.require_operator()?;
     let limit = page.limit()?;
     let tenants = state.store.list_tenants(page.cursor.as_deref(), limit).await?;
-    let next = (tenants.len() == limit).then(|| tenants.last().map(|t| t.id.clone())).flatten();
+    let next = (tenants.len() == limit)
+        .then(|| tenants.last().map(|t| t.id.clone()))
+        .flatten();
     Ok(page_json(tenants.iter().map(tenant_json).collect(), next))
 }
 
 /// The operator sees any tenant; a tenant key sees its own (any scope).
-pub async fn get_tenant(State(state): State<AppState>, principal: Principal, Path(tenant): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(tenant): Path<String>,
+) -> ApiResult<Json<Value>> {
     let tenant = principal.tenant_for(Some(&tenant))?.unwrap_or(tenant);
     match state.store.tenant(&tenant).await? {
         Some(t) => Ok(Json(tenant_json(&t))),
@@ -113,8 +127,12 @@ pub async fn create_key(
 ) -> ApiResult<Response> {
     principal.require_operator()?;
     if body.scopes.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "a key needs at least one scope: ingest, read, manage")
-            .with_detail(json!({ "field": "scopes" })));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "a key needs at least one scope: ingest, read, manage",
+        )
+        .with_detail(json!({ "field": "scopes" })));
     }
     let mut scopes: Vec<String> = Vec::new();
     for s in &body.scopes {
@@ -132,8 +150,12 @@ pub async fn create_key(
     }
     let name = body.name.unwrap_or_default();
     if name.len() > 256 {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "key name must be at most 256 bytes")
-            .with_detail(json!({ "field": "name" })));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "key name must be at most 256 bytes",
+        )
+        .with_detail(json!({ "field": "name" })));
     }
     state.tenants.ensure(state.store.as_ref(), &tenant).await?;
     let secret = random_token("ark");
@@ -163,7 +185,9 @@ pub async fn list_keys(
     state.tenants.ensure(state.store.as_ref(), &tenant).await?;
     let limit = page.limit()?;
     let keys = state.store.list_keys(&tenant, page.cursor.as_deref(), limit).await?;
-    let next = (keys.len() == limit).then(|| keys.last().map(|k| k.id.clone())).flatten();
+    let next = (keys.len() == limit)
+        .then(|| keys.last().map(|k| k.id.clone()))
+        .flatten();
     Ok(page_json(keys.iter().map(key_json).collect(), next))
 }
 
@@ -177,6 +201,8 @@ pub async fn revoke_key(
         state.auth.forget_keys();
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(format!("key `{key}` not found in tenant `{tenant}`")))
+        Err(ApiError::not_found(format!(
+            "key `{key}` not found in tenant `{tenant}`"
+        )))
     }
 }

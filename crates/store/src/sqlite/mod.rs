@@ -105,7 +105,10 @@ impl SqliteStore {
     }
 
     /// Runs a read on a pooled connection, off the async threads.
-    async fn read_with<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn read_with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || readers.with(f))
             .await
@@ -125,10 +128,12 @@ impl EventLog for SqliteStore {
         self.read_with(move |conn| {
             // Globs translate directly: SQLite GLOB has the same `*` and `?`, and type names
             // cannot contain its other metacharacters (validated in core).
-            let globs: Vec<&String> = if q.filter.is_all() { Vec::new() } else { q.filter.patterns().iter().collect() };
-            let mut sql = String::from(
-                "SELECT seq, id, type, body FROM events WHERE tenant_id = ?1 AND seq > ?2",
-            );
+            let globs: Vec<&String> = if q.filter.is_all() {
+                Vec::new()
+            } else {
+                q.filter.patterns().iter().collect()
+            };
+            let mut sql = String::from("SELECT seq, id, type, body FROM events WHERE tenant_id = ?1 AND seq > ?2");
             if !globs.is_empty() {
                 sql.push_str(" AND (");
                 for i in 0..globs.len() {
@@ -140,7 +145,9 @@ impl EventLog for SqliteStore {
                 sql.push(')');
             }
             sql.push_str(" ORDER BY seq LIMIT ?3");
-            let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::sqlite("preparing read"))?;
+            let mut stmt = conn
+                .prepare_cached(&sql)
+                .map_err(StoreError::sqlite("preparing read"))?;
             let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(3 + globs.len());
             let after = q.after.min(i64::MAX as u64) as i64;
             let limit = q.limit as i64;
@@ -295,9 +302,13 @@ impl Catalog for SqliteStore {
     async fn tenant(&self, id: &str) -> Result<Option<Tenant>> {
         let id = id.to_owned();
         self.read_with(move |conn| {
-            conn.query_row("SELECT id, name, created_at FROM tenants WHERE id = ?1", [&id], tenant_row)
-                .optional()
-                .map_err(StoreError::sqlite("reading a tenant"))
+            conn.query_row(
+                "SELECT id, name, created_at FROM tenants WHERE id = ?1",
+                [&id],
+                tenant_row,
+            )
+            .optional()
+            .map_err(StoreError::sqlite("reading a tenant"))
         })
         .await
     }
@@ -321,10 +332,19 @@ impl Catalog for SqliteStore {
         self.write(move |conn| {
             conn.execute(
                 "INSERT INTO api_keys (id, tenant_id, name, scopes, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![key.id, key.tenant_id, key.name, key.scopes.join(","), key.hash.as_slice(), key.created_at],
+                params![
+                    key.id,
+                    key.tenant_id,
+                    key.name,
+                    key.scopes.join(","),
+                    key.hash.as_slice(),
+                    key.created_at
+                ],
             )
             .map_err(|e| match &e {
-                rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+                {
                     StoreError::UnknownTenant(key.tenant_id.clone())
                 }
                 _ => StoreError::Sqlite {
@@ -394,8 +414,11 @@ impl Catalog for SqliteStore {
     async fn touch_key(&self, key_id: &str, at: &str) -> Result<()> {
         let (key_id, at) = (key_id.to_owned(), at.to_owned());
         self.write(move |conn| {
-            conn.execute("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1", params![key_id, at])
-                .map_err(StoreError::sqlite("recording key use"))?;
+            conn.execute(
+                "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
+                params![key_id, at],
+            )
+            .map_err(StoreError::sqlite("recording key use"))?;
             Ok(())
         })
         .await

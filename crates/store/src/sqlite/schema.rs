@@ -66,7 +66,8 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction().map_err(StoreError::sqlite("starting migration"))?;
-        tx.execute_batch(sql).map_err(StoreError::sqlite("applying migration"))?;
+        tx.execute_batch(sql)
+            .map_err(StoreError::sqlite("applying migration"))?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)
             .map_err(StoreError::sqlite("recording schema version"))?;
         tx.commit().map_err(StoreError::sqlite("committing migration"))?;

@@ -178,9 +178,10 @@ impl Writer {
                             continue;
                         }
                     }
-                    let head = self.heads.get_mut(&ev.tenant_id).ok_or_else(|| {
-                        StoreError::Corrupt(format!("no cached head for tenant {}", ev.tenant_id))
-                    })?;
+                    let head = self
+                        .heads
+                        .get_mut(&ev.tenant_id)
+                        .ok_or_else(|| StoreError::Corrupt(format!("no cached head for tenant {}", ev.tenant_id)))?;
                     let offset = *head + 1;
                     insert
                         .execute(params![
