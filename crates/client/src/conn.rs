@@ -146,7 +146,11 @@ impl ApiError {
                 status: status.as_u16(),
                 code: env.error.code.unwrap_or(fallback_code),
                 message: env.error.message.unwrap_or_default(),
-                detail: env.error.detail.filter(|d| !d.is_null()),
+                // `null` and `{}` say nothing; leave them out of the message.
+                detail: env
+                    .error
+                    .detail
+                    .filter(|d| !d.is_null() && d.as_object().is_none_or(|o| !o.is_empty())),
             };
         }
         let text = String::from_utf8_lossy(body);
@@ -194,6 +198,12 @@ pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+/// A transport error on one line, without the URL (the caller's message says which request it
+/// was, and a repeated URL with its query string buries the reason).
+pub(crate) fn transport_error(err: reqwest::Error) -> String {
+    error_chain(&err.without_url())
 }
 
 #[cfg(test)]

@@ -5,17 +5,20 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// The cursor file could not be read, written, or understood.
+///
+/// The `io::Error` is part of the message rather than a `source`, so that a report does not
+/// print it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum CursorFileError {
-    #[error("reading cursor file {}: {source}", path.display())]
-    Read { path: PathBuf, source: io::Error },
+    #[error("reading cursor file {}: {error}", path.display())]
+    Read { path: PathBuf, error: io::Error },
     #[error(
         "cursor file {} does not hold an offset (found {found:?}); fix or delete it",
         path.display()
     )]
     Invalid { path: PathBuf, found: String },
-    #[error("writing cursor file {}: {source}", path.display())]
-    Write { path: PathBuf, source: io::Error },
+    #[error("writing cursor file {}: {error}", path.display())]
+    Write { path: PathBuf, error: io::Error },
 }
 
 /// The offset stored in `path`, or `None` when the file does not exist (a first run).
@@ -27,10 +30,10 @@ pub fn read_cursor_file(path: &Path) -> Result<Option<u64>, CursorFileError> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
+        Err(error) => {
             return Err(CursorFileError::Read {
                 path: path.to_path_buf(),
-                source,
+                error,
             })
         }
     };
@@ -46,9 +49,9 @@ pub fn read_cursor_file(path: &Path) -> Result<Option<u64>, CursorFileError> {
 /// offset or the new one, never a torn or empty file, so a restart neither skips nor repeats
 /// more than the batch that was being printed.
 pub fn write_cursor_file(path: &Path, offset: u64) -> Result<(), CursorFileError> {
-    let wrap = |source| CursorFileError::Write {
+    let wrap = |error| CursorFileError::Write {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let file_name = path
         .file_name()

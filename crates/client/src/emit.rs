@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::conn::{error_chain, http_client, ApiError, ConnectionArgs, ConnectionError};
+use crate::conn::{http_client, transport_error, ApiError, ConnectionArgs, ConnectionError};
 use crate::retry::{retry_after, Backoff};
 use crate::split::{split_events, SplitError};
 
@@ -68,12 +68,13 @@ impl EmitArgs {
             Some(path) => {
                 let file = tokio::fs::File::open(path)
                     .await
-                    .with_context(|| format!("opening {}", path.display()))?;
+                    .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
                 emit_reader(&client, &self.conn, file, &opts)
                     .await
                     .map_err(|e| match e {
+                        // One self-contained line: `{}` and `{:#}` reports print the same.
                         EmitError::Parse(_) | EmitError::Read(_) => {
-                            anyhow::Error::new(e).context(format!("in {}", path.display()))
+                            anyhow::anyhow!("{}: {e}", path.display())
                         }
                         other => other.into(),
                     })?
@@ -251,10 +252,12 @@ pub enum RequestFailure {
 /// Why an emit stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum EmitError {
+    // Read and Parse carry their cause in the message and deliberately not as `source`, so
+    // that an anyhow report does not print it twice.
     #[error("reading the input: {0}")]
-    Read(#[from] std::io::Error),
+    Read(std::io::Error),
     #[error("the input is not valid event JSON, nothing was sent: {0}")]
-    Parse(#[from] SplitError),
+    Parse(SplitError),
     #[error("--batch-size must be between 1 and {MAX_BATCH_EVENTS}, not {0}")]
     BatchSize(usize),
     #[error(transparent)]
@@ -280,6 +283,18 @@ pub enum EmitError {
         /// Boxed: it is large, and the error type is returned on every path.
         cause: Box<RequestFailure>,
     },
+}
+
+impl From<std::io::Error> for EmitError {
+    fn from(e: std::io::Error) -> Self {
+        EmitError::Read(e)
+    }
+}
+
+impl From<SplitError> for EmitError {
+    fn from(e: SplitError) -> Self {
+        EmitError::Parse(e)
+    }
 }
 
 /// The server names a bad event by its index in the request; users think in input positions.
@@ -465,7 +480,7 @@ async fn send_batch(
                         if opts.progress {
                             eprintln!(
                                 "{label}: HTTP {status} but the answer could not be read ({}); counting the {} events as accepted",
-                                error_chain(&e),
+                                transport_error(e),
                                 chunk.len()
                             );
                         }
@@ -506,8 +521,9 @@ async fn send_batch(
                 (RequestFailure::Api(api), hint)
             }
             Err(e) => {
-                let text = error_chain(&e);
-                if !(e.is_connect() || (!e.is_builder() && is_idempotent())) {
+                let retryable = e.is_connect() || (!e.is_builder() && is_idempotent());
+                let text = transport_error(e);
+                if !retryable {
                     return Err(RequestFailure::Transport(text));
                 }
                 (RequestFailure::Transport(text), None)

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
-use crate::conn::{error_chain, http_client, ApiError, ConnectionArgs, ConnectionError};
+use crate::conn::{http_client, transport_error, ApiError, ConnectionArgs, ConnectionError};
 use crate::cursor::{read_cursor_file, write_cursor_file, CursorFileError};
 use crate::retry::{retry_after, Backoff};
 use crate::split::minify_json;
@@ -376,7 +376,7 @@ async fn poll(client: &reqwest::Client, url: reqwest::Url, token: &str) -> Resul
         .bearer_auth(token)
         .send()
         .await
-        .map_err(|e| PollFailure::Transient(error_chain(&e), None))?;
+        .map_err(|e| PollFailure::Transient(transport_error(e), None))?;
     let status = resp.status();
     if !status.is_success() {
         let hint = retry_after(resp.headers());
@@ -395,6 +395,6 @@ async fn poll(client: &reqwest::Client, url: reqwest::Url, token: &str) -> Resul
     let body = resp
         .bytes()
         .await
-        .map_err(|e| PollFailure::Transient(error_chain(&e), None))?;
+        .map_err(|e| PollFailure::Transient(transport_error(e), None))?;
     serde_json::from_slice::<Page>(&body).map_err(|e| PollFailure::Fatal(TailError::BadResponse(e.to_string())))
 }

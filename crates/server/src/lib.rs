@@ -25,6 +25,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(&args)?;
     let metrics = Arc::new(metrics::Metrics::install());
 
+    create_private_dir(&settings.data_dir)?;
     let store: Arc<dyn Store> = match settings.database_url.as_deref() {
         None => {
             let store = SqliteStore::open(&settings.data_dir, Some(Arc::new(metrics::observe_group)))
@@ -89,6 +90,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The data dir holds the audit trail and key material: readable by the service user only.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let existed = dir.exists();
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+    #[cfg(unix)]
+    if !existed {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting permissions of {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 async fn wait_for_signal(shutdown: CancellationToken) {
     #[cfg(unix)]
     {
@@ -118,5 +132,6 @@ fn init_tracing(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
