@@ -45,9 +45,12 @@ impl Metrics {
     }
 }
 
-pub fn observe_group(requests: usize, events: usize) {
+pub fn observe_group(requests: usize, events: usize, heads: &std::collections::HashMap<String, u64>) {
     metrics::histogram!(COMMIT_GROUP_REQUESTS).record(requests as f64);
     metrics::histogram!(COMMIT_GROUP_EVENTS).record(events as f64);
+    for (tenant, head) in heads {
+        metrics::gauge!(LOG_HEAD, "tenant" => tenant.clone()).set(*head as f64);
+    }
 }
 
 pub fn ingest_request(tenant: &str, status: u16) {

@@ -30,8 +30,9 @@ pub(crate) enum Job {
     Write(WriteFn),
 }
 
-/// Observes each group commit (for metrics): number of requests and events in the group.
-pub type GroupObserver = Arc<dyn Fn(usize, usize) + Send + Sync>;
+/// Observes each group commit (for metrics): requests and events in the group, and the new
+/// head of every tenant it touched (published in commit order, so a gauge never goes back).
+pub type GroupObserver = Arc<dyn Fn(usize, usize, &HashMap<String, u64>) + Send + Sync>;
 
 pub(crate) struct Writer {
     conn: Connection,
@@ -90,11 +91,11 @@ impl Writer {
                 for ((_, reply), result) in group.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }
-                for (tenant, head) in touched {
-                    self.notifier.publish(&tenant, head);
+                for (tenant, head) in &touched {
+                    self.notifier.publish(tenant, *head);
                 }
                 if let Some(observe) = &self.observer {
-                    observe(requests, events);
+                    observe(requests, events, &touched);
                 }
             }
             Err(e) => {
