@@ -67,7 +67,10 @@ async fn ingest_then_long_poll_in_order_repeatable_and_paginated() {
     assert_eq!(nd.1["accepted"], 3);
     sent.extend(accepted(&nd));
 
-    assert_eq!(sent.iter().map(|s| s.1).collect::<Vec<_>>(), (1..=7).collect::<Vec<_>>());
+    assert_eq!(
+        sent.iter().map(|s| s.1).collect::<Vec<_>>(),
+        (1..=7).collect::<Vec<_>>()
+    );
     assert_eq!(sent[1].0, "d-1");
     assert_eq!(sent[5].0, "b-1");
 
@@ -185,7 +188,10 @@ async fn repeated_client_ids_get_the_original_offset_and_are_stored_once() {
     assert_eq!(later.1["events"][0]["duplicate"], true);
     assert_eq!(later.1["accepted"], 1);
     let mixed = server
-        .post_json(&key, &json!([{"type": "a.b", "id": "c-4"}, {"type": "x.y", "id": "c-2"}]))
+        .post_json(
+            &key,
+            &json!([{"type": "a.b", "id": "c-4"}, {"type": "x.y", "id": "c-2"}]),
+        )
         .await;
     assert_eq!(accepted(&mixed), [("c-4".to_owned(), 4), ("c-2".to_owned(), 2)]);
     let nd = server
@@ -210,9 +216,7 @@ async fn repeated_client_ids_get_the_original_offset_and_are_stored_once() {
     // The same client id in another tenant is a different event.
     server.create_tenant("other").await;
     let other_key = server.create_key("other", &["ingest"]).await;
-    let other = server
-        .post_json(&other_key, &json!({"type": "a.b", "id": "c-1"}))
-        .await;
+    let other = server.post_json(&other_key, &json!({"type": "a.b", "id": "c-1"})).await;
     assert_eq!(accepted(&other), [("c-1".to_owned(), 1)]);
     assert!(other.1["events"][0].get("duplicate").is_none_or(|d| d == false));
 }
@@ -300,7 +304,10 @@ async fn long_poll_wakes_within_50ms_of_an_append() {
             (Instant::now(), status, text)
         });
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(!poll.is_finished(), "round {round}: the poll answered before any append");
+        assert!(
+            !poll.is_finished(),
+            "round {round}: the poll answered before any append"
+        );
         let id = format!("wake-{round}");
         let post = server.post_json(&key, &json!({"type": "wake.up", "id": id})).await;
         let appended = Instant::now();
@@ -338,7 +345,9 @@ async fn long_poll_is_not_woken_early_by_non_matching_events() {
     let poll = tokio::spawn(async move { send(http.get(url).bearer_auth(k)).await });
     for i in 0..3 {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        let r = server.post_json(&key, &json!({"type": "noise.event", "id": format!("n-{i}")})).await;
+        let r = server
+            .post_json(&key, &json!({"type": "noise.event", "id": format!("n-{i}")}))
+            .await;
         assert_eq!(r.0, 202);
     }
     let (status, body) = poll.await.expect("poll task");
@@ -461,7 +470,9 @@ impl SseClient {
 #[tokio::test]
 async fn sse_resumes_with_last_event_id_without_gap_or_repeat() {
     let (server, key) = server_with_tenant(&[]).await;
-    let batch: Vec<Value> = (1..=10).map(|i| json!({"type": "sse.event", "id": format!("s-{i}")})).collect();
+    let batch: Vec<Value> = (1..=10)
+        .map(|i| json!({"type": "sse.event", "id": format!("s-{i}")}))
+        .collect();
     assert_eq!(server.post_json(&key, &Value::Array(batch)).await.0, 202);
 
     // First connection from the start; read four events, then hang up.
@@ -478,7 +489,9 @@ async fn sse_resumes_with_last_event_id_without_gap_or_repeat() {
     drop(sse);
 
     // More events while disconnected.
-    let batch: Vec<Value> = (11..=15).map(|i| json!({"type": "sse.event", "id": format!("s-{i}")})).collect();
+    let batch: Vec<Value> = (11..=15)
+        .map(|i| json!({"type": "sse.event", "id": format!("s-{i}")}))
+        .collect();
     assert_eq!(server.post_json(&key, &Value::Array(batch)).await.0, 202);
 
     // Resume: exactly 5..=15, then live events as they are appended.
@@ -490,7 +503,10 @@ async fn sse_resumes_with_last_event_id_without_gap_or_repeat() {
         assert_eq!(data["id"], format!("s-{expected}"));
     }
     assert_eq!(
-        server.post_json(&key, &json!({"type": "sse.live", "id": "s-16"})).await.0,
+        server
+            .post_json(&key, &json!({"type": "sse.live", "id": "s-16"}))
+            .await
+            .0,
         202
     );
     let (id, data) = sse.next_event().await;
@@ -507,7 +523,13 @@ async fn sse_resumes_with_last_event_id_without_gap_or_repeat() {
     let mut sse = SseClient::connect(&server, &key, "", None).await;
     // Give the server a moment to read the head before the append.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(server.post_json(&key, &json!({"type": "sse.live", "id": "s-17"})).await.0, 202);
+    assert_eq!(
+        server
+            .post_json(&key, &json!({"type": "sse.live", "id": "s-17"}))
+            .await
+            .0,
+        202
+    );
     let (id, _) = sse.next_event().await;
     assert_eq!(id, 17);
 }
@@ -632,7 +654,10 @@ async fn sigterm_drains_exits_zero_and_data_survives_restart() {
     let present: HashSet<String> = ids(&after).into_iter().collect();
     assert_eq!(present.len(), after.len(), "an id is stored twice");
     for id in &acked {
-        assert!(present.contains(id), "{id} was answered 202 but is missing after restart");
+        assert!(
+            present.contains(id),
+            "{id} was answered 202 but is missing after restart"
+        );
     }
     println!("{} appends acknowledged during the shutdown window", acked.len());
 

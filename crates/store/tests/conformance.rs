@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 //! The store contract, written once against `dyn Store` so every backend runs the same checks.
 //! Today: SQLite. The PostgreSQL backend will add one `backend!` line.
 

@@ -99,9 +99,8 @@ async fn ingest(
     };
     if let (Principal::Tenant { tenant, .. }, Some(asked)) = (&principal, &query.tenant) {
         if asked != tenant {
-            return Err(ApiError::forbidden(format!(
-                "this key belongs to another tenant and cannot write to `{asked}`"
-            )));
+            // Another tenant answers exactly like a missing one, so tenant ids cannot be probed.
+            return Err(ApiError::not_found(format!("tenant `{asked}` not found")));
         }
     }
     let bytes = read_limited(body, state.limits.max_request_bytes).await?;
@@ -114,11 +113,10 @@ async fn ingest(
     for ev in parsed {
         let tenant = match (&principal, ev.tenant_claim.as_deref(), default_tenant.as_deref()) {
             (Principal::Tenant { tenant, .. }, Some(claim), _) if claim != tenant => {
-                return Err(ApiError::forbidden(format!(
-                    "event {}: this key cannot write to tenant `{claim}`",
-                    ev.index
-                ))
-                .with_detail(json!({ "index": ev.index, "field": "tenant_id" })));
+                return Err(
+                    ApiError::not_found(format!("event {}: tenant `{claim}` not found", ev.index))
+                        .with_detail(json!({ "index": ev.index, "field": "tenant_id" })),
+                );
             }
             (_, Some(claim), _) => claim.to_owned(),
             (_, None, Some(default)) => default.to_owned(),

@@ -249,7 +249,12 @@ impl TestServer {
 
     /// `GET /v1/events?{query}`.
     pub async fn poll(&self, token: &str, query: &str) -> (u16, Value) {
-        send(self.http.get(self.url(&format!("/v1/events?{query}"))).bearer_auth(token)).await
+        send(
+            self.http
+                .get(self.url(&format!("/v1/events?{query}")))
+                .bearer_auth(token),
+        )
+        .await
     }
 
     /// A tenant's whole log, read by the operator page by page.
@@ -316,7 +321,8 @@ pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
         .expect("sending the request");
     let status = resp.status().as_u16();
     let text = resp.text().await.expect("reading the response body");
-    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text:?}"));
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text:?}"));
     (status, body)
 }
 
@@ -335,10 +341,7 @@ pub fn assert_error(got: &(u16, Value), status: u16, code: &str) {
 
 /// The offsets of a page or log, as numbers.
 pub fn offsets(events: &[Value]) -> Vec<u64> {
-    events
-        .iter()
-        .map(|e| e["offset"].as_u64().expect("offset"))
-        .collect()
+    events.iter().map(|e| e["offset"].as_u64().expect("offset")).collect()
 }
 
 /// The ids of a page or log.

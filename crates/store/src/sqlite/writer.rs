@@ -21,10 +21,13 @@ const MAX_GROUP_EVENTS: usize = 50_000;
 
 pub(crate) type WriteFn = Box<dyn FnOnce(&mut Connection) + Send>;
 
+type AppendReply = oneshot::Sender<Result<Vec<AppendOutcome>>>;
+type PendingAppend = (Vec<NewEvent>, AppendReply);
+
 pub(crate) enum Job {
     Append {
         events: Vec<NewEvent>,
-        reply: oneshot::Sender<Result<Vec<AppendOutcome>>>,
+        reply: AppendReply,
     },
     /// Any other write (catalog, cursors), run in order on the writer's connection.
     Write(WriteFn),
@@ -83,7 +86,7 @@ impl Writer {
         tracing::debug!("log writer stopped");
     }
 
-    fn commit_group(&mut self, group: Vec<(Vec<NewEvent>, oneshot::Sender<Result<Vec<AppendOutcome>>>)>) {
+    fn commit_group(&mut self, group: Vec<PendingAppend>) {
         let requests = group.len();
         let events: usize = group.iter().map(|(e, _)| e.len()).sum();
         match self.append_all(&group) {
@@ -112,10 +115,10 @@ impl Writer {
 
     /// One transaction for the group. A request naming an unknown tenant is refused on its own
     /// (it stores nothing) without failing the others.
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity)] // (per-request results, new heads): named only here
     fn append_all(
         &mut self,
-        group: &[(Vec<NewEvent>, oneshot::Sender<Result<Vec<AppendOutcome>>>)],
+        group: &[PendingAppend],
     ) -> Result<(Vec<Result<Vec<AppendOutcome>>>, HashMap<String, u64>)> {
         let tx = self
             .conn
