@@ -50,6 +50,8 @@ pub struct LoadResult {
     pub latency: Summary,
     /// Requests answered 202 over the whole run (warm-up included).
     pub total_ok_requests: u64,
+    /// Events acknowledged over the whole run (warm-up included).
+    pub total_events: u64,
     /// Non-202 answers by status, whole run.
     pub status_errors: BTreeMap<u16, u64>,
     /// Connect/send/receive failures and timeouts, whole run.
@@ -85,6 +87,7 @@ impl LoadResult {
             "requests_per_s": round1(self.requests_per_sec),
             "latency": self.latency.to_json_ms(),
             "ok_requests_incl_warmup": self.total_ok_requests,
+            "events_incl_warmup": self.total_events,
             "errors": self.error_count(),
             "non_202_by_status": statuses,
             "transport_errors": self.transport_errors,
@@ -142,6 +145,7 @@ struct WorkerStats {
     requests: u64,
     events: u64,
     total_ok: u64,
+    total_events: u64,
     status_errors: BTreeMap<u16, u64>,
     transport_errors: u64,
     accepted_mismatches: u64,
@@ -200,6 +204,7 @@ pub async fn run(target: Arc<Target>, auth: Auth, cfg: LoadConfig) -> Result<Loa
         total.requests += w.requests;
         total.events += w.events;
         total.total_ok += w.total_ok;
+        total.total_events += w.total_events;
         for (k, v) in w.status_errors {
             *total.status_errors.entry(k).or_default() += v;
         }
@@ -220,6 +225,7 @@ pub async fn run(target: Arc<Target>, auth: Auth, cfg: LoadConfig) -> Result<Loa
         requests_per_sec: total.requests as f64 / window_secs,
         latency: total.latency.summary(),
         total_ok_requests: total.total_ok,
+        total_events: total.total_events,
         status_errors: total.status_errors,
         transport_errors: total.transport_errors,
         accepted_mismatches: total.accepted_mismatches,
@@ -293,6 +299,7 @@ async fn worker(
                 continue;
             }
         };
+        st.total_events += accepted;
         if accepted != batch as u64 {
             st.accepted_mismatches += 1;
             st.note_error(|| format!("202 with accepted={accepted}, sent {batch}"));

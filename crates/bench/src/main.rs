@@ -250,9 +250,10 @@ async fn run(cli: Cli) -> Result<bool> {
     let scenarios = cli.selected();
     let duration = Duration::from_secs_f64(cli.duration);
     let warmup = Duration::from_secs_f64(cli.warmup);
+    let loadavg_start = procfs::loadavg();
 
     // The server: ours or theirs.
-    let (server, target, operator, mode) = match &cli.url {
+    let (mut server, target, operator, mode) = match &cli.url {
         Some(url) => {
             let target = Arc::new(Target::parse(url)?);
             server::probe_health(&target)
@@ -299,11 +300,14 @@ async fn run(cli: Cli) -> Result<bool> {
     let data_dir_live = server.as_ref().map(|s| server::dir_size(&s.data_dir));
     let data_dir = server.as_ref().map(|s| s.data_dir.clone());
     let log_tail = server.as_ref().map(|s| s.log_tail(2000));
-    let stop: Option<StopOutcome> = match server {
+    let loadavg_end = procfs::loadavg();
+    let stop: Option<StopOutcome> = match server.as_mut() {
         Some(s) => Some(s.stop(Duration::from_secs(30)).await?),
         None => None,
     };
     let data_dir_after = data_dir.as_deref().map(server::dir_size);
+    // Deletes the temporary data dir (unless --keep-data).
+    drop(server);
 
     let mut report = result?;
     if let Some(stop) = &stop {
@@ -317,14 +321,28 @@ async fn run(cli: Cli) -> Result<bool> {
         }
     }
 
+    // Every event the run appended (warm-ups and wakeup rounds included),
+    // to relate the data dir size to the log.
+    let events_appended = report.ingest1.as_ref().map_or(0, |r| r.total_events)
+        + report.ingest100.as_ref().map_or(0, |r| r.total_events)
+        + report.wakeup.as_ref().map_or(0, |w| w.appended);
+    let bytes_per_event = data_dir_live
+        .filter(|_| events_appended > 0)
+        .map(|b| b as f64 / events_appended as f64);
+
     print_table(
         &cli,
         &mode,
         &report,
-        peak_rss,
-        data_dir_live,
-        data_dir_after,
-        stop.as_ref(),
+        Footer {
+            peak_rss,
+            data_dir_live,
+            data_dir_after,
+            events_appended,
+            bytes_per_event,
+            stop: stop.as_ref(),
+            loadavg_start: loadavg_start.as_deref(),
+        },
     );
 
     let json = serde_json::json!({
@@ -341,6 +359,10 @@ async fn run(cli: Cli) -> Result<bool> {
         "server_peak_rss_bytes": peak_rss,
         "data_dir_bytes": data_dir_live,
         "data_dir_bytes_after_stop": data_dir_after,
+        "events_appended": events_appended,
+        "data_dir_bytes_per_event": bytes_per_event.map(load::round1),
+        "loadavg_start": loadavg_start,
+        "loadavg_end": loadavg_end,
         "sigterm_exit_zero": stop.as_ref().map(StopOutcome::exited_zero),
         "sigterm_exit": stop.as_ref().map(StopOutcome::describe),
         "shutdown_ms": stop.as_ref().map(|s| s.shutdown_time.as_millis() as u64),
@@ -447,15 +469,26 @@ fn opt_pct(v: Option<f64>) -> String {
     v.map(|v| format!("{:.0}%", v)).unwrap_or_else(|| "-".into())
 }
 
-fn print_table(
-    cli: &Cli,
-    mode: &str,
-    report: &Report,
+struct Footer<'a> {
     peak_rss: Option<u64>,
     data_dir_live: Option<u64>,
     data_dir_after: Option<u64>,
-    stop: Option<&StopOutcome>,
-) {
+    events_appended: u64,
+    bytes_per_event: Option<f64>,
+    stop: Option<&'a StopOutcome>,
+    loadavg_start: Option<&'a str>,
+}
+
+fn print_table(cli: &Cli, mode: &str, report: &Report, footer: Footer<'_>) {
+    let Footer {
+        peak_rss,
+        data_dir_live,
+        data_dir_after,
+        events_appended,
+        bytes_per_event,
+        stop,
+        loadavg_start,
+    } = footer;
     println!();
     println!(
         "auditrelay bench — server: {mode}, {} connections, {:.0}s warm-up + {:.0}s per ingest scenario, {} client thread(s), {} CPUs",
@@ -513,10 +546,17 @@ fn print_table(
     }
     if let Some(d) = data_dir_live {
         println!(
-            "data dir: {} before stop, {} after",
+            "data dir: {} before stop, {} after; {} events appended{}",
             mib(d),
-            data_dir_after.map(mib).unwrap_or_else(|| "-".into())
+            data_dir_after.map(mib).unwrap_or_else(|| "-".into()),
+            events_appended,
+            bytes_per_event
+                .map(|b| format!(" ({b:.0} bytes/event)"))
+                .unwrap_or_default()
         );
+    }
+    if let Some(l) = loadavg_start {
+        println!("load average at start: {l} (other work on the machine skews the figures)");
     }
     if let Some(s) = stop {
         println!(

@@ -15,6 +15,13 @@ fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// The 1/5/15-minute load averages from /proc/loadavg, e.g. "0.52 0.61 0.70".
+pub fn loadavg() -> Option<String> {
+    let s = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let three: Vec<&str> = s.split_whitespace().take(3).collect();
+    (three.len() == 3).then(|| three.join(" "))
+}
+
 /// Clock ticks per second for /proc/<pid>/stat times. Linux exposes
 /// USER_HZ = 100 to user space on every mainstream architecture.
 const USER_HZ: u64 = 100;

@@ -178,8 +178,9 @@ impl Server {
     }
 
     /// SIGTERM (via the `kill` command, the workspace forbids unsafe code),
-    /// wait up to `grace` for a clean exit, then SIGKILL.
-    pub async fn stop(mut self, grace: Duration) -> Result<StopOutcome> {
+    /// wait up to `grace` for a clean exit, then SIGKILL. The data dir stays
+    /// until the `Server` is dropped, so it can still be measured.
+    pub async fn stop(&mut self, grace: Duration) -> Result<StopOutcome> {
         let start = Instant::now();
         if let Some(status) = self.child.try_wait()? {
             return Ok(StopOutcome {

@@ -35,6 +35,8 @@ pub struct WakeupResult {
     pub append: Summary,
     /// Long-polls that answered before the event was sent (not measured).
     pub early_returns: u64,
+    /// Events this scenario appended (the initial head event included).
+    pub appended: u64,
     /// Answers with the wrong status, shape, events or cursor, and
     /// transport failures.
     pub errors: u64,
@@ -116,6 +118,7 @@ pub async fn run(target: Arc<Target>, auth: Auth, cfg: WakeupConfig) -> Result<W
     let mut wakeup = Samples::with_capacity(cfg.iterations);
     let mut append_lat = Samples::with_capacity(cfg.iterations);
     let mut early_returns = 0;
+    let mut appended_count = 1;
     let mut errors = 0;
     let mut first_error: Option<String> = None;
     let mut note = |errors: &mut u64, msg: String| {
@@ -174,6 +177,7 @@ pub async fn run(target: Arc<Target>, auth: Auth, cfg: WakeupConfig) -> Result<W
             }
         };
         append_lat.record(append_done - sent);
+        appended_count += 1;
 
         match r.and_then(|r| poll_answer(&r)) {
             Ok(a) => {
@@ -204,6 +208,7 @@ pub async fn run(target: Arc<Target>, auth: Auth, cfg: WakeupConfig) -> Result<W
         wakeup: wakeup.summary(),
         append: append_lat.summary(),
         early_returns,
+        appended: appended_count,
         errors,
         first_error,
     })

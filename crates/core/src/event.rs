@@ -1,6 +1,21 @@
 //! The event in its three lives: parsed from a request, ready to append, stored in the log.
 
-use serde_json::{Map, Value};
+/// Appends `"key":"value"` with the value JSON-escaped.
+pub(crate) fn push_member(out: &mut String, key: &str, value: &str) {
+    out.push('"');
+    out.push_str(key);
+    out.push_str("\":");
+    push_json_string(out, value);
+}
+
+/// Appends a JSON string literal (serde_json's escaping, without a `Value`).
+pub(crate) fn push_json_string(out: &mut String, value: &str) {
+    // Writing into a String cannot fail.
+    let mut buf = Vec::with_capacity(value.len() + 2);
+    if serde_json::to_writer(&mut buf, value).is_ok() {
+        out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
+    }
+}
 
 /// An event that passed validation, before the server settles its tenant, id and receive time.
 #[derive(Debug, Clone)]
@@ -14,8 +29,9 @@ pub struct ParsedEvent {
     pub event_type: String,
     /// Canonical (UTC) `occurred_at`, when the client gave one.
     pub occurred_at: Option<String>,
-    /// `actor` … `source`, validated and in canonical order, defaults filled in.
-    pub(crate) rest: Map<String, Value>,
+    /// `actor` … `source`, validated, rendered as compact JSON members in canonical order
+    /// with defaults filled in (`"actor":{…},…,"severity":5`), without the enclosing braces.
+    pub(crate) rest: String,
     /// The event exactly as the client sent it (for the `raw` format).
     pub raw: String,
 }
@@ -29,14 +45,22 @@ impl ParsedEvent {
             None => (crate::ids::new_event_id(), false),
         };
         let occurred_at = self.occurred_at.unwrap_or_else(|| received_at.to_owned());
-        let mut body = Map::with_capacity(6 + self.rest.len());
-        body.insert("id".into(), Value::String(id.clone()));
-        body.insert("tenant_id".into(), Value::String(tenant_id.clone()));
-        body.insert("type".into(), Value::String(self.event_type.clone()));
-        body.insert("occurred_at".into(), Value::String(occurred_at.clone()));
-        body.insert("received_at".into(), Value::String(received_at.to_owned()));
-        body.extend(self.rest);
-        let body = Value::Object(body).to_string();
+        let mut body = String::with_capacity(160 + self.rest.len());
+        body.push('{');
+        push_member(&mut body, "id", &id);
+        body.push(',');
+        push_member(&mut body, "tenant_id", &tenant_id);
+        body.push(',');
+        push_member(&mut body, "type", &self.event_type);
+        body.push(',');
+        push_member(&mut body, "occurred_at", &occurred_at);
+        body.push(',');
+        push_member(&mut body, "received_at", received_at);
+        if !self.rest.is_empty() {
+            body.push(',');
+            body.push_str(&self.rest);
+        }
+        body.push('}');
         NewEvent {
             tenant_id,
             id,
@@ -92,6 +116,7 @@ impl StoredEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn stored_event_json_puts_offset_first_and_stays_valid() {

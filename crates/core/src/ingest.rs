@@ -118,6 +118,10 @@ pub fn parse_request(body: &[u8], format: BodyFormat, limits: &Limits) -> Result
                 limit: limits.max_event_bytes,
             });
         }
+        if let Some(fast) = crate::fast::try_fast(index, raw) {
+            events.push(fast);
+            continue;
+        }
         let value: serde_json::Value = match serde_json::from_str(raw) {
             Ok(v) => v,
             Err(e) => return Err(malformed(Some(index), line_base, &e)),

@@ -3,6 +3,7 @@
 //! system passes around.
 
 pub mod event;
+mod fast;
 pub mod glob;
 pub mod ids;
 pub mod ingest;

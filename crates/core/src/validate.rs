@@ -85,9 +85,6 @@ pub(crate) fn validate_event(index: usize, value: Value, raw: &str) -> Result<Pa
     let Value::Object(mut m) = value else {
         return Err(cx.err("", format!("each event must be a JSON object, got {}", kind(&value))));
     };
-    // Nulls mean "not given"; it is what most JSON encoders emit for an empty optional.
-    m.retain(|_, v| !v.is_null());
-
     const KNOWN: &[&str] = &[
         "id",
         "tenant_id",
@@ -109,6 +106,9 @@ pub(crate) fn validate_event(index: usize, value: Value, raw: &str) -> Result<Pa
             "unknown field; put application-specific data under `metadata` so nothing is silently dropped",
         ));
     }
+    // Nulls mean "not given" (what most JSON encoders emit for an empty optional) — but only for
+    // known fields: an unknown field is refused even when null.
+    m.retain(|_, v| !v.is_null());
 
     let event_type = match m.remove("type") {
         None => return Err(cx.err("type", "is required")),
@@ -217,6 +217,8 @@ pub(crate) fn validate_event(index: usize, value: Value, raw: &str) -> Result<Pa
         );
     }
 
+    let rest = Value::Object(rest).to_string();
+    let rest = rest[1..rest.len() - 1].to_owned();
     Ok(ParsedEvent {
         index,
         client_id,
@@ -334,6 +336,10 @@ mod tests {
 
     #[test]
     fn nulls_mean_absent() {
-        assert!(check(json!({"type": "a.b", "actor": null, "severity": null, "actor2": null})).is_ok());
+        assert!(check(json!({"type": "a.b", "actor": null, "severity": null})).is_ok());
+        assert_eq!(
+            field_of(check(json!({"type": "a.b", "extra": null})).unwrap_err()),
+            "extra"
+        );
     }
 }

@@ -143,9 +143,25 @@ async fn ingest(
     let outcomes = state.store.append(events).await?;
 
     // Metrics are aggregated per tenant so a 100-event request costs a few updates, not 200.
-    let mut out = Vec::with_capacity(outcomes.len());
+    // The answer is built by hand: serde_json::json! per event was a visible cost at 100 events.
+    let mut out = String::with_capacity(32 + outcomes.len() * 64);
+    out.push_str("{\"accepted\":");
+    out.push_str(&outcomes.len().to_string());
+    out.push_str(",\"events\":[");
     let mut per_tenant: Vec<(&str, u64, u64)> = Vec::new(); // (tenant, stored, duplicates)
-    for (outcome, tenant) in outcomes.iter().zip(&tenants_of) {
+    for (i, (outcome, tenant)) in outcomes.iter().zip(&tenants_of).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"id\":");
+        // Ids are validated strings; serde_json escapes any quote or backslash a client id has.
+        out.push_str(&serde_json::Value::from(outcome.id.as_str()).to_string());
+        out.push_str(",\"offset\":");
+        out.push_str(&outcome.offset.to_string());
+        if outcome.duplicate {
+            out.push_str(",\"duplicate\":true");
+        }
+        out.push('}');
         let idx = match per_tenant.iter().position(|(t, ..)| *t == tenant.as_str()) {
             Some(i) => i,
             None => {
@@ -156,10 +172,8 @@ async fn ingest(
         let entry = &mut per_tenant[idx];
         if outcome.duplicate {
             entry.2 += 1;
-            out.push(json!({ "id": outcome.id, "offset": outcome.offset, "duplicate": true }));
         } else {
             entry.1 += 1;
-            out.push(json!({ "id": outcome.id, "offset": outcome.offset }));
         }
     }
     for (tenant, stored, duplicates) in per_tenant {
@@ -170,5 +184,6 @@ async fn ingest(
             metrics::counter!(m::DUPLICATES, "tenant" => tenant.to_owned()).increment(duplicates);
         }
     }
-    Ok(json!({ "accepted": out.len(), "events": out }).to_string())
+    out.push_str("]}");
+    Ok(out)
 }

@@ -60,9 +60,11 @@ fn page_json(items: Vec<Value>, next: Option<String>) -> Json<Value> {
 pub async fn create_tenant(
     State(state): State<AppState>,
     principal: Principal,
-    ApiJson(body): ApiJson<CreateTenant>,
+    body: Result<ApiJson<CreateTenant>, ApiError>,
 ) -> ApiResult<Response> {
+    // Scope first: a tenant key gets 403 whatever its body holds.
     principal.require_operator()?;
+    let ApiJson(body) = body?;
     if !is_valid_tenant_id(&body.id) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -88,9 +90,10 @@ pub async fn create_tenant(
 pub async fn list_tenants(
     State(state): State<AppState>,
     principal: Principal,
-    ApiQuery(page): ApiQuery<Page>,
+    page: Result<ApiQuery<Page>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     principal.require_operator()?;
+    let ApiQuery(page) = page?;
     let limit = page.limit()?;
     let tenants = state.store.list_tenants(page.cursor.as_deref(), limit).await?;
     let next = (tenants.len() == limit)
@@ -123,9 +126,10 @@ pub async fn create_key(
     State(state): State<AppState>,
     principal: Principal,
     Path(tenant): Path<String>,
-    ApiJson(body): ApiJson<CreateKey>,
+    body: Result<ApiJson<CreateKey>, ApiError>,
 ) -> ApiResult<Response> {
     principal.require_operator()?;
+    let ApiJson(body) = body?;
     if body.scopes.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -179,9 +183,10 @@ pub async fn list_keys(
     State(state): State<AppState>,
     principal: Principal,
     Path(tenant): Path<String>,
-    ApiQuery(page): ApiQuery<Page>,
+    page: Result<ApiQuery<Page>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     principal.require_operator()?;
+    let ApiQuery(page) = page?;
     state.tenants.ensure(state.store.as_ref(), &tenant).await?;
     let limit = page.limit()?;
     let keys = state.store.list_keys(&tenant, page.cursor.as_deref(), limit).await?;

@@ -28,7 +28,15 @@ const MIGRATIONS: &[&str] = &[
         raw         TEXT NOT NULL,      -- the event exactly as ingested
         PRIMARY KEY (tenant_id, seq)
     ) WITHOUT ROWID;
-    CREATE UNIQUE INDEX events_by_id ON events (tenant_id, id);
+
+    -- Client-supplied ids only, for idempotent ingest. Server-generated ids are UUIDv7 and
+    -- cannot collide, so they skip this index: one B-tree insert per event instead of two.
+    CREATE TABLE client_ids (
+        tenant_id   TEXT NOT NULL,
+        id          TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, id)
+    ) WITHOUT ROWID;
 
     CREATE TABLE api_keys (
         id           TEXT PRIMARY KEY,

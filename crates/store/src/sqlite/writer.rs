@@ -133,7 +133,7 @@ impl Writer {
                 .prepare_cached("SELECT head FROM tenants WHERE id = ?1")
                 .map_err(StoreError::sqlite("preparing head lookup"))?;
             let mut dup_stmt = tx
-                .prepare_cached("SELECT seq FROM events WHERE tenant_id = ?1 AND id = ?2")
+                .prepare_cached("SELECT seq FROM client_ids WHERE tenant_id = ?1 AND id = ?2")
                 .map_err(StoreError::sqlite("preparing dedup lookup"))?;
             let mut insert = tx
                 .prepare_cached(
@@ -141,6 +141,9 @@ impl Writer {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(StoreError::sqlite("preparing insert"))?;
+            let mut insert_client_id = tx
+                .prepare_cached("INSERT INTO client_ids (tenant_id, id, seq) VALUES (?1, ?2, ?3)")
+                .map_err(StoreError::sqlite("preparing client id insert"))?;
 
             'requests: for (events, _) in group {
                 // Resolve every tenant of the request first: unknown → refuse just this request.
@@ -200,8 +203,16 @@ impl Writer {
                         ])
                         .map_err(StoreError::sqlite("inserting an event"))?;
                     *head = offset;
-                    touched.insert(ev.tenant_id.clone(), offset);
+                    match touched.get_mut(&ev.tenant_id) {
+                        Some(h) => *h = offset,
+                        None => {
+                            touched.insert(ev.tenant_id.clone(), offset);
+                        }
+                    }
                     if ev.client_supplied_id {
+                        insert_client_id
+                            .execute(params![ev.tenant_id, ev.id, offset as i64])
+                            .map_err(StoreError::sqlite("recording a client id"))?;
                         group_ids.insert((ev.tenant_id.clone(), ev.id.clone()), offset);
                     }
                     outcomes.push(AppendOutcome {
