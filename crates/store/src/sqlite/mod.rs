@@ -4,6 +4,7 @@
 //! of read-only connections on blocking threads. `synchronous=FULL` makes every commit fsync the
 //! WAL, because the 202 promises the events survive a power cut, not just a process crash.
 
+mod checkpointer;
 mod pool;
 mod schema;
 mod writer;
@@ -31,6 +32,8 @@ pub const DB_FILE: &str = "auditrelay.db";
 
 pub struct SqliteStore {
     path: PathBuf,
+    stop_checkpointer: Arc<std::sync::atomic::AtomicBool>,
+    checkpointer: Mutex<Option<JoinHandle<()>>>,
     jobs: Mutex<Option<Sender<Job>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<ReadPool>,
@@ -42,10 +45,10 @@ fn configure(conn: &Connection) -> Result<()> {
         .map_err(StoreError::sqlite("enabling WAL"))?;
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(StoreError::sqlite("setting synchronous=FULL"))?;
-    // Checkpoint every ~40 MB of WAL instead of 4 MB: pages rewritten by many commits are copied
-    // into the database once, which takes work off the single writer. Truncate after.
-    conn.pragma_update(None, "wal_autocheckpoint", 10_000)
-        .map_err(StoreError::sqlite("setting wal_autocheckpoint"))?;
+    // Checkpoints run on their own thread (`checkpointer`), not inside a commit of the single
+    // writer, where a checkpoint into a large database stalled every waiting request.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .map_err(StoreError::sqlite("disabling auto-checkpoint"))?;
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
         .map_err(StoreError::sqlite("setting journal_size_limit"))?;
     conn.pragma_update(None, "foreign_keys", "ON")
@@ -77,8 +80,12 @@ impl SqliteStore {
                 context: "starting the log writer thread".into(),
                 source,
             })?;
+        let stop_checkpointer = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let checkpointer = checkpointer::spawn(path.clone(), stop_checkpointer.clone())?;
         Ok(SqliteStore {
             readers: Arc::new(ReadPool::new(path.clone(), 16)),
+            stop_checkpointer,
+            checkpointer: Mutex::new(Some(checkpointer)),
             path,
             jobs: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
@@ -447,6 +454,11 @@ impl Store for SqliteStore {
         let sender = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
         drop(sender);
         let handle = self.writer_thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+        self.stop_checkpointer.store(true, std::sync::atomic::Ordering::Release);
+        let handle = self.checkpointer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
