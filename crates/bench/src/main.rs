@@ -200,6 +200,27 @@ fn default_server_bin() -> PathBuf {
     PathBuf::from("target/release/auditrelay")
 }
 
+/// `git` revision of the working directory (`abc1234` or `abc1234-dirty`),
+/// so recorded figures say which code they measured.
+fn git_revision() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let rev = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    let dirty = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .is_some_and(|o| o.status.success() && !o.stdout.is_empty());
+    Some(if dirty { format!("{rev}-dirty") } else { rev })
+}
+
 fn generated_token() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -347,6 +368,7 @@ async fn run(cli: Cli) -> Result<bool> {
 
     let json = serde_json::json!({
         "server": mode,
+        "git": git_revision(),
         "target": target.base(),
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "client_threads": cli.client_threads,
