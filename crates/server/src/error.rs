@@ -36,6 +36,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
 
+    /// 400 for a management body whose field breaks a rule; `detail.field` names it.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::bad_request(message).with_detail(json!({ "field": field }))
+    }
+
     pub fn invalid_param(param: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_parameter", message).with_detail(json!({ "parameter": param }))
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestServer;
+use common::{accepted_ids, TestServer};
 use serde_json::{json, Value};
 
 const TENANTS: [&str; 2] = ["alpha", "beta"];
@@ -84,17 +84,7 @@ async fn writer(
             continue;
         }
         let v: Value = serde_json::from_str(&text).expect("a 202 carries JSON");
-        let got: Vec<(String, u64)> = v["events"]
-            .as_array()
-            .expect("events")
-            .iter()
-            .map(|e| {
-                (
-                    e["id"].as_str().expect("id").to_owned(),
-                    e["offset"].as_u64().expect("offset"),
-                )
-            })
-            .collect();
+        let got: Vec<(String, u64)> = accepted_ids(&v);
         assert_eq!(
             got.iter().map(|g| &g.0).collect::<Vec<_>>(),
             ids.iter().collect::<Vec<_>>()

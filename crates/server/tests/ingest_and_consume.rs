@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use common::{ids, offsets, send, TestServer};
+use common::{accepted_ids, ids, offsets, send, TestServer};
 use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
 
@@ -22,17 +22,7 @@ async fn server_with_tenant(args: &[&str]) -> (TestServer, String) {
 
 fn accepted(resp: &(u16, Value)) -> Vec<(String, u64)> {
     assert_eq!(resp.0, 202, "ingest: {}", resp.1);
-    resp.1["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| {
-            (
-                e["id"].as_str().expect("id").to_owned(),
-                e["offset"].as_u64().expect("offset"),
-            )
-        })
-        .collect()
+    accepted_ids(&resp.1)
 }
 
 #[tokio::test]

@@ -66,21 +66,14 @@ pub async fn create_tenant(
     principal.require_operator()?;
     let ApiJson(body) = body?;
     if !is_valid_tenant_id(&body.id) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+        return Err(ApiError::invalid_field(
+            "id",
             "tenant id must be 1–64 characters of [a-z0-9_-]",
-        )
-        .with_detail(json!({ "field": "id" })));
+        ));
     }
     let name = body.name.unwrap_or_else(|| body.id.clone());
     if name.len() > 256 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "tenant name must be at most 256 bytes",
-        )
-        .with_detail(json!({ "field": "name" })));
+        return Err(ApiError::invalid_field("name", "tenant name must be at most 256 bytes"));
     }
     let tenant = state.store.create_tenant(&body.id, &name).await?;
     state.tenants.insert(&tenant.id);
@@ -131,22 +124,18 @@ pub async fn create_key(
     principal.require_operator()?;
     let ApiJson(body) = body?;
     if body.scopes.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+        return Err(ApiError::invalid_field(
+            "scopes",
             "a key needs at least one scope: ingest, read, manage",
-        )
-        .with_detail(json!({ "field": "scopes" })));
+        ));
     }
     let mut scopes: Vec<String> = Vec::new();
     for s in &body.scopes {
         let Some(scope) = Scope::parse(s) else {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
+            return Err(ApiError::invalid_field(
+                "scopes",
                 format!("unknown scope `{s}`; scopes are {}", Scope::ALL.join(", ")),
-            )
-            .with_detail(json!({ "field": "scopes" })));
+            ));
         };
         if !scopes.iter().any(|x| x == scope.as_str()) {
             scopes.push(scope.as_str().to_owned());
@@ -154,12 +143,7 @@ pub async fn create_key(
     }
     let name = body.name.unwrap_or_default();
     if name.len() > 256 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "key name must be at most 256 bytes",
-        )
-        .with_detail(json!({ "field": "name" })));
+        return Err(ApiError::invalid_field("name", "key name must be at most 256 bytes"));
     }
     state.tenants.ensure(state.store.as_ref(), &tenant).await?;
     let secret = random_token("ark");

@@ -351,3 +351,18 @@ pub fn ids(events: &[Value]) -> Vec<String> {
         .map(|e| e["id"].as_str().expect("id").to_owned())
         .collect()
 }
+
+/// `(id, offset)` of each event in a 202 ingest answer.
+pub fn accepted_ids(answer: &Value) -> Vec<(String, u64)> {
+    answer["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().expect("id").to_owned(),
+                e["offset"].as_u64().expect("offset"),
+            )
+        })
+        .collect()
+}
