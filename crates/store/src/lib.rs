@@ -1,8 +1,10 @@
-//! The durable log and everything stored beside it, behind three narrow traits:
+//! The durable log and everything stored beside it, behind narrow traits:
 //!
 //! * [`EventLog`]: per-tenant, gapless, append-only partitions with group commit;
 //! * [`Cursors`]: committed positions of consumers (sinks), one per tenant they read;
-//! * [`Catalog`]: tenants and hashed API keys.
+//! * [`Catalog`]: tenants and hashed API keys;
+//! * [`SinkStore`], [`DeadLetters`], [`DeliveryLog`]: sink definitions (secrets sealed), batches
+//!   that exhausted their retries, and one row per delivery attempt.
 //!
 //! The traits are what the server and the delivery engine see. A backend (SQLite in
 //! [`sqlite`], PostgreSQL next) implements all three plus [`Store`]. Wake-ups after a commit go
@@ -18,7 +20,7 @@ use auditrelay_core::{NewEvent, StoredEvent};
 use tokio::sync::watch;
 
 pub use error::StoreError;
-pub use model::{ApiKey, AppendOutcome, NewApiKey, ReadQuery, Tenant};
+pub use model::{ApiKey, AppendOutcome, DeadLetter, DeliveryAttempt, NewApiKey, ReadQuery, SinkRow, Tenant};
 pub use notify::Notifier;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -40,6 +42,10 @@ pub trait EventLog: Send + Sync {
     /// A receiver that changes whenever the tenant's head moves. Subscribe *before* reading so
     /// a commit between the read and the wait is not missed.
     fn subscribe(&self, tenant: &str) -> watch::Receiver<u64>;
+
+    /// The cursor from which a reader sees the tenant's events received at or after `time`
+    /// (RFC 3339): the offset just before the first such event, or the head if there is none.
+    async fn offset_at_time(&self, tenant: &str, time: &str) -> Result<u64>;
 }
 
 #[async_trait]
@@ -51,6 +57,58 @@ pub trait Cursors: Send + Sync {
     async fn commit_cursor(&self, consumer: &str, tenant: &str, offset: u64) -> Result<()>;
     /// Sets a cursor to any position (start_at, operator rewind).
     async fn reset_cursor(&self, consumer: &str, tenant: &str, offset: u64) -> Result<()>;
+    /// Every cursor of a consumer as (tenant, position), ordered by tenant.
+    async fn cursors_of(&self, consumer: &str) -> Result<Vec<(String, u64)>>;
+}
+
+/// Sink definitions. Deleting a sink deletes its cursors, dead letters and delivery log too.
+#[async_trait]
+pub trait SinkStore: Send + Sync {
+    /// `StoreError::Conflict` if the id exists; `UnknownTenant` if `owner_tenant` is unknown.
+    async fn create_sink(&self, sink: SinkRow) -> Result<()>;
+    async fn sink(&self, id: &str) -> Result<Option<SinkRow>>;
+    /// Sinks ordered by id, strictly after `after`. `owner`: `Some(t)` = only sinks owned by
+    /// tenant `t`; `None` = every sink.
+    async fn list_sinks(&self, owner: Option<&str>, after: Option<&str>, limit: usize) -> Result<Vec<SinkRow>>;
+    /// Replaces `spec`, `sealed_secrets`, `paused` and `pause_reason` if the stored revision is
+    /// still `sink.revision`; sets `updated_at` and returns the row with revision + 1.
+    /// `Ok(None)` if the sink is gone; `StoreError::Conflict` if someone updated it meanwhile.
+    async fn update_sink(&self, sink: SinkRow) -> Result<Option<SinkRow>>;
+    /// Pauses or resumes without a revision check (the engine pauses on a 401 while an
+    /// operator may be editing). Bumps the revision. `Ok(None)` if the sink is gone.
+    async fn set_sink_paused(&self, id: &str, paused: bool, reason: Option<&str>) -> Result<Option<SinkRow>>;
+    /// `false` if there was no such sink.
+    async fn delete_sink(&self, id: &str) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    async fn add_dead_letter(&self, dead_letter: DeadLetter) -> Result<()>;
+    /// A sink's dead letters ordered by id (ids are time-ordered), strictly after `after`.
+    async fn list_dead_letters(&self, sink_id: &str, after: Option<&str>, limit: usize) -> Result<Vec<DeadLetter>>;
+    async fn dead_letter(&self, sink_id: &str, id: &str) -> Result<Option<DeadLetter>>;
+    /// Replaces the attempts JSON (a retry that failed again); `false` if it is gone.
+    async fn update_dead_letter_attempts(&self, sink_id: &str, id: &str, attempts: &str) -> Result<bool>;
+    /// `false` if there was no such dead letter.
+    async fn delete_dead_letter(&self, sink_id: &str, id: &str) -> Result<bool>;
+    /// How many dead letters a sink holds.
+    async fn count_dead_letters(&self, sink_id: &str) -> Result<u64>;
+}
+
+/// The delivery log: one row per attempt, kept for a bounded window.
+#[async_trait]
+pub trait DeliveryLog: Send + Sync {
+    /// Appends rows in one transaction (the engine buffers and flushes them together).
+    async fn record_attempts(&self, attempts: Vec<DeliveryAttempt>) -> Result<()>;
+    /// A sink's attempts, newest first, with their row number; `before` pages backwards.
+    async fn list_attempts(
+        &self,
+        sink_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, DeliveryAttempt)>>;
+    /// Deletes attempts older than `older_than` (RFC 3339); returns how many went.
+    async fn prune_attempts(&self, older_than: &str) -> Result<u64>;
 }
 
 #[async_trait]
@@ -73,7 +131,7 @@ pub trait Catalog: Send + Sync {
 
 /// A complete backend.
 #[async_trait]
-pub trait Store: EventLog + Cursors + Catalog {
+pub trait Store: EventLog + Cursors + Catalog + SinkStore + DeadLetters + DeliveryLog {
     /// Cheap check that the store answers (readiness).
     async fn ping(&self) -> Result<()>;
     /// Finishes queued writes and releases the store. Later calls fail with `ShuttingDown`.

@@ -46,3 +46,65 @@ pub struct ApiKey {
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
 }
+
+/// A sink as stored. The store keeps the definition as an opaque JSON document (`spec`) and the
+/// secrets as an opaque sealed blob: the server validates the spec, the engine interprets it,
+/// and only code holding the master key can open the secrets (invariant 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkRow {
+    /// `snk_…`
+    pub id: String,
+    /// The tenant that owns the sink (a tenant key created it, or the operator named one).
+    /// `None` for an operator sink, which may span every tenant or a list named in its spec.
+    pub owner_tenant: Option<String>,
+    /// The sink definition as JSON (name, kind, config, format, batch, retry, …).
+    pub spec: String,
+    /// AES-256-GCM sealed JSON map of secret name → value. Never plaintext.
+    pub sealed_secrets: Vec<u8>,
+    pub paused: bool,
+    /// Why the sink is paused (operator request, a 401/403/404/410 from the receiver, …).
+    pub pause_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Starts at 1; every update adds 1, so workers notice changes and writers detect races.
+    pub revision: u64,
+}
+
+/// A batch that exhausted its attempts (or was rejected for good). It names the range of the
+/// log it covers; the events themselves stay in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// `dl_…`
+    pub id: String,
+    pub sink_id: String,
+    pub tenant_id: String,
+    pub first_offset: u64,
+    pub last_offset: u64,
+    /// Events of the range that matched the sink's type filter, i.e. what was sent.
+    pub event_count: u64,
+    pub reason: String,
+    /// JSON array of every attempt: `[{"attempt", "at", "status", "error", "latency_ms"}…]`.
+    pub attempts: String,
+    pub created_at: String,
+}
+
+/// One row of the delivery log: one attempt to deliver one batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryAttempt {
+    pub sink_id: String,
+    pub tenant_id: String,
+    pub first_offset: u64,
+    pub last_offset: u64,
+    pub event_count: u64,
+    /// What the attempt was for: `delivery`, `replay`, `dead_letter_retry` or `test`.
+    pub purpose: String,
+    /// 1-based attempt number within its batch.
+    pub attempt: u32,
+    /// `delivered`, `retry`, `rejected` or `misconfigured`.
+    pub outcome: String,
+    /// The receiver's status (HTTP status code) when there was one.
+    pub status: Option<u16>,
+    pub latency_ms: f64,
+    pub error: Option<String>,
+    pub at: String,
+}

@@ -7,6 +7,7 @@
 mod checkpointer;
 mod pool;
 mod schema;
+mod sinks;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -202,6 +203,10 @@ impl EventLog for SqliteStore {
     fn subscribe(&self, tenant: &str) -> watch::Receiver<u64> {
         self.notifier.subscribe(tenant)
     }
+
+    async fn offset_at_time(&self, _tenant: &str, _time: &str) -> Result<u64> {
+        Err(StoreError::Unavailable("not implemented".into())) // HELPER: implement
+    }
 }
 
 #[async_trait]
@@ -249,6 +254,10 @@ impl Cursors for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn cursors_of(&self, _consumer: &str) -> Result<Vec<(String, u64)>> {
+        Err(StoreError::Unavailable("not implemented".into())) // HELPER: implement
     }
 }
 

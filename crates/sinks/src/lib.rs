@@ -1,0 +1,92 @@
+//! Delivery targets. A sink turns one batch of events into bytes on the wire, makes ONE attempt,
+//! and classifies what happened ([`Outcome`]). It never retries, never sleeps, never touches the
+//! store: the engine owns retries, backoff, the breaker, dead letters and cursors (invariant 4,
+//! after Vector's RetryLogic/Driver split).
+//!
+//! Adding a kind: a folder beside `webhook/`, plus one arm in [`registry`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use auditrelay_core::StoredEvent;
+
+pub mod http;
+pub mod registry;
+pub mod webhook;
+
+pub use registry::{build, kind_spec, validate_config, KindSpec, SinkEnv};
+
+/// Secret name → value, decrypted. Only the engine and the sink that uses them hold this.
+pub type Secrets = BTreeMap<String, String>;
+
+/// One batch of one tenant's events, in offset order.
+pub struct Batch<'a> {
+    pub sink_id: &'a str,
+    pub tenant_id: &'a str,
+    /// Stable across every attempt at this batch (the webhook id, the idempotency key), so a
+    /// receiver can drop a duplicate delivery.
+    pub batch_id: &'a str,
+    pub events: &'a [StoredEvent],
+}
+
+/// What the engine should do after one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The receiver accepted the batch: commit the cursor past it.
+    Delivered,
+    /// Transient (network error, timeout, 408, 429, 5xx): try again, no sooner than `after`
+    /// when the receiver said so (`Retry-After`).
+    Retry { after: Option<Duration> },
+    /// The receiver refused this batch for good (3xx, other 4xx): dead-letter it.
+    Reject,
+    /// The sink itself is misconfigured or gone (401, 403, 404, 410): pause the sink, keep the
+    /// batch where it is.
+    Misconfigured,
+}
+
+/// The report of one attempt: the outcome plus what to show an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptReport {
+    pub outcome: Outcome,
+    /// The receiver's status (HTTP status code), when it answered.
+    pub status: Option<u16>,
+    /// Human-readable cause for anything but `Delivered` (e.g. `HTTP 503: <body snippet>`,
+    /// `connection refused`). Never contains a secret.
+    pub error: Option<String>,
+}
+
+impl AttemptReport {
+    pub fn delivered(status: Option<u16>) -> Self {
+        AttemptReport {
+            outcome: Outcome::Delivered,
+            status,
+            error: None,
+        }
+    }
+}
+
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// Makes one attempt at delivering `batch`. The engine bounds it with the sink's
+    /// `timeout_ms` and drops the future on timeout.
+    async fn deliver(&self, batch: &Batch<'_>) -> AttemptReport;
+}
+
+/// A sink definition that cannot work, with the path of the offending field
+/// (e.g. `config.url`, `secrets.signing_secret`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The one place that knows every sink kind: what it accepts and how to build it.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::{webhook, ConfigError, Secrets, Sink};
+
+/// Process-wide settings every sink obeys.
+#[derive(Debug, Clone, Default)]
+pub struct SinkEnv {
+    /// Lets sinks target loopback, private, link-local and metadata addresses. Off by default
+    /// (SSRF guard); tests and on-premises receivers turn it on explicitly.
+    pub allow_private_networks: bool,
+}
+
+/// What a kind accepts, for save-time validation and the API's answers.
+#[derive(Debug)]
+pub struct KindSpec {
+    pub kind: &'static str,
+    /// Formats the kind can send; the first is the default.
+    pub formats: &'static [&'static str],
+    /// Secret names it understands.
+    pub secrets: &'static [&'static str],
+    /// Secrets that keep signing alongside their replacement for a grace period after a change.
+    pub rotating_secrets: &'static [&'static str],
+}
+
+const KINDS: &[KindSpec] = &[KindSpec {
+    kind: "webhook",
+    formats: &["json"],
+    secrets: &["signing_secret"],
+    rotating_secrets: &["signing_secret"],
+}];
+
+/// Every kind named in the public contract, implemented or not, so the API can tell "unknown
+/// kind" from "not available in this build".
+pub const ALL_KINDS: &[&str] = &[
+    "webhook",
+    "splunk_hec",
+    "sentinel",
+    "elastic",
+    "datadog",
+    "generic_https",
+    "kafka",
+    "s3",
+    "syslog",
+];
+
+pub fn kind_spec(kind: &str) -> Option<&'static KindSpec> {
+    KINDS.iter().find(|k| k.kind == kind)
+}
+
+/// Checks a definition at save time (fields, URL, the SSRF policy on what the host resolves to)
+/// and fills in secrets the kind generates when absent. Returns the generated secrets, which the
+/// API shows once.
+pub async fn validate_config(
+    kind: &str,
+    config: &Value,
+    secrets: &mut Secrets,
+    env: &SinkEnv,
+) -> Result<Secrets, ConfigError> {
+    let spec = kind_spec(kind).ok_or_else(|| unknown_kind(kind))?;
+    for name in secrets.keys() {
+        if !spec.secrets.contains(&name.as_str()) && !name.starts_with("previous_") {
+            return Err(ConfigError::new(
+                format!("secrets.{name}"),
+                format!(
+                    "`{kind}` sinks take no secret named `{name}` (known: {})",
+                    spec.secrets.join(", ")
+                ),
+            ));
+        }
+    }
+    match kind {
+        "webhook" => webhook::validate(config, secrets, env).await,
+        _ => Err(unknown_kind(kind)),
+    }
+}
+
+/// Builds a ready-to-send sink from a validated definition.
+pub fn build(
+    kind: &str,
+    config: &Value,
+    secrets: &Secrets,
+    format: &str,
+    env: &SinkEnv,
+) -> Result<Arc<dyn Sink>, ConfigError> {
+    match kind {
+        "webhook" => Ok(Arc::new(webhook::WebhookSink::new(config, secrets, format, env)?)),
+        _ => Err(unknown_kind(kind)),
+    }
+}
+
+fn unknown_kind(kind: &str) -> ConfigError {
+    if ALL_KINDS.contains(&kind) {
+        ConfigError::new("kind", format!("sink kind `{kind}` is not available in this build yet"))
+    } else {
+        ConfigError::new(
+            "kind",
+            format!("unknown sink kind `{kind}` (known: {})", ALL_KINDS.join(", ")),
+        )
+    }
+}
