@@ -1,1 +1,200 @@
-//! The delivery engine.
+//! The delivery engine: every sink is a consumer with its own committed cursor per tenant.
+//!
+//! * [`supervisor`] runs one worker per sink and follows configuration changes;
+//! * [`lane`] is one sink reading one tenant: batch, deliver, commit in order;
+//! * [`deliver`] is the retry loop for one batch (breaker, timeout, backoff, verdict);
+//! * [`jobs`] are deliveries beside the cursor: test, dead-letter retry, replay;
+//! * [`spec`] is the sink definition, [`secrets`] seals its secrets, [`status`] and
+//!   [`health`] say how it is doing, [`recorder`] writes the delivery log.
+//!
+//! Sinks only classify attempts; everything about time and state is decided here.
+
+pub mod backoff;
+pub mod breaker;
+mod deliver;
+mod health;
+mod jobs;
+mod lane;
+pub mod metrics;
+mod recorder;
+pub mod secrets;
+pub mod spec;
+pub mod status;
+mod supervisor;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use auditrelay_sinks::{ConfigError, SinkEnv};
+use auditrelay_store::{DeadLetter, SinkRow, Store, StoreError};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use jobs::{AttemptResult, ReplayInfo};
+pub use lane::PAUSE_AFTER_EXHAUSTED;
+pub use secrets::{MasterKey, SecretsError};
+use supervisor::{Control, Shared_};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the stored sink definition is unreadable: {0}")]
+    Spec(String),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error("the sink configuration does not work: {0}")]
+    Build(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// What the call needs no longer exists (events pruned from the log).
+    #[error("{0}")]
+    Gone(String),
+}
+
+pub struct EngineConfig {
+    pub env: SinkEnv,
+    pub master_key: [u8; 32],
+    /// How long the delivery log keeps attempts.
+    pub delivery_log_retention: Duration,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared_>,
+    replays: Arc<jobs::ReplayTable>,
+    tasks: TaskTracker,
+    supervisor: Arc<Mutex<Option<JoinHandle<()>>>>,
+    recorder_stop: CancellationToken,
+}
+
+impl Engine {
+    /// Starts a worker for every stored sink, and the delivery-log writer.
+    pub fn start(store: Arc<dyn Store>, config: EngineConfig) -> Engine {
+        let (control, commands) = mpsc::unbounded_channel();
+        let recorder = recorder::Recorder::new(config.delivery_log_retention);
+        let shared = Arc::new(Shared_ {
+            store: store.clone(),
+            key: MasterKey::new(&config.master_key),
+            env: config.env,
+            recorder: recorder.clone(),
+            statuses: Mutex::new(HashMap::new()),
+            control,
+            shutdown: CancellationToken::new(),
+            started_at: auditrelay_core::time::now_rfc3339(),
+        });
+        let tasks = TaskTracker::new();
+        let recorder_stop = CancellationToken::new();
+        tasks.spawn(recorder.run(store, recorder_stop.clone()));
+        let supervisor = tokio::spawn(supervisor::supervise(shared.clone(), commands));
+        Engine {
+            shared,
+            replays: Arc::new(Mutex::new(HashMap::new())),
+            tasks,
+            supervisor: Arc::new(Mutex::new(Some(supervisor))),
+            recorder_stop,
+        }
+    }
+
+    pub fn master_key(&self) -> &MasterKey {
+        &self.shared.key
+    }
+
+    pub fn env(&self) -> &SinkEnv {
+        &self.shared.env
+    }
+
+    /// The sink was created, changed, paused, resumed or deleted: run what the store says now.
+    pub fn reload(&self, sink_id: &str) {
+        let _ = self.shared.control.send(Control::Reload(sink_id.to_owned()));
+    }
+
+    /// A resumed sink starts with a closed breaker and a clean "exhausted in a row" count.
+    pub fn resumed(&self, sink_id: &str) {
+        let status = self.shared.statuses.lock().unwrap_or_else(|p| p.into_inner()).get(sink_id).cloned();
+        if let Some(status) = status {
+            status.reset_exhausted();
+        }
+        self.reload(sink_id);
+    }
+
+    /// Stops the sink's replays; its worker stops on the next reload.
+    pub fn deleted(&self, sink_id: &str) {
+        for (info, stop) in self.replays.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            if info.sink_id == sink_id {
+                stop.cancel();
+            }
+        }
+        self.reload(sink_id);
+    }
+
+    pub fn tenant_created(&self, tenant: &str) {
+        let _ = self.shared.control.send(Control::TenantCreated(tenant.to_owned()));
+    }
+
+    pub async fn health(&self, row: &SinkRow) -> Result<Value, EngineError> {
+        health::health(&self.shared, row).await
+    }
+
+    pub async fn test_delivery(&self, row: &SinkRow) -> Result<AttemptResult, EngineError> {
+        jobs::test_delivery(&self.shared, row).await
+    }
+
+    pub async fn retry_dead_letter(&self, row: &SinkRow, dl: &DeadLetter) -> Result<AttemptResult, EngineError> {
+        jobs::retry_dead_letter(&self.shared, row, dl).await
+    }
+
+    /// Starts re-delivering `from..=to` of `tenant` to this sink only.
+    pub fn start_replay(&self, row: &SinkRow, tenant: &str, from: u64, to: u64) -> Result<ReplayInfo, EngineError> {
+        let ctx = self.shared.delivery_ctx(row)?;
+        let info = ReplayInfo {
+            id: auditrelay_core::ids::new_prefixed_id("rpl"),
+            sink_id: row.id.clone(),
+            tenant: tenant.to_owned(),
+            from_offset: from,
+            to_offset: to,
+            state: "running".into(),
+            delivered_events: 0,
+            dead_lettered_batches: 0,
+            error: None,
+            started_at: auditrelay_core::time::now_rfc3339(),
+            finished_at: None,
+        };
+        let stop = self.shared.shutdown.child_token();
+        self.replays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(info.id.clone(), (info.clone(), stop.clone()));
+        self.tasks.spawn(jobs::run_replay(
+            self.shared.clone(),
+            self.replays.clone(),
+            ctx,
+            info.id.clone(),
+            stop,
+        ));
+        Ok(info)
+    }
+
+    pub fn replay(&self, sink_id: &str, replay_id: &str) -> Option<ReplayInfo> {
+        let table = self.replays.lock().unwrap_or_else(|p| p.into_inner());
+        table
+            .get(replay_id)
+            .filter(|(info, _)| info.sink_id == sink_id)
+            .map(|(info, _)| info.clone())
+    }
+
+    /// Drains: lanes stop reading, finish the attempts on the wire, commit what was accepted;
+    /// replays stop between batches; the delivery log is flushed.
+    pub async fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+        let supervisor = self.supervisor.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = supervisor {
+            let _ = handle.await;
+        }
+        self.recorder_stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}

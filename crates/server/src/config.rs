@@ -20,8 +20,12 @@ pub struct ServeArgs {
     #[arg(long, env = "AUDITRELAY_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Let sinks target loopback, private and link-local addresses.
-    #[arg(long, env = "AUDITRELAY_ALLOW_PRIVATE_NETWORKS")]
+    /// `--allow-private-networks` alone means true.
+    #[arg(long, env = "AUDITRELAY_ALLOW_PRIVATE_NETWORKS", num_args = 0..=1, default_missing_value = "true")]
     pub allow_private_networks: Option<bool>,
+    /// Hours the delivery log keeps each attempt (default 72).
+    #[arg(long, env = "AUDITRELAY_DELIVERY_LOG_RETENTION_HOURS")]
+    pub delivery_log_retention_hours: Option<u64>,
     /// TOML file with any of these settings.
     #[arg(long, env = "AUDITRELAY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -53,6 +57,7 @@ struct FileSettings {
     admin_token: Option<String>,
     master_key: Option<String>,
     sse_heartbeat_secs: Option<u64>,
+    delivery_log_retention_hours: Option<u64>,
     max_event_bytes: Option<usize>,
     max_request_bytes: Option<usize>,
     max_request_events: Option<usize>,
@@ -70,6 +75,7 @@ pub struct Settings {
     /// Base64 master key from env or file; `None` = generated into the data dir.
     pub master_key: Option<String>,
     pub sse_heartbeat_secs: u64,
+    pub delivery_log_retention_hours: u64,
     pub limits: Limits,
 }
 
@@ -123,6 +129,11 @@ impl Settings {
             admin_token: env_nonempty("AUDITRELAY_ADMIN_TOKEN").or(file.admin_token),
             master_key: env_nonempty("AUDITRELAY_MASTER_KEY").or(file.master_key),
             sse_heartbeat_secs: args.sse_heartbeat_secs.or(file.sse_heartbeat_secs).unwrap_or(15).max(1),
+            delivery_log_retention_hours: args
+                .delivery_log_retention_hours
+                .or(file.delivery_log_retention_hours)
+                .unwrap_or(72)
+                .max(1),
             limits,
         };
         if let Some(token) = &settings.admin_token {

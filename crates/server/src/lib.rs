@@ -44,7 +44,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     let (operator_hash, generated) = keyfiles::operator_token(&settings.data_dir, settings.admin_token.as_deref())?;
-    let _master_key = keyfiles::master_key(&settings.data_dir, settings.master_key.as_deref())?;
+    let master_key = keyfiles::master_key(&settings.data_dir, settings.master_key.as_deref())?;
 
     // Publish current heads so /metrics shows every tenant from the start.
     let mut after: Option<String> = None;
@@ -60,8 +60,23 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         after = page.last().map(|t| t.id.clone());
     }
 
+    let engine = auditrelay_engine::Engine::start(
+        store.clone(),
+        auditrelay_engine::EngineConfig {
+            env: auditrelay_sinks::SinkEnv {
+                allow_private_networks: settings.allow_private_networks,
+            },
+            master_key,
+            delivery_log_retention: std::time::Duration::from_secs(settings.delivery_log_retention_hours * 3600),
+        },
+    );
+    if settings.allow_private_networks {
+        tracing::warn!("sinks may target private, loopback and link-local addresses (--allow-private-networks)");
+    }
+
     let shutdown = CancellationToken::new();
     let state = AppState {
+        engine: engine.clone(),
         auth: Arc::new(Authenticator::new(operator_hash, store.clone())),
         store: store.clone(),
         limits: settings.limits,
@@ -88,6 +103,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("serving HTTP")?;
 
+    tracing::info!("draining: finishing deliveries on the wire and committing cursors");
+    engine.shutdown().await;
     tracing::info!("draining: finishing queued writes");
     store.close().await;
     tracing::info!("stopped");

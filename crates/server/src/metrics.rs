@@ -27,6 +27,12 @@ impl Metrics {
             )
             .and_then(|b| {
                 b.set_buckets_for_metric(
+                    Matcher::Full(auditrelay_engine::metrics::DELIVERY_LATENCY.into()),
+                    auditrelay_engine::metrics::LATENCY_BUCKETS,
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
                     Matcher::Prefix("auditrelay_commit_group".into()),
                     &[
                         1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0, 16384.0,

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use auditrelay_core::Limits;
+use auditrelay_engine::Engine;
 use auditrelay_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +22,8 @@ pub struct AppState {
     /// Cancelled on SIGTERM: long-polls answer at once and SSE streams end, so draining is quick.
     pub shutdown: CancellationToken,
     pub metrics: Arc<Metrics>,
+    /// The delivery engine: sink routes tell it what changed.
+    pub engine: Engine,
 }
 
 /// Tenants known to exist. Only positive answers are cached (tenants are never deleted), so a

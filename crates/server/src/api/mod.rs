@@ -4,6 +4,7 @@ mod consume;
 mod extract;
 mod health;
 mod ingest;
+mod sinks;
 mod tenants;
 
 use axum::routing::{delete, get, post};
@@ -23,6 +24,24 @@ pub fn router(state: AppState) -> Router {
             post(tenants::create_key).get(tenants::list_keys),
         )
         .route("/v1/tenants/{tenant}/keys/{key}", delete(tenants::revoke_key))
+        .route("/v1/sinks", post(sinks::create_sink).get(sinks::list_sinks))
+        .route(
+            "/v1/sinks/{id}",
+            get(sinks::get_sink).patch(sinks::patch_sink).delete(sinks::delete_sink),
+        )
+        .route("/v1/sinks/{id}/test", post(sinks::test_sink))
+        .route("/v1/sinks/{id}/health", get(sinks::sink_health))
+        .route("/v1/sinks/{id}/pause", post(sinks::pause_sink))
+        .route("/v1/sinks/{id}/resume", post(sinks::resume_sink))
+        .route("/v1/sinks/{id}/replay", post(sinks::replay_sink))
+        .route("/v1/sinks/{id}/replays/{replay}", get(sinks::get_replay))
+        .route("/v1/sinks/{id}/deliveries", get(sinks::list_deliveries))
+        .route("/v1/sinks/{id}/dead-letters", get(sinks::list_dead_letters))
+        .route(
+            "/v1/sinks/{id}/dead-letters/{dl}",
+            get(sinks::get_dead_letter).delete(sinks::delete_dead_letter),
+        )
+        .route("/v1/sinks/{id}/dead-letters/{dl}/retry", post(sinks::retry_dead_letter))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

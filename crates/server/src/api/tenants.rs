@@ -77,6 +77,7 @@ pub async fn create_tenant(
     }
     let tenant = state.store.create_tenant(&body.id, &name).await?;
     state.tenants.insert(&tenant.id);
+    state.engine.tenant_created(&tenant.id);
     Ok((StatusCode::CREATED, Json(tenant_json(&tenant))).into_response())
 }
 

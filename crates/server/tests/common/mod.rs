@@ -3,6 +3,8 @@
 //! Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

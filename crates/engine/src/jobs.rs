@@ -1,0 +1,227 @@
+//! Deliveries outside the main cursor: a test delivery, a dead-letter retry, and replay of a
+//! range. None of them moves the sink's cursor: they are separate jobs with their own progress,
+//! so a replay can never push the main cursor past an undelivered event or pull it back.
+
+use std::sync::{Arc, Mutex};
+
+use auditrelay_core::StoredEvent;
+use auditrelay_store::{DeadLetter, ReadQuery, SinkRow};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::deliver::{attempt_once, deliver_with_retries, observe, BatchJob, DeliveryCtx, Verdict};
+use crate::supervisor::Shared_;
+use crate::EngineError;
+
+/// What one immediate attempt gave.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptResult {
+    pub delivered: bool,
+    pub outcome: String,
+    pub status: Option<u16>,
+    pub latency_ms: f64,
+    pub error: Option<String>,
+}
+
+fn result_of(attempt: &Value) -> AttemptResult {
+    AttemptResult {
+        delivered: attempt["outcome"] == "delivered",
+        outcome: attempt["outcome"].as_str().unwrap_or("").to_owned(),
+        status: attempt["status"].as_u64().map(|s| s as u16),
+        latency_ms: attempt["latency_ms"].as_f64().unwrap_or(0.0),
+        error: attempt["error"].as_str().map(str::to_owned),
+    }
+}
+
+/// A synthetic `system.test` event for `tenant`.
+fn test_event(tenant: &str) -> StoredEvent {
+    let id = auditrelay_core::ids::new_event_id();
+    let now = auditrelay_core::time::now_rfc3339();
+    let body = json!({
+        "id": id,
+        "tenant_id": tenant,
+        "type": "system.test",
+        "occurred_at": now,
+        "received_at": now,
+        "actor": {"id": "auditrelay", "type": "system"},
+        "action": "test",
+        "outcome": "success",
+        "severity": 0,
+        "metadata": {"message": "test delivery from auditrelay; not part of the audit log"},
+    });
+    StoredEvent {
+        tenant_id: tenant.to_owned(),
+        offset: 0,
+        id,
+        event_type: "system.test".into(),
+        body: body.to_string(),
+    }
+}
+
+pub(crate) async fn test_delivery(shared: &Shared_, row: &SinkRow) -> Result<AttemptResult, EngineError> {
+    let ctx = shared.delivery_ctx(row)?;
+    let tenant = row
+        .owner_tenant
+        .clone()
+        .or_else(|| ctx.spec.tenants.as_ref().and_then(|t| t.first().cloned()))
+        .unwrap_or_else(|| "system".into());
+    let job = BatchJob {
+        events: vec![test_event(&tenant)],
+        tenant,
+        commit_to: 0,
+    };
+    let timed = attempt_once(&ctx, &job).await;
+    Ok(result_of(&observe(&ctx, &job, "test", 1, &timed, false)))
+}
+
+/// The events a dead letter names, re-read from the log through the sink's filter.
+async fn dead_letter_events(shared: &Shared_, ctx: &DeliveryCtx, dl: &DeadLetter) -> Result<Vec<StoredEvent>, EngineError> {
+    let span = dl.last_offset.saturating_sub(dl.first_offset) + 1;
+    let mut events = shared
+        .store
+        .read(ReadQuery {
+            tenant: dl.tenant_id.clone(),
+            after: dl.first_offset.saturating_sub(1),
+            limit: span.min(1_000_000) as usize,
+            filter: ctx.spec.type_filter(),
+        })
+        .await?;
+    events.retain(|e| e.offset <= dl.last_offset);
+    Ok(events)
+}
+
+/// One attempt at a dead letter now. Delivered → the dead letter is deleted. Otherwise the
+/// attempt joins its history and it stays.
+pub(crate) async fn retry_dead_letter(shared: &Shared_, row: &SinkRow, dl: &DeadLetter) -> Result<AttemptResult, EngineError> {
+    let ctx = shared.delivery_ctx(row)?;
+    let events = dead_letter_events(shared, &ctx, dl).await?;
+    if events.is_empty() {
+        return Err(EngineError::Gone(format!(
+            "the events {}..={} of tenant `{}` are no longer in the log",
+            dl.first_offset, dl.last_offset, dl.tenant_id
+        )));
+    }
+    let job = BatchJob {
+        tenant: dl.tenant_id.clone(),
+        commit_to: dl.last_offset,
+        events,
+    };
+    let mut history: Vec<Value> = serde_json::from_str(&dl.attempts).unwrap_or_default();
+    let timed = attempt_once(&ctx, &job).await;
+    let attempt = observe(&ctx, &job, "dead_letter_retry", history.len() as u32 + 1, &timed, false);
+    let result = result_of(&attempt);
+    if result.delivered {
+        shared.store.delete_dead_letter(&row.id, &dl.id).await?;
+    } else {
+        history.push(attempt);
+        shared
+            .store
+            .update_dead_letter_attempts(&row.id, &dl.id, &Value::Array(history).to_string())
+            .await?;
+    }
+    Ok(result)
+}
+
+/// Progress of a replay, as `GET /v1/sinks/{id}/replays/{replay}` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayInfo {
+    pub id: String,
+    pub sink_id: String,
+    pub tenant: String,
+    pub from_offset: u64,
+    pub to_offset: u64,
+    /// `running`, `completed`, `failed` or `cancelled`.
+    pub state: String,
+    pub delivered_events: u64,
+    pub dead_lettered_batches: u64,
+    pub error: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+pub(crate) type ReplayTable = Mutex<std::collections::HashMap<String, (ReplayInfo, CancellationToken)>>;
+
+fn update(table: &ReplayTable, id: &str, f: impl FnOnce(&mut ReplayInfo)) {
+    if let Some((info, _)) = table.lock().unwrap_or_else(|p| p.into_inner()).get_mut(id) {
+        f(info);
+    }
+}
+
+/// Re-delivers offsets `from..=to` of one tenant to this sink only, in batches, with the sink's
+/// retry policy. Exhausted batches become dead letters; a misconfigured receiver fails the
+/// replay (the main lane pauses the sink on its own).
+pub(crate) async fn run_replay(
+    shared: Arc<Shared_>,
+    table: Arc<ReplayTable>,
+    ctx: Arc<DeliveryCtx>,
+    id: String,
+    stop: CancellationToken,
+) {
+    let (tenant, from, to) = match table.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+        Some((info, _)) => (info.tenant.clone(), info.from_offset, info.to_offset),
+        None => return,
+    };
+    let mut pos = from.saturating_sub(1);
+    let filter = ctx.spec.type_filter();
+    let (state, error) = loop {
+        if pos >= to {
+            break ("completed", None);
+        }
+        if stop.is_cancelled() {
+            break ("cancelled", None);
+        }
+        let mut events = match shared
+            .store
+            .read(ReadQuery {
+                tenant: tenant.clone(),
+                after: pos,
+                limit: ctx.spec.batch.max_events,
+                filter: filter.clone(),
+            })
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => break ("failed", Some(format!("reading the log: {e}"))),
+        };
+        events.retain(|e| e.offset <= to);
+        if events.is_empty() {
+            break ("completed", None);
+        }
+        let last = events.last().map_or(to, |e| e.offset);
+        let count = events.len() as u64;
+        let job = BatchJob {
+            tenant: tenant.clone(),
+            events,
+            commit_to: last,
+        };
+        match deliver_with_retries(&ctx, &job, "replay", &stop).await {
+            Verdict::Delivered => update(&table, &id, |i| i.delivered_events += count),
+            Verdict::Exhausted { attempts, reason } => {
+                let dl = DeadLetter {
+                    id: auditrelay_core::ids::new_prefixed_id("dl"),
+                    sink_id: ctx.sink_id.clone(),
+                    tenant_id: tenant.clone(),
+                    first_offset: job.first_offset(),
+                    last_offset: job.last_offset(),
+                    event_count: count,
+                    reason: format!("replay {id}: {reason}"),
+                    attempts: attempts.to_string(),
+                    created_at: auditrelay_core::time::now_rfc3339(),
+                };
+                if let Err(e) = shared.store.add_dead_letter(dl).await {
+                    break ("failed", Some(format!("writing a dead letter: {e}")));
+                }
+                update(&table, &id, |i| i.dead_lettered_batches += 1);
+            }
+            Verdict::Misconfigured { reason } => break ("failed", Some(reason)),
+            Verdict::Abandoned => break ("cancelled", None),
+        }
+        pos = last;
+    };
+    update(&table, &id, |i| {
+        i.state = state.into();
+        i.error = error;
+        i.finished_at = Some(auditrelay_core::time::now_rfc3339());
+    });
+}

@@ -1,0 +1,323 @@
+//! One sink reading one tenant's log: the consumer with a committed cursor.
+//!
+//! It reads the next batch after its read position, hands it to the retry loop, and commits
+//! the cursor only when the batch is done (delivered, or dead-lettered by policy). With
+//! `max_in_flight` > 1 several batches are out at once; `FuturesOrdered` yields their verdicts
+//! in submission order, so the cursor only ever advances over a contiguous run of finished
+//! batches (invariant 2), never past an earlier batch still in flight.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use auditrelay_core::{StoredEvent, TypeFilter};
+use auditrelay_store::{DeadLetter, ReadQuery, Store, StoreError};
+use futures::stream::{FuturesOrdered, StreamExt};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::deliver::{deliver_with_retries, BatchJob, DeliveryCtx, Verdict};
+use crate::spec::OnExhausted;
+use crate::supervisor::Control;
+
+/// Batches dead-lettered in a row that pause the sink: the receiver is refusing everything and
+/// churning the log into dead letters helps nobody.
+pub const PAUSE_AFTER_EXHAUSTED: u32 = 10;
+
+pub struct Lane {
+    pub ctx: Arc<DeliveryCtx>,
+    pub store: Arc<dyn Store>,
+    pub tenant: String,
+    /// The sink's creation time: `start_at = now` means events received from then on.
+    pub sink_created_at: String,
+    pub stop: CancellationToken,
+    pub control: tokio::sync::mpsc::UnboundedSender<Control>,
+}
+
+/// Retries a store call until it works or `stop` fires. The store being briefly unavailable
+/// must delay delivery, never skip it.
+async fn persist<T, F, Fut>(what: &str, stop: &CancellationToken, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match f().await {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                tracing::warn!(error = %e, what, "store call failed; retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+impl Lane {
+    fn consumer(&self) -> &str {
+        &self.ctx.sink_id
+    }
+
+    async fn initial_cursor(&self) -> Option<u64> {
+        let store = &self.store;
+        let (sink, tenant) = (self.consumer(), self.tenant.as_str());
+        if let Some(c) = persist("reading a cursor", &self.stop, || store.cursor(sink, tenant)).await? {
+            return Some(c);
+        }
+        let start = match self.ctx.spec.start_at.as_str() {
+            "earliest" => 0,
+            "now" => {
+                let at = self.sink_created_at.clone();
+                persist("finding the start offset", &self.stop, || store.offset_at_time(tenant, &at)).await?
+            }
+            time => persist("finding the start offset", &self.stop, || store.offset_at_time(tenant, time)).await?,
+        };
+        // Pin it, so the start does not drift if the sink restarts before its first delivery.
+        persist("setting the start cursor", &self.stop, || store.reset_cursor(sink, tenant, start)).await?;
+        Some(start)
+    }
+
+    async fn pause_sink(&self, reason: String) {
+        tracing::warn!(sink = %self.ctx.sink_id, tenant = %self.tenant, %reason, "pausing sink");
+        let store = &self.store;
+        let id = self.ctx.sink_id.as_str();
+        // Pausing must stick even while we are being stopped, so no stop token here.
+        let never = CancellationToken::new();
+        let _ = persist("pausing the sink", &never, || store.set_sink_paused(id, true, Some(&reason))).await;
+        let _ = self.control.send(Control::Reload(self.ctx.sink_id.clone()));
+        self.stop.cancel();
+    }
+
+    async fn dead_letter(&self, job: &BatchJob, attempts: serde_json::Value, reason: String) -> bool {
+        let dl = DeadLetter {
+            id: auditrelay_core::ids::new_prefixed_id("dl"),
+            sink_id: self.ctx.sink_id.clone(),
+            tenant_id: job.tenant.clone(),
+            first_offset: job.first_offset(),
+            last_offset: job.last_offset(),
+            event_count: job.events.len() as u64,
+            reason,
+            attempts: attempts.to_string(),
+            created_at: auditrelay_core::time::now_rfc3339(),
+        };
+        let store = &self.store;
+        let never = CancellationToken::new();
+        // Without the dead letter the cursor may not move past the batch: keep trying.
+        persist("writing a dead letter", &never, || store.add_dead_letter(dl.clone()))
+            .await
+            .is_some()
+    }
+
+    /// Runs until stopped (shutdown, pause, reconfiguration, deletion).
+    pub async fn run(self) {
+        let Some(mut committed) = self.initial_cursor().await else {
+            return;
+        };
+        let mut heads = self.store.subscribe(&self.tenant);
+        let mut batcher = Batcher {
+            read_pos: committed,
+            handed_out: committed,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            oldest: None,
+            filter: self.ctx.spec.type_filter(),
+        };
+        let max_in_flight = self.ctx.spec.max_in_flight.max(1);
+        let mut in_flight = FuturesOrdered::new();
+        // Once a verdict stops the lane, later verdicts must not move the cursor.
+        let mut frozen = false;
+        loop {
+            if self.stop.is_cancelled() && in_flight.is_empty() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                Some((job, verdict)) = in_flight.next(), if !in_flight.is_empty() => {
+                    let job: BatchJob = job;
+                    if frozen {
+                        continue;
+                    }
+                    let advance = match verdict {
+                        Verdict::Delivered => true,
+                        Verdict::Exhausted { attempts, reason } => {
+                            let written = self.dead_letter(&job, attempts, reason.clone()).await;
+                            let in_a_row = self.ctx.status.on_dead_lettered(job.events.len() as u64);
+                            metrics::counter!(crate::metrics::DEAD_LETTERED_BATCHES, "sink" => self.ctx.sink_id.clone()).increment(1);
+                            metrics::counter!(crate::metrics::DEAD_LETTERED_EVENTS, "sink" => self.ctx.sink_id.clone()).increment(job.events.len() as u64);
+                            if self.ctx.spec.on_exhausted == OnExhausted::Pause {
+                                self.pause_sink(format!("a batch exhausted its attempts (on_exhausted = pause): {reason}")).await;
+                            } else if in_a_row >= PAUSE_AFTER_EXHAUSTED {
+                                self.pause_sink(format!("{in_a_row} batches in a row exhausted their attempts; last: {reason}")).await;
+                            }
+                            written
+                        }
+                        Verdict::Misconfigured { reason } => {
+                            self.pause_sink(reason).await;
+                            false
+                        }
+                        Verdict::Abandoned => false,
+                    };
+                    if !advance {
+                        frozen = true;
+                        self.stop.cancel();
+                        continue;
+                    }
+                    if job.commit_to > committed {
+                        let (store, sink, tenant, to) = (&self.store, self.consumer(), self.tenant.as_str(), job.commit_to);
+                        let never = CancellationToken::new();
+                        // A finished batch's commit is worth waiting for even while stopping:
+                        // skipping it only costs a duplicate, but waiting costs nothing.
+                        if persist("committing a cursor", &never, || store.commit_cursor(sink, tenant, to)).await.is_some() {
+                            committed = to;
+                        }
+                    }
+                }
+                job = batcher.next(&self.store, &self.tenant, &self.ctx.spec, &mut heads), if !self.stop.is_cancelled() && in_flight.len() < max_in_flight => {
+                    let Some(job) = job else { continue };
+                    let ctx = self.ctx.clone();
+                    let stop = self.stop.clone();
+                    in_flight.push_back(async move {
+                        let verdict = if job.events.is_empty() {
+                            Verdict::Delivered
+                        } else {
+                            deliver_with_retries(&ctx, &job, "delivery", &stop).await
+                        };
+                        (job, verdict)
+                    });
+                }
+                _ = self.stop.cancelled(), if !self.stop.is_cancelled() => {}
+            }
+        }
+    }
+}
+
+/// Forms batches: reads ahead of the cursor, waits for more while the batch is neither full
+/// nor old enough, and wakes on appends (never a polling loop).
+struct Batcher {
+    /// Everything up to here has been handed out (or is in `pending`).
+    read_pos: u64,
+    /// The cursor position of the last job handed out.
+    handed_out: u64,
+    pending: Vec<StoredEvent>,
+    pending_bytes: usize,
+    /// When the oldest pending event was first seen.
+    oldest: Option<Instant>,
+    filter: TypeFilter,
+}
+
+impl Batcher {
+    fn take(&mut self, tenant: &str, commit_to: u64) -> BatchJob {
+        self.pending_bytes = 0;
+        self.oldest = None;
+        self.handed_out = commit_to;
+        BatchJob {
+            tenant: tenant.to_owned(),
+            events: std::mem::take(&mut self.pending),
+            commit_to,
+        }
+    }
+
+    /// The next job, or `None` after a store error (the caller loops; the error is logged).
+    async fn next(
+        &mut self,
+        store: &Arc<dyn Store>,
+        tenant: &str,
+        spec: &crate::spec::SinkSpec,
+        heads: &mut watch::Receiver<u64>,
+    ) -> Option<BatchJob> {
+        let batch = spec.batch;
+        loop {
+            // Mark the current head seen *before* reading, so an append that lands after the
+            // read still wakes us.
+            heads.borrow_and_update();
+            let filtered = !self.filter.is_all();
+            // With a filter, the head read before the query bounds what the query saw: every
+            // event up to it that matched is in the answer, so the cursor may skip the rest.
+            let head_before = if filtered {
+                match store.head(tenant).await {
+                    Ok(h) => Some(h),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the log head failed");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        return None;
+                    }
+                }
+            } else {
+                None
+            };
+            let want = batch.max_events.saturating_sub(self.pending.len());
+            let mut full = want == 0 || self.pending_bytes >= batch.max_bytes;
+            if !full {
+                let events = match store
+                    .read(ReadQuery {
+                        tenant: tenant.to_owned(),
+                        after: self.read_pos,
+                        limit: want,
+                        filter: self.filter.clone(),
+                    })
+                    .await
+                {
+                    Ok(events) => events,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the log failed");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        return None;
+                    }
+                };
+                let got = events.len();
+                for event in events {
+                    // The JSON form is what most sinks send; its length is a fair size bound.
+                    let size = event.body.len() + 24;
+                    if !self.pending.is_empty() && self.pending_bytes + size > batch.max_bytes {
+                        // Leave it for the next batch (it is re-read from the log).
+                        full = true;
+                        break;
+                    }
+                    self.read_pos = event.offset;
+                    self.pending_bytes += size;
+                    self.pending.push(event);
+                    if self.oldest.is_none() {
+                        self.oldest = Some(Instant::now());
+                    }
+                }
+                if got >= want {
+                    full = true;
+                } else if let Some(h) = head_before {
+                    self.read_pos = self.read_pos.max(h);
+                }
+            }
+            if full || self.pending_bytes >= batch.max_bytes {
+                let to = self.pending.last().map_or(self.read_pos, |e| e.offset);
+                return Some(self.take(tenant, to));
+            }
+            let commit_to = self.read_pos;
+            match self.oldest {
+                Some(oldest) => {
+                    let deadline = oldest + Duration::from_millis(batch.flush_interval_ms);
+                    if Instant::now() >= deadline {
+                        return Some(self.take(tenant, commit_to));
+                    }
+                    tokio::select! {
+                        _ = heads.changed() => {}
+                        _ = tokio::time::sleep_until(deadline.into()) => {}
+                    }
+                }
+                None => {
+                    if filtered && commit_to > self.handed_out {
+                        // Nothing matched up to the head: advance the cursor past it so lag
+                        // shows what is really left to deliver.
+                        return Some(self.take(tenant, commit_to));
+                    }
+                    if heads.changed().await.is_err() {
+                        // The notifier never drops its senders; if it ever does, fall back to
+                        // a slow poll rather than spinning.
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
+    }
+}

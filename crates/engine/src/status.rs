@@ -1,0 +1,173 @@
+//! The live status of one sink, shared by its lanes, its jobs and the health route. It is
+//! rebuilt from nothing at start: counters are "since this process started"; the delivery log
+//! in the store keeps the durable history.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::breaker::{Breaker, BreakerState, Permit};
+use crate::spec::BreakerPolicy;
+
+/// Successful-attempt latencies kept for the percentiles on `/health`.
+const LATENCY_WINDOW: usize = 1024;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LastError {
+    pub at: String,
+    pub tenant: String,
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Counters {
+    pub delivered_events: u64,
+    pub delivered_batches: u64,
+    pub failed_attempts: u64,
+    pub retried_attempts: u64,
+    pub dead_lettered_batches: u64,
+    pub dead_lettered_events: u64,
+}
+
+pub struct SinkStatus {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    breaker: Breaker,
+    backing_off: usize,
+    last_error: Option<LastError>,
+    last_success_at: Option<String>,
+    /// Batches in a row that exhausted their attempts (reset by any delivery).
+    consecutive_exhausted: u32,
+    counters: Counters,
+    latencies_ms: VecDeque<f64>,
+}
+
+/// A snapshot for `/health`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusSnapshot {
+    pub circuit_open: bool,
+    pub backing_off: bool,
+    pub consecutive_failures: u32,
+    pub consecutive_exhausted: u32,
+    pub last_error: Option<LastError>,
+    pub last_success_at: Option<String>,
+    pub counters: Counters,
+    /// p50, p90, p99 of recent successful attempts, in ms.
+    pub latency_ms: Option<(f64, f64, f64)>,
+}
+
+impl SinkStatus {
+    pub fn new(policy: BreakerPolicy) -> Self {
+        SinkStatus {
+            inner: Mutex::new(Inner {
+                breaker: Breaker::new(policy),
+                backing_off: 0,
+                last_error: None,
+                last_success_at: None,
+                consecutive_exhausted: 0,
+                counters: Counters::default(),
+                latencies_ms: VecDeque::with_capacity(LATENCY_WINDOW),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new policy (PATCH) takes effect with a fresh breaker; counters carry on.
+    pub fn set_breaker_policy(&self, policy: BreakerPolicy) {
+        self.lock().breaker = Breaker::new(policy);
+    }
+
+    pub fn permit(&self, now: Instant) -> Permit {
+        self.lock().breaker.permit(now)
+    }
+
+    pub fn on_delivered(&self, events: u64, latency_ms: f64, at: String) {
+        let mut s = self.lock();
+        s.breaker.on_success();
+        s.consecutive_exhausted = 0;
+        s.counters.delivered_events += events;
+        s.counters.delivered_batches += 1;
+        s.last_success_at = Some(at);
+        if s.latencies_ms.len() == LATENCY_WINDOW {
+            s.latencies_ms.pop_front();
+        }
+        s.latencies_ms.push_back(latency_ms);
+    }
+
+    /// A transient failure: counts toward the breaker.
+    pub fn on_transient_failure(&self, now: Instant, error: LastError, will_retry: bool) {
+        let mut s = self.lock();
+        s.breaker.on_failure(now);
+        s.counters.failed_attempts += 1;
+        if will_retry {
+            s.counters.retried_attempts += 1;
+        }
+        s.last_error = Some(error);
+    }
+
+    /// A definitive answer about the batch or the sink (4xx): the receiver is up, so the breaker
+    /// closes, but the attempt failed.
+    pub fn on_refused(&self, error: LastError) {
+        let mut s = self.lock();
+        s.breaker.on_success();
+        s.counters.failed_attempts += 1;
+        s.last_error = Some(error);
+    }
+
+    pub fn on_abandoned(&self, now: Instant) {
+        self.lock().breaker.on_abandoned(now);
+    }
+
+    /// Returns how many batches in a row have now been dead-lettered.
+    pub fn on_dead_lettered(&self, events: u64) -> u32 {
+        let mut s = self.lock();
+        s.counters.dead_lettered_batches += 1;
+        s.counters.dead_lettered_events += events;
+        s.consecutive_exhausted += 1;
+        s.consecutive_exhausted
+    }
+
+    pub fn backoff_started(&self) {
+        self.lock().backing_off += 1;
+    }
+
+    pub fn backoff_ended(&self) {
+        let mut s = self.lock();
+        s.backing_off = s.backing_off.saturating_sub(1);
+    }
+
+    /// A resume starts with a clean slate for the "N exhausted in a row" rule.
+    pub fn reset_exhausted(&self) {
+        self.lock().consecutive_exhausted = 0;
+    }
+
+    pub fn snapshot(&self) -> StatusSnapshot {
+        let s = self.lock();
+        let latency_ms = if s.latencies_ms.is_empty() {
+            None
+        } else {
+            let mut v: Vec<f64> = s.latencies_ms.iter().copied().collect();
+            v.sort_by(f64::total_cmp);
+            let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+            Some((at(0.5), at(0.9), at(0.99)))
+        };
+        StatusSnapshot {
+            circuit_open: matches!(s.breaker.state(), BreakerState::Open { .. } | BreakerState::HalfOpen),
+            backing_off: s.backing_off > 0,
+            consecutive_failures: s.breaker.consecutive_failures(),
+            consecutive_exhausted: s.consecutive_exhausted,
+            last_error: s.last_error.clone(),
+            last_success_at: s.last_success_at.clone(),
+            counters: s.counters,
+            latency_ms,
+        }
+    }
+}
