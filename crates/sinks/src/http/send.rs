@@ -16,6 +16,9 @@ pub const ERROR_SNIPPET_BYTES: usize = 4096;
 /// answering more than this to a webhook is odd, and its connection is simply not reused.
 const DRAIN_LIMIT: usize = 64 * 1024;
 
+/// How much of an unfollowed redirect's `Location` the error shows.
+const MAX_LOCATION_CHARS: usize = 512;
+
 /// Sends `request` once and classifies the result: the status with [`classify`], a transport
 /// failure as `Retry` (or `Misconfigured` for the SSRF guard's refusal, which a retry cannot
 /// change). Error strings name the failure and `host:port` only: never the path or query (which
@@ -39,7 +42,14 @@ async fn report_response(mut response: Response) -> AttemptReport {
         .contains(&status)
         .then(|| response.headers().get(reqwest::header::LOCATION))
         .flatten()
-        .map(|v| sanitize(&String::from_utf8_lossy(v.as_bytes())));
+        .map(|v| {
+            // Receiver-controlled and unbounded: keep the error short.
+            let mut location = sanitize(&String::from_utf8_lossy(v.as_bytes()));
+            if location.len() > MAX_LOCATION_CHARS {
+                location = location.chars().take(MAX_LOCATION_CHARS).collect::<String>() + "…";
+            }
+            location
+        });
     let (body, truncated) = read_prefix(&mut response, ERROR_SNIPPET_BYTES).await;
     let mut snippet = sanitize(&utf8_prefix(&body));
     if truncated && !snippet.is_empty() {
