@@ -471,3 +471,110 @@ async fn type_filters_and_operator_sinks_over_every_tenant() {
     assert!(r.accepted_events().iter().all(|e| e["type"] == "user.login"));
     wait_until("lag 0", Duration::from_secs(10), || async { health(&s, id).await["lag"] == 0 }).await;
 }
+
+/// The reference Standard Webhooks library (tests/peers, installed by scripts/test-peers) as a
+/// receiver: it verifies every delivery itself and logs what it saw.
+struct PythonReceiver {
+    child: std::process::Child,
+    port: u16,
+    out: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PythonReceiver {
+    fn start(secret: &str) -> PythonReceiver {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let python = root.join(".peers/venv/bin/python");
+        assert!(python.exists(), "{} is missing: run scripts/test-peers", python.display());
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("received.jsonl");
+        let mut child = std::process::Command::new(python)
+            .arg(root.join("tests/peers/webhook_receiver.py"))
+            .args(["--port", "0", "--secret", secret, "--out"])
+            .arg(&out)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let port = line.trim().strip_prefix("listening ").unwrap().parse().unwrap();
+        PythonReceiver { child, port, out, _dir: dir }
+    }
+
+    fn lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn verified_ids(&self) -> HashSet<String> {
+        self.lines()
+            .iter()
+            .filter(|l| l["verified"] == true)
+            .flat_map(|l| l["event_ids"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().to_owned()).collect::<Vec<_>>())
+            .collect()
+    }
+}
+
+impl Drop for PythonReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_standard_webhooks_reference_library_verifies_every_delivery_across_a_rotation() {
+    let s = server();
+    s.create_tenant("acme").await;
+    let old = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    let new = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let py_old = PythonReceiver::start(old);
+    let sink = create_sink(
+        &s,
+        &s.admin,
+        json!({ "name": "py", "kind": "webhook", "tenant": "acme", "start_at": "earliest",
+                "config": { "url": format!("http://127.0.0.1:{}/in", py_old.port) },
+                "secrets": { "signing_secret": old }, "batch": { "flush_interval_ms": 0 } }),
+    )
+    .await;
+    let id = sink["id"].as_str().unwrap();
+    let first = ingest(&s, "acme", 50, 10).await;
+    wait_until("verified deliveries", Duration::from_secs(15), || async { py_old.verified_ids().len() >= 50 }).await;
+    assert!(py_old.lines().iter().all(|l| l["verified"] == true), "{:?}", py_old.lines());
+    assert!(first.iter().all(|(i, _)| py_old.verified_ids().contains(i)));
+
+    // Rotate: deliveries now carry both signatures; a receiver holding either secret verifies.
+    let py_new = PythonReceiver::start(new);
+    let (status, patched) = send(
+        s.http
+            .patch(s.url(&format!("/v1/sinks/{id}")))
+            .bearer_auth(&s.admin)
+            .json(&json!({ "secrets": { "signing_secret": new },
+                           "config": { "url": format!("http://127.0.0.1:{}/in", py_new.port) } })),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    let second = ingest(&s, "acme", 20, 10).await;
+    wait_until("verified with the new secret", Duration::from_secs(15), || async {
+        second.iter().all(|(i, _)| py_new.verified_ids().contains(i))
+    })
+    .await;
+    assert!(py_new.lines().iter().all(|l| l["verified"] == true));
+    // And the old secret still verifies during the grace period.
+    let (status, _) = send(
+        s.http
+            .patch(s.url(&format!("/v1/sinks/{id}")))
+            .bearer_auth(&s.admin)
+            .json(&json!({ "config": { "url": format!("http://127.0.0.1:{}/in", py_old.port) } })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let third = ingest(&s, "acme", 10, 10).await;
+    wait_until("verified with the old secret", Duration::from_secs(15), || async {
+        third.iter().all(|(i, _)| py_old.verified_ids().contains(i))
+    })
+    .await;
+}
