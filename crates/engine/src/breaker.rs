@@ -10,7 +10,9 @@ use crate::spec::BreakerPolicy;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
     Closed,
-    Open { until: Instant },
+    Open {
+        until: Instant,
+    },
     /// A trial attempt is out; others wait for its verdict.
     HalfOpen,
 }
@@ -67,8 +69,8 @@ impl Breaker {
 
     pub fn on_failure(&mut self, now: Instant) {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-        let trip = matches!(self.state, BreakerState::HalfOpen)
-            || self.consecutive_failures >= self.policy.failure_threshold;
+        let trip =
+            matches!(self.state, BreakerState::HalfOpen) || self.consecutive_failures >= self.policy.failure_threshold;
         if trip {
             self.state = BreakerState::Open {
                 until: now + Duration::from_millis(self.policy.cooldown_ms),
@@ -102,13 +104,19 @@ mod tests {
         }
         assert_eq!(b.state(), BreakerState::Closed);
         b.on_failure(t0);
-        assert_eq!(b.permit(t0 + Duration::from_millis(400)), Permit::Wait(Duration::from_millis(600)));
+        assert_eq!(
+            b.permit(t0 + Duration::from_millis(400)),
+            Permit::Wait(Duration::from_millis(600))
+        );
         // Cooldown over: exactly one trial goes.
         assert_eq!(b.permit(t0 + Duration::from_millis(1000)), Permit::Go);
         assert!(matches!(b.permit(t0 + Duration::from_millis(1001)), Permit::Wait(_)));
         // The trial fails: open again for a full cooldown.
         b.on_failure(t0 + Duration::from_millis(1100));
-        assert_eq!(b.permit(t0 + Duration::from_millis(1500)), Permit::Wait(Duration::from_millis(600)));
+        assert_eq!(
+            b.permit(t0 + Duration::from_millis(1500)),
+            Permit::Wait(Duration::from_millis(600))
+        );
         assert_eq!(b.permit(t0 + Duration::from_millis(2100)), Permit::Go);
         b.on_success();
         assert_eq!(b.state(), BreakerState::Closed);

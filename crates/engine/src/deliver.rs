@@ -26,6 +26,10 @@ pub struct BatchJob {
     pub events: Vec<StoredEvent>,
     /// Where the cursor goes once this job is done.
     pub commit_to: u64,
+    /// Set for deliveries beside the cursor (a replay): it makes their batch ids differ from
+    /// the live delivery of the same range, so a receiver that dedupes on `webhook-id` does
+    /// not drop a replay the operator asked for.
+    pub id_salt: Option<String>,
 }
 
 impl BatchJob {
@@ -37,7 +41,16 @@ impl BatchJob {
     }
     /// Stable for the same range, so a receiver can drop a re-delivery (webhook-id).
     pub fn batch_id(&self, sink_id: &str) -> String {
-        format!("{sink_id}_{}_{}-{}", self.tenant, self.first_offset(), self.last_offset())
+        let base = format!(
+            "{sink_id}_{}_{}-{}",
+            self.tenant,
+            self.first_offset(),
+            self.last_offset()
+        );
+        match &self.id_salt {
+            Some(salt) => format!("{base}_{salt}"),
+            None => base,
+        }
     }
 }
 
@@ -46,9 +59,14 @@ pub enum Verdict {
     Delivered,
     /// Every attempt failed, or the receiver refused the batch for good. Carries the attempts
     /// (JSON array) and the final reason, for the dead letter.
-    Exhausted { attempts: Value, reason: String },
+    Exhausted {
+        attempts: Value,
+        reason: String,
+    },
     /// The receiver says the sink itself is wrong (401/403/404/410): pause, keep the batch.
-    Misconfigured { reason: String },
+    Misconfigured {
+        reason: String,
+    },
     /// Stopped (shutdown, pause, reconfiguration) before a verdict.
     Abandoned,
 }
@@ -186,7 +204,12 @@ async fn sleep_or_stop(d: Duration, stop: &CancellationToken) -> bool {
 /// Delivers `job` with retries until a verdict. `stop` ends waiting (breaker, backoff) at
 /// once; an attempt already on the wire finishes first (bounded by the timeout), so a drain
 /// never cuts a receiver off mid-request.
-pub async fn deliver_with_retries(ctx: &DeliveryCtx, job: &BatchJob, purpose: &str, stop: &CancellationToken) -> Verdict {
+pub async fn deliver_with_retries(
+    ctx: &DeliveryCtx,
+    job: &BatchJob,
+    purpose: &str,
+    stop: &CancellationToken,
+) -> Verdict {
     let policy = ctx.spec.retry;
     let mut attempts = Vec::new();
     let mut attempt_no = 0u32;
@@ -214,7 +237,10 @@ pub async fn deliver_with_retries(ctx: &DeliveryCtx, job: &BatchJob, purpose: &s
             Outcome::Delivered => return Verdict::Delivered,
             Outcome::Misconfigured => {
                 return Verdict::Misconfigured {
-                    reason: format!("the receiver refused the sink's configuration: {}", error_text(&timed.report)),
+                    reason: format!(
+                        "the receiver refused the sink's configuration: {}",
+                        error_text(&timed.report)
+                    ),
                 }
             }
             Outcome::Reject => {
@@ -226,11 +252,7 @@ pub async fn deliver_with_retries(ctx: &DeliveryCtx, job: &BatchJob, purpose: &s
             Outcome::Retry { after } => {
                 if last {
                     return Verdict::Exhausted {
-                        reason: format!(
-                            "{} attempts failed; last: {}",
-                            attempt_no,
-                            error_text(&timed.report)
-                        ),
+                        reason: format!("{} attempts failed; last: {}", attempt_no, error_text(&timed.report)),
                         attempts: Value::Array(attempts),
                     };
                 }

@@ -9,7 +9,11 @@ use crate::supervisor::{tenants_of, Shared_};
 use crate::EngineError;
 
 /// Per tenant: (tenant, committed cursor if any, head).
-pub(crate) async fn positions(store: &dyn Store, row: &SinkRow, spec: &SinkSpec) -> Result<Vec<(String, Option<u64>, u64)>, EngineError> {
+pub(crate) async fn positions(
+    store: &dyn Store,
+    row: &SinkRow,
+    spec: &SinkSpec,
+) -> Result<Vec<(String, Option<u64>, u64)>, EngineError> {
     let cursors: std::collections::HashMap<String, u64> = store.cursors_of(&row.id).await?.into_iter().collect();
     let mut out = Vec::new();
     for tenant in tenants_of(store, row, spec).await? {
@@ -31,8 +35,12 @@ fn lag(spec: &SinkSpec, cursor: Option<u64>, head: u64) -> u64 {
 
 pub(crate) async fn publish_lag(shared: &Shared_, sink_ids: &[String]) {
     for id in sink_ids {
-        let Ok(Some(row)) = shared.store.sink(id).await else { continue };
-        let Ok(spec) = serde_json::from_str::<SinkSpec>(&row.spec) else { continue };
+        let Ok(Some(row)) = shared.store.sink(id).await else {
+            continue;
+        };
+        let Ok(spec) = serde_json::from_str::<SinkSpec>(&row.spec) else {
+            continue;
+        };
         if let Ok(pos) = positions(shared.store.as_ref(), &row, &spec).await {
             let total: u64 = pos.iter().map(|(_, c, h)| lag(&spec, *c, *h)).sum();
             metrics::gauge!(crate::metrics::LAG, "sink" => id.clone()).set(total as f64);

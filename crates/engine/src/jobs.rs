@@ -70,13 +70,18 @@ pub(crate) async fn test_delivery(shared: &Shared_, row: &SinkRow) -> Result<Att
         events: vec![test_event(&tenant)],
         tenant,
         commit_to: 0,
+        id_salt: Some("test".into()),
     };
     let timed = attempt_once(&ctx, &job).await;
     Ok(result_of(&observe(&ctx, &job, "test", 1, &timed, false)))
 }
 
 /// The events a dead letter names, re-read from the log through the sink's filter.
-async fn dead_letter_events(shared: &Shared_, ctx: &DeliveryCtx, dl: &DeadLetter) -> Result<Vec<StoredEvent>, EngineError> {
+async fn dead_letter_events(
+    shared: &Shared_,
+    ctx: &DeliveryCtx,
+    dl: &DeadLetter,
+) -> Result<Vec<StoredEvent>, EngineError> {
     let span = dl.last_offset.saturating_sub(dl.first_offset) + 1;
     let mut events = shared
         .store
@@ -93,7 +98,11 @@ async fn dead_letter_events(shared: &Shared_, ctx: &DeliveryCtx, dl: &DeadLetter
 
 /// One attempt at a dead letter now. Delivered → the dead letter is deleted. Otherwise the
 /// attempt joins its history and it stays.
-pub(crate) async fn retry_dead_letter(shared: &Shared_, row: &SinkRow, dl: &DeadLetter) -> Result<AttemptResult, EngineError> {
+pub(crate) async fn retry_dead_letter(
+    shared: &Shared_,
+    row: &SinkRow,
+    dl: &DeadLetter,
+) -> Result<AttemptResult, EngineError> {
     let ctx = shared.delivery_ctx(row)?;
     let events = dead_letter_events(shared, &ctx, dl).await?;
     if events.is_empty() {
@@ -105,6 +114,7 @@ pub(crate) async fn retry_dead_letter(shared: &Shared_, row: &SinkRow, dl: &Dead
     let job = BatchJob {
         tenant: dl.tenant_id.clone(),
         commit_to: dl.last_offset,
+        id_salt: Some(dl.id.clone()),
         events,
     };
     let mut history: Vec<Value> = serde_json::from_str(&dl.attempts).unwrap_or_default();
@@ -194,6 +204,7 @@ pub(crate) async fn run_replay(
             tenant: tenant.clone(),
             events,
             commit_to: last,
+            id_salt: Some(id.clone()),
         };
         match deliver_with_retries(&ctx, &job, "replay", &stop).await {
             Verdict::Delivered => update(&table, &id, |i| i.delivered_events += count),

@@ -71,12 +71,23 @@ impl Lane {
             "earliest" => 0,
             "now" => {
                 let at = self.sink_created_at.clone();
-                persist("finding the start offset", &self.stop, || store.offset_at_time(tenant, &at)).await?
+                persist("finding the start offset", &self.stop, || {
+                    store.offset_at_time(tenant, &at)
+                })
+                .await?
             }
-            time => persist("finding the start offset", &self.stop, || store.offset_at_time(tenant, time)).await?,
+            time => {
+                persist("finding the start offset", &self.stop, || {
+                    store.offset_at_time(tenant, time)
+                })
+                .await?
+            }
         };
         // Pin it, so the start does not drift if the sink restarts before its first delivery.
-        persist("setting the start cursor", &self.stop, || store.reset_cursor(sink, tenant, start)).await?;
+        persist("setting the start cursor", &self.stop, || {
+            store.reset_cursor(sink, tenant, start)
+        })
+        .await?;
         Some(start)
     }
 
@@ -86,7 +97,10 @@ impl Lane {
         let id = self.ctx.sink_id.as_str();
         // Pausing must stick even while we are being stopped, so no stop token here.
         let never = CancellationToken::new();
-        let _ = persist("pausing the sink", &never, || store.set_sink_paused(id, true, Some(&reason))).await;
+        let _ = persist("pausing the sink", &never, || {
+            store.set_sink_paused(id, true, Some(&reason))
+        })
+        .await;
         let _ = self.control.send(Control::Reload(self.ctx.sink_id.clone()));
         self.stop.cancel();
     }
@@ -217,6 +231,7 @@ impl Batcher {
             tenant: tenant.to_owned(),
             events: std::mem::take(&mut self.pending),
             commit_to,
+            id_salt: None,
         }
     }
 

@@ -113,7 +113,13 @@ impl Engine {
 
     /// A resumed sink starts with a closed breaker and a clean "exhausted in a row" count.
     pub fn resumed(&self, sink_id: &str) {
-        let status = self.shared.statuses.lock().unwrap_or_else(|p| p.into_inner()).get(sink_id).cloned();
+        let status = self
+            .shared
+            .statuses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(sink_id)
+            .cloned();
         if let Some(status) = status {
             status.reset_exhausted();
         }

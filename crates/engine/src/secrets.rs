@@ -84,10 +84,16 @@ mod tests {
         let mut s = Secrets::new();
         s.insert("signing_secret".into(), "whsec_abc".into());
         let sealed = key.seal("snk_1", &s).unwrap();
-        assert!(!sealed.windows(9).any(|w| w == b"whsec_abc"), "plaintext must not appear");
+        assert!(
+            !sealed.windows(9).any(|w| w == b"whsec_abc"),
+            "plaintext must not appear"
+        );
         assert_eq!(key.open("snk_1", &sealed).unwrap(), s);
         assert!(key.open("snk_2", &sealed).is_err(), "bound to its sink id");
-        assert!(MasterKey::new(&[8; 32]).open("snk_1", &sealed).is_err(), "bound to its key");
+        assert!(
+            MasterKey::new(&[8; 32]).open("snk_1", &sealed).is_err(),
+            "bound to its key"
+        );
         let mut tampered = sealed.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;

@@ -257,7 +257,11 @@ fn uint_field(value: Option<&Value>, field: &str, min: u64, max: u64) -> Result<
     }
 }
 
-fn object<'a>(value: Option<&'a Value>, field: &str, known: &[&str]) -> Result<Option<&'a Map<String, Value>>, SpecError> {
+fn object<'a>(
+    value: Option<&'a Value>,
+    field: &str,
+    known: &[&str],
+) -> Result<Option<&'a Map<String, Value>>, SpecError> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => {
@@ -290,7 +294,12 @@ fn batch_field(value: Option<&Value>, base: BatchPolicy) -> Result<BatchPolicy, 
 }
 
 fn retry_field(value: Option<&Value>, base: RetryPolicy) -> Result<RetryPolicy, SpecError> {
-    let Some(m) = object(value, "retry", &["max_attempts", "initial_backoff_ms", "max_backoff_ms"])? else {
+    let Some(m) = object(
+        value,
+        "retry",
+        &["max_attempts", "initial_backoff_ms", "max_backoff_ms"],
+    )?
+    else {
         return Ok(base);
     };
     Ok(RetryPolicy {
@@ -312,8 +321,7 @@ fn breaker_field(value: Option<&Value>, base: BreakerPolicy) -> Result<BreakerPo
         failure_threshold: uint_field(m.get("failure_threshold"), "breaker.failure_threshold", 1, 1000)?
             .map(|n| n as u32)
             .unwrap_or(base.failure_threshold),
-        cooldown_ms: uint_field(m.get("cooldown_ms"), "breaker.cooldown_ms", 1, 3_600_000)?
-            .unwrap_or(base.cooldown_ms),
+        cooldown_ms: uint_field(m.get("cooldown_ms"), "breaker.cooldown_ms", 1, 3_600_000)?.unwrap_or(base.cooldown_ms),
     })
 }
 
@@ -330,14 +338,20 @@ fn types_field(value: Option<&Value>) -> Result<Vec<String>, SpecError> {
     let list = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
-        Some(_) => return Err(err("event_types", "must be an array of type globs such as \"decision.*\"")),
+        Some(_) => {
+            return Err(err(
+                "event_types",
+                "must be an array of type globs such as \"decision.*\"",
+            ))
+        }
     };
     let mut out = Vec::with_capacity(list.len());
     for (i, item) in list.iter().enumerate() {
         let Some(glob) = item.as_str() else {
             return Err(err(format!("event_types[{i}]"), "must be a string"));
         };
-        TypeFilter::from_patterns(std::iter::once(glob)).map_err(|e| err(format!("event_types[{i}]"), e.to_string()))?;
+        TypeFilter::from_patterns(std::iter::once(glob))
+            .map_err(|e| err(format!("event_types[{i}]"), e.to_string()))?;
         out.push(glob.to_owned());
     }
     Ok(out)
@@ -347,17 +361,30 @@ fn tenants_field(value: Option<&Value>) -> Result<Option<Vec<String>>, SpecError
     let list = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Array(items)) => items,
-        Some(_) => return Err(err("tenants", "must be an array of tenant ids, or omitted for every tenant")),
+        Some(_) => {
+            return Err(err(
+                "tenants",
+                "must be an array of tenant ids, or omitted for every tenant",
+            ))
+        }
     };
     let mut out = Vec::with_capacity(list.len());
     for (i, item) in list.iter().enumerate() {
         match item.as_str() {
             Some(t) if ids::is_valid_tenant_id(t) => out.push(t.to_owned()),
-            _ => return Err(err(format!("tenants[{i}]"), "must be a tenant id (1–64 chars of [a-z0-9_-])")),
+            _ => {
+                return Err(err(
+                    format!("tenants[{i}]"),
+                    "must be a tenant id (1–64 chars of [a-z0-9_-])",
+                ))
+            }
         }
     }
     if out.is_empty() {
-        return Err(err("tenants", "must name at least one tenant (omit it for every tenant)"));
+        return Err(err(
+            "tenants",
+            "must name at least one tenant (omit it for every tenant)",
+        ));
     }
     out.sort();
     out.dedup();
@@ -387,15 +414,33 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let cases = [
-            (json!({"name": "a", "kind": "webhook", "batch": {"max_events": 0}}), "batch.max_events"),
-            (json!({"name": "a", "kind": "webhook", "batch": {"max_event": 5}}), "batch.max_event"),
+            (
+                json!({"name": "a", "kind": "webhook", "batch": {"max_events": 0}}),
+                "batch.max_events",
+            ),
+            (
+                json!({"name": "a", "kind": "webhook", "batch": {"max_event": 5}}),
+                "batch.max_event",
+            ),
             (json!({"name": "a", "kind": "webhook", "format": "cef"}), "format"),
-            (json!({"name": "a", "kind": "webhook", "event_types": ["Bad Type"]}), "event_types[0]"),
-            (json!({"name": "a", "kind": "webhook", "start_at": "yesterday"}), "start_at"),
+            (
+                json!({"name": "a", "kind": "webhook", "event_types": ["Bad Type"]}),
+                "event_types[0]",
+            ),
+            (
+                json!({"name": "a", "kind": "webhook", "start_at": "yesterday"}),
+                "start_at",
+            ),
             (json!({"name": "", "kind": "webhook"}), "name"),
             (json!({"kind": "webhook"}), "name"),
-            (json!({"name": "a", "kind": "webhook", "on_exhausted": "drop"}), "on_exhausted"),
-            (json!({"name": "a", "kind": "webhook", "retry": {"initial_backoff_ms": 5000, "max_backoff_ms": 10}}), "retry.initial_backoff_ms"),
+            (
+                json!({"name": "a", "kind": "webhook", "on_exhausted": "drop"}),
+                "on_exhausted",
+            ),
+            (
+                json!({"name": "a", "kind": "webhook", "retry": {"initial_backoff_ms": 5000, "max_backoff_ms": 10}}),
+                "retry.initial_backoff_ms",
+            ),
             (json!({"name": "a", "kind": "webhook", "tenants": []}), "tenants"),
         ];
         for (b, field) in cases {
@@ -407,8 +452,10 @@ mod tests {
     #[test]
     fn patch_merges_and_keeps_the_rest() {
         let s = SinkSpec::from_body(
-            &body(json!({"name": "a", "kind": "webhook", "config": {"url": "https://x", "headers": {"a": "b"}},
-                          "batch": {"max_events": 10}})),
+            &body(
+                json!({"name": "a", "kind": "webhook", "config": {"url": "https://x", "headers": {"a": "b"}},
+                          "batch": {"max_events": 10}}),
+            ),
             &["json"],
         )
         .unwrap();
@@ -422,6 +469,9 @@ mod tests {
         assert!(p.config.get("headers").is_none());
         assert_eq!(p.batch.max_events, 10);
         assert_eq!(p.batch.flush_interval_ms, 5);
-        assert_eq!(s.patched(&body(json!({"kind": "kafka"})), &["json"]).unwrap_err().field, "kind");
+        assert_eq!(
+            s.patched(&body(json!({"kind": "kafka"})), &["json"]).unwrap_err().field,
+            "kind"
+        );
     }
 }

@@ -56,7 +56,13 @@ impl Shared_ {
     pub fn delivery_ctx(&self, row: &SinkRow) -> Result<Arc<DeliveryCtx>, EngineError> {
         let spec: SinkSpec = serde_json::from_str(&row.spec).map_err(|e| EngineError::Spec(e.to_string()))?;
         let secrets = self.key.open(&row.id, &row.sealed_secrets)?;
-        let sink = auditrelay_sinks::build(&spec.kind, &serde_json::Value::Object(spec.config.clone()), &secrets, &spec.format, &self.env)?;
+        let sink = auditrelay_sinks::build(
+            &spec.kind,
+            &serde_json::Value::Object(spec.config.clone()),
+            &secrets,
+            &spec.format,
+            &self.env,
+        )?;
         let status = self.status(&row.id, &spec);
         Ok(Arc::new(DeliveryCtx {
             sink_id: row.id.clone(),
@@ -174,7 +180,9 @@ pub(crate) async fn supervise(shared: Arc<Shared_>, mut commands: mpsc::Unbounde
                 for worker in workers.values_mut() {
                     if let Some(template) = &worker.all_tenants {
                         if worker.tenants.insert(tenant.clone()) {
-                            worker.lanes.push(spawn_lane(&shared, template, tenant.clone(), &worker.stop));
+                            worker
+                                .lanes
+                                .push(spawn_lane(&shared, template, tenant.clone(), &worker.stop));
                         }
                     }
                 }
@@ -182,10 +190,13 @@ pub(crate) async fn supervise(shared: Arc<Shared_>, mut commands: mpsc::Unbounde
         }
     }
     // Drain: every lane finishes its attempts on the wire and commits.
-    let lanes: Vec<JoinHandle<()>> = workers.into_values().flat_map(|w| {
-        w.stop.cancel();
-        w.lanes
-    }).collect();
+    let lanes: Vec<JoinHandle<()>> = workers
+        .into_values()
+        .flat_map(|w| {
+            w.stop.cancel();
+            w.lanes
+        })
+        .collect();
     futures::future::join_all(lanes).await;
 }
 
@@ -213,7 +224,15 @@ async fn reload(shared: &Arc<Shared_>, workers: &mut HashMap<String, Worker>, id
     if row.paused {
         // Keep the handles so a resume still waits for the old lanes to finish.
         let lanes = vec![tokio::spawn(previous)];
-        workers.insert(id.to_owned(), Worker { stop, lanes, all_tenants: None, tenants: HashSet::new() });
+        workers.insert(
+            id.to_owned(),
+            Worker {
+                stop,
+                lanes,
+                all_tenants: None,
+                tenants: HashSet::new(),
+            },
+        );
         return;
     }
     let ctx = match shared.delivery_ctx(&row) {
@@ -236,8 +255,15 @@ async fn reload(shared: &Arc<Shared_>, workers: &mut HashMap<String, Worker>, id
             return;
         }
     };
-    let template = WorkerTemplate { ctx, created_at: row.created_at.clone(), previous };
-    let lanes = tenants.iter().map(|t| spawn_lane(shared, &template, t.clone(), &stop)).collect();
+    let template = WorkerTemplate {
+        ctx,
+        created_at: row.created_at.clone(),
+        previous,
+    };
+    let lanes = tenants
+        .iter()
+        .map(|t| spawn_lane(shared, &template, t.clone(), &stop))
+        .collect();
     let all = row.owner_tenant.is_none() && template.ctx.spec.tenants.is_none();
     workers.insert(
         id.to_owned(),

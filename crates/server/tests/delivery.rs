@@ -99,7 +99,12 @@ fn assert_complete_and_ordered(r: &Receiver, accepted: &[(String, u64)]) -> usiz
     let got = r.accepted_events();
     let ids: HashSet<String> = got.iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
     let missing: Vec<_> = accepted.iter().filter(|(id, _)| !ids.contains(id)).collect();
-    assert!(missing.is_empty(), "{} accepted events never reached the receiver: {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} accepted events never reached the receiver: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     let mut seen = HashSet::new();
     let mut firsts = Vec::new();
     for e in &got {
@@ -107,7 +112,10 @@ fn assert_complete_and_ordered(r: &Receiver, accepted: &[(String, u64)]) -> usiz
             firsts.push(e["offset"].as_u64().unwrap());
         }
     }
-    assert!(firsts.windows(2).all(|w| w[0] < w[1]), "first deliveries out of order: {firsts:?}");
+    assert!(
+        firsts.windows(2).all(|w| w[0] < w[1]),
+        "first deliveries out of order: {firsts:?}"
+    );
     got.len() - seen.len()
 }
 
@@ -131,7 +139,11 @@ async fn every_event_arrives_in_order_through_every_kind_of_fault() {
     let sink = webhook(&s, "acme", &r, json!({})).await;
     let id = sink["id"].as_str().unwrap();
     let accepted = ingest(&s, "acme", 400, 25).await;
-    assert!(r.wait_for(400, Duration::from_secs(30)).await, "only {} of 400 arrived", r.accepted_ids().len());
+    assert!(
+        r.wait_for(400, Duration::from_secs(30)).await,
+        "only {} of 400 arrived",
+        r.accepted_ids().len()
+    );
     let duplicates = assert_complete_and_ordered(&r, &accepted);
     // A late answer (hang, slow body) can be a delivery the engine never heard of: at most one
     // batch per such fault comes twice.
@@ -139,7 +151,10 @@ async fn every_event_arrives_in_order_through_every_kind_of_fault() {
     // Retry-After: 1 was honoured: the attempt after the 429 came at least 1 s later.
     let reqs = r.requests();
     let i = reqs.iter().position(|q| q.answered == 429).unwrap();
-    assert!(reqs[i + 1].at - reqs[i].at >= Duration::from_millis(990), "Retry-After ignored");
+    assert!(
+        reqs[i + 1].at - reqs[i].at >= Duration::from_millis(990),
+        "Retry-After ignored"
+    );
     let h = health(&s, id).await;
     assert_eq!(h["lag"], 0, "{h}");
     assert!(h["failure_count"].as_u64().unwrap() >= 10, "{h}");
@@ -148,7 +163,15 @@ async fn every_event_arrives_in_order_through_every_kind_of_fault() {
     assert_eq!(h["state"], "active", "{h}");
     // Every request was signed and carried the same webhook-id on each retry of a batch.
     assert!(reqs.iter().all(|q| q.headers.contains_key("webhook-signature")));
-    let metrics = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let delivered: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix(&format!("auditrelay_sink_delivered_events_total{{sink=\"{id}\"}} ")))
@@ -156,7 +179,10 @@ async fn every_event_arrives_in_order_through_every_kind_of_fault() {
         .parse()
         .unwrap();
     assert!(delivered >= 400.0, "{delivered}");
-    assert!(metrics.contains("auditrelay_sink_delivery_latency_seconds_bucket"), "latency histogram missing");
+    assert!(
+        metrics.contains("auditrelay_sink_delivery_latency_seconds_bucket"),
+        "latency histogram missing"
+    );
 }
 
 #[tokio::test]
@@ -175,7 +201,10 @@ async fn pipelined_batches_commit_in_order_and_nothing_is_lost() {
     assert!(r.wait_for(600, Duration::from_secs(30)).await);
     let ids = r.accepted_ids();
     assert!(accepted.iter().all(|(i, _)| ids.contains(i)));
-    wait_until("cursor at head", Duration::from_secs(10), || async { health(&s, id).await["lag"] == 0 }).await;
+    wait_until("cursor at head", Duration::from_secs(10), || async {
+        health(&s, id).await["lag"] == 0
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -184,34 +213,61 @@ async fn redirects_are_not_followed_and_refused_batches_become_dead_letters_that
     s.create_tenant("acme").await;
     let r = Receiver::start().await;
     r.push([
-        Fault::Status(301, vec![("location", format!("http://127.0.0.1:{}/elsewhere", r.port))]),
+        Fault::Status(
+            301,
+            vec![("location", format!("http://127.0.0.1:{}/elsewhere", r.port))],
+        ),
         Fault::status(400),
     ]);
-    let sink = webhook(&s, "acme", &r, json!({ "batch": { "max_events": 5, "flush_interval_ms": 0 } })).await;
+    let sink = webhook(
+        &s,
+        "acme",
+        &r,
+        json!({ "batch": { "max_events": 5, "flush_interval_ms": 0 } }),
+    )
+    .await;
     let id = sink["id"].as_str().unwrap();
     let accepted = ingest(&s, "acme", 5, 5).await;
     // First batch → 301 → dead letter. Then a second batch → 400 → dead letter.
     wait_until("first dead letter", Duration::from_secs(10), || async {
-        get(&s, &format!("/v1/sinks/{id}/dead-letters")).await["items"].as_array().unwrap().len() == 1
+        get(&s, &format!("/v1/sinks/{id}/dead-letters")).await["items"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 1
     })
     .await;
     let more = ingest(&s, "acme", 5, 5).await;
     wait_until("second dead letter", Duration::from_secs(10), || async {
-        get(&s, &format!("/v1/sinks/{id}/dead-letters")).await["items"].as_array().unwrap().len() == 2
+        get(&s, &format!("/v1/sinks/{id}/dead-letters")).await["items"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 2
     })
     .await;
     // The sink carries on after a dead letter.
     let third = ingest(&s, "acme", 5, 5).await;
     assert!(r.wait_for(5, Duration::from_secs(10)).await);
-    assert!(r.requests().iter().all(|q| q.path == "/hook"), "a redirect was followed");
+    assert!(
+        r.requests().iter().all(|q| q.path == "/hook"),
+        "a redirect was followed"
+    );
     let dls = get(&s, &format!("/v1/sinks/{id}/dead-letters")).await;
     let items = dls["items"].as_array().unwrap();
-    let statuses: Vec<u64> = items.iter().map(|d| d["attempts"][0]["status"].as_u64().unwrap()).collect();
+    let statuses: Vec<u64> = items
+        .iter()
+        .map(|d| d["attempts"][0]["status"].as_u64().unwrap())
+        .collect();
     assert_eq!(statuses, [301, 400], "{dls}");
     assert_eq!(items[0]["first_offset"], accepted[0].1);
     assert_eq!(items[0]["last_offset"], accepted[4].1);
     assert_eq!(items[0]["event_count"], 5);
-    assert_eq!(items[0]["attempts"].as_array().unwrap().len(), 1, "terminal: one attempt");
+    assert_eq!(
+        items[0]["attempts"].as_array().unwrap().len(),
+        1,
+        "terminal: one attempt"
+    );
     let h = health(&s, id).await;
     assert_eq!(h["lag"], 0, "dead-lettered batches are passed: {h}");
     // Retry the first dead letter: delivered now, and gone.
@@ -220,8 +276,16 @@ async fn redirects_are_not_followed_and_refused_batches_become_dead_letters_that
     assert_eq!(status, 200, "{answer}");
     let ids = r.accepted_ids();
     assert!(accepted.iter().chain(&third).all(|(i, _)| ids.contains(i)));
-    assert!(more.iter().all(|(i, _)| !ids.contains(i)), "the second dead letter was not retried");
-    let (status, _) = send(s.http.get(s.url(&format!("/v1/sinks/{id}/dead-letters/{dl}"))).bearer_auth(&s.admin)).await;
+    assert!(
+        more.iter().all(|(i, _)| !ids.contains(i)),
+        "the second dead letter was not retried"
+    );
+    let (status, _) = send(
+        s.http
+            .get(s.url(&format!("/v1/sinks/{id}/dead-letters/{dl}")))
+            .bearer_auth(&s.admin),
+    )
+    .await;
     assert_eq!(status, 404);
     // Retry against a failing receiver: 502, the dead letter stays with one more attempt.
     let dl2 = items[1]["id"].as_str().unwrap();
@@ -231,9 +295,18 @@ async fn redirects_are_not_followed_and_refused_batches_become_dead_letters_that
     let kept = get(&s, &format!("/v1/sinks/{id}/dead-letters/{dl2}")).await;
     assert_eq!(kept["attempts"].as_array().unwrap().len(), 2, "{kept}");
     // Delete it.
-    let resp = s.http.delete(s.url(&format!("/v1/sinks/{id}/dead-letters/{dl2}"))).bearer_auth(&s.admin).send().await.unwrap();
+    let resp = s
+        .http
+        .delete(s.url(&format!("/v1/sinks/{id}/dead-letters/{dl2}")))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 204);
-    assert_eq!(get(&s, &format!("/v1/sinks/{id}/dead-letters")).await["items"], json!([]));
+    assert_eq!(
+        get(&s, &format!("/v1/sinks/{id}/dead-letters")).await["items"],
+        json!([])
+    );
 }
 
 #[tokio::test]
@@ -245,7 +318,10 @@ async fn gone_receiver_pauses_the_sink_without_losing_or_dead_lettering_anything
     let sink = webhook(&s, "acme", &r, json!({})).await;
     let id = sink["id"].as_str().unwrap();
     let accepted = ingest(&s, "acme", 30, 30).await;
-    wait_until("paused", Duration::from_secs(10), || async { health(&s, id).await["state"] == "paused" }).await;
+    wait_until("paused", Duration::from_secs(10), || async {
+        health(&s, id).await["state"] == "paused"
+    })
+    .await;
     let h = health(&s, id).await;
     assert_eq!(h["last_error"]["status"], 410, "{h}");
     assert!(h["pause_reason"].as_str().unwrap().contains("410"), "{h}");
@@ -269,10 +345,19 @@ async fn exhausted_batches_dead_letter_with_every_attempt_or_pause_per_policy() 
     let r = Receiver::start().await;
     r.set_default(Some(Fault::status(503)));
     let retry = json!({ "max_attempts": 3, "initial_backoff_ms": 1, "max_backoff_ms": 5 });
-    let sink = webhook(&s, "acme", &r, json!({ "retry": retry, "on_exhausted": "pause", "batch": { "max_events": 100, "flush_interval_ms": 0 } })).await;
+    let sink = webhook(
+        &s,
+        "acme",
+        &r,
+        json!({ "retry": retry, "on_exhausted": "pause", "batch": { "max_events": 100, "flush_interval_ms": 0 } }),
+    )
+    .await;
     let id = sink["id"].as_str().unwrap();
     ingest(&s, "acme", 7, 7).await;
-    wait_until("paused", Duration::from_secs(10), || async { health(&s, id).await["state"] == "paused" }).await;
+    wait_until("paused", Duration::from_secs(10), || async {
+        health(&s, id).await["state"] == "paused"
+    })
+    .await;
     let dls = get(&s, &format!("/v1/sinks/{id}/dead-letters")).await;
     let dl = &dls["items"][0];
     assert_eq!(dl["event_count"], 7, "{dls}");
@@ -294,10 +379,19 @@ async fn ten_exhausted_batches_in_a_row_pause_the_sink() {
     s.create_tenant("acme").await;
     let r = Receiver::start().await;
     r.set_default(Some(Fault::status(422)));
-    let sink = webhook(&s, "acme", &r, json!({ "batch": { "max_events": 1, "flush_interval_ms": 0 } })).await;
+    let sink = webhook(
+        &s,
+        "acme",
+        &r,
+        json!({ "batch": { "max_events": 1, "flush_interval_ms": 0 } }),
+    )
+    .await;
     let id = sink["id"].as_str().unwrap();
     ingest(&s, "acme", 15, 15).await;
-    wait_until("paused", Duration::from_secs(10), || async { health(&s, id).await["state"] == "paused" }).await;
+    wait_until("paused", Duration::from_secs(10), || async {
+        health(&s, id).await["state"] == "paused"
+    })
+    .await;
     let h = health(&s, id).await;
     assert_eq!(h["dead_letters"], 10, "{h}");
     assert_eq!(h["lag"], 5, "{h}");
@@ -313,7 +407,10 @@ async fn a_dead_receiver_slows_neither_ingest_nor_another_sink() {
     let stuck = webhook(&s, "acme", &dead, json!({ "timeout_ms": 2000 })).await;
     webhook(&s, "acme", &live, json!({})).await;
     let accepted = ingest(&s, "acme", 2000, 100).await;
-    assert!(live.wait_for(2000, Duration::from_secs(20)).await, "the healthy sink fell behind");
+    assert!(
+        live.wait_for(2000, Duration::from_secs(20)).await,
+        "the healthy sink fell behind"
+    );
     assert_complete_and_ordered(&live, &accepted);
     assert!(dead.accepted_ids().is_empty());
     let h = health(&s, stuck["id"].as_str().unwrap()).await;
@@ -334,16 +431,30 @@ async fn sigkill_mid_delivery_loses_nothing_and_no_cursor_passes_an_undelivered_
     let sink = webhook(&s, "acme", &r, json!({ "max_in_flight": 3, "timeout_ms": 2000 })).await;
     let id = sink["id"].as_str().unwrap().to_owned();
     let accepted = ingest(&s, "acme", 1500, 100).await;
-    wait_until("some deliveries", Duration::from_secs(10), || async { r.accepted_ids().len() >= 50 }).await;
+    wait_until("some deliveries", Duration::from_secs(10), || async {
+        r.accepted_ids().len() >= 50
+    })
+    .await;
     s.kill_9().await;
-    let delivered_at_kill: HashSet<u64> = r.accepted_events().iter().map(|e| e["offset"].as_u64().unwrap()).collect();
+    let delivered_at_kill: HashSet<u64> = r
+        .accepted_events()
+        .iter()
+        .map(|e| e["offset"].as_u64().unwrap())
+        .collect();
     s.restart();
     // The committed cursor right after restart never passes an event the receiver did not get.
     let h = health(&s, &id).await;
     let cursor = h["tenants"][0]["cursor"].as_u64().unwrap_or(0);
     let missing: Vec<u64> = (1..=cursor).filter(|o| !delivered_at_kill.contains(o)).collect();
-    assert!(missing.is_empty(), "cursor {cursor} passed undelivered offsets {missing:?}");
-    assert!(r.wait_for(1500, Duration::from_secs(30)).await, "after restart only {} of 1500", r.accepted_ids().len());
+    assert!(
+        missing.is_empty(),
+        "cursor {cursor} passed undelivered offsets {missing:?}"
+    );
+    assert!(
+        r.wait_for(1500, Duration::from_secs(30)).await,
+        "after restart only {} of 1500",
+        r.accepted_ids().len()
+    );
     assert_complete_and_ordered(&r, &accepted);
 }
 
@@ -366,7 +477,10 @@ async fn replay_redelivers_a_range_to_one_sink_without_moving_cursors() {
         get(&s, &format!("/v1/sinks/{id}/replays/{rid}")).await["state"] == "completed"
     })
     .await;
-    let again: Vec<u64> = a.accepted_events()[before_a..].iter().map(|e| e["offset"].as_u64().unwrap()).collect();
+    let again: Vec<u64> = a.accepted_events()[before_a..]
+        .iter()
+        .map(|e| e["offset"].as_u64().unwrap())
+        .collect();
     assert_eq!(again, (5..=24).collect::<Vec<_>>());
     assert_eq!(b.accepted_events().len(), before_b, "the other sink got nothing extra");
     assert_eq!(health(&s, id).await["tenants"][0]["cursor"], accepted.last().unwrap().1);
@@ -377,9 +491,21 @@ async fn replay_redelivers_a_range_to_one_sink_without_moving_cursors() {
     assert_eq!(replay["from_offset"], 1);
     assert_eq!(replay["to_offset"], 40);
     // Bad ranges are refused with the field named.
-    assert_error(&post(&s, &format!("/v1/sinks/{id}/replay"), json!({ "from": 30, "to": 10 })).await, 400, "invalid_request");
-    assert_error(&post(&s, &format!("/v1/sinks/{id}/replay"), json!({ "from": "yesterday" })).await, 400, "invalid_request");
-    assert_error(&post(&s, &format!("/v1/sinks/{id}/replay"), json!({})).await, 400, "invalid_request");
+    assert_error(
+        &post(&s, &format!("/v1/sinks/{id}/replay"), json!({ "from": 30, "to": 10 })).await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &post(&s, &format!("/v1/sinks/{id}/replay"), json!({ "from": "yesterday" })).await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &post(&s, &format!("/v1/sinks/{id}/replay"), json!({})).await,
+        400,
+        "invalid_request",
+    );
 }
 
 #[tokio::test]
@@ -413,7 +539,11 @@ async fn pause_resume_and_test_delivery() {
     assert!(test["error"].as_str().unwrap().contains("503"));
     post(&s, &format!("/v1/sinks/{id}/resume"), json!({})).await;
     assert!(r.wait_for(22, Duration::from_secs(10)).await);
-    let real: Vec<Value> = r.accepted_events().into_iter().filter(|e| e["type"] != "system.test").collect();
+    let real: Vec<Value> = r
+        .accepted_events()
+        .into_iter()
+        .filter(|e| e["type"] != "system.test")
+        .collect();
     assert_eq!(real.len(), 20);
     assert!(accepted.iter().zip(&real).all(|((i, _), e)| e["id"] == i.as_str()));
 }
@@ -423,7 +553,13 @@ async fn batching_flushes_on_size_and_on_interval() {
     let s = server();
     s.create_tenant("acme").await;
     let r = Receiver::start().await;
-    webhook(&s, "acme", &r, json!({ "batch": { "max_events": 50, "flush_interval_ms": 700 } })).await;
+    webhook(
+        &s,
+        "acme",
+        &r,
+        json!({ "batch": { "max_events": 50, "flush_interval_ms": 700 } }),
+    )
+    .await;
     // 120 events at once → two full batches at once, the remaining 20 after the interval.
     let t0 = Instant::now();
     ingest(&s, "acme", 120, 120).await;
@@ -431,13 +567,28 @@ async fn batching_flushes_on_size_and_on_interval() {
     let sizes: Vec<usize> = r.requests().iter().map(|q| q.events().len()).collect();
     assert_eq!(sizes, [50, 50, 20]);
     let reqs = r.requests();
-    assert!(reqs[2].at - t0 >= Duration::from_millis(650), "flushed before the interval");
-    assert!(reqs[1].at - t0 < Duration::from_millis(650), "a full batch waited for the interval");
+    assert!(
+        reqs[2].at - t0 >= Duration::from_millis(650),
+        "flushed before the interval"
+    );
+    assert!(
+        reqs[1].at - t0 < Duration::from_millis(650),
+        "a full batch waited for the interval"
+    );
     // max_bytes cuts batches too.
     let r2 = Receiver::start().await;
-    webhook(&s, "acme", &r2, json!({ "batch": { "max_events": 1000, "max_bytes": 4096, "flush_interval_ms": 0 } })).await;
+    webhook(
+        &s,
+        "acme",
+        &r2,
+        json!({ "batch": { "max_events": 1000, "max_bytes": 4096, "flush_interval_ms": 0 } }),
+    )
+    .await;
     assert!(r2.wait_for(120, Duration::from_secs(10)).await);
-    assert!(r2.requests().iter().all(|q| q.body.len() < 4096 + 1024), "max_bytes ignored");
+    assert!(
+        r2.requests().iter().all(|q| q.body.len() < 4096 + 1024),
+        "max_bytes ignored"
+    );
     assert!(r2.requests().len() > 3);
 }
 
@@ -457,7 +608,13 @@ async fn type_filters_and_operator_sinks_over_every_tenant() {
     ingest(&s, "acme", 10, 10).await;
     ingest(&s, "globex", 10, 10).await;
     // Not matching the filter: never delivered, but passed by the cursor.
-    let (st, _) = send(s.http.post(s.url("/v1/events?tenant=acme")).bearer_auth(&s.admin).json(&json!([{ "type": "billing.charge" }]))).await;
+    let (st, _) = send(
+        s.http
+            .post(s.url("/v1/events?tenant=acme"))
+            .bearer_auth(&s.admin)
+            .json(&json!([{ "type": "billing.charge" }])),
+    )
+    .await;
     assert_eq!(st, 202);
     // A tenant created after the sink is read too.
     s.create_tenant("initech").await;
@@ -467,9 +624,15 @@ async fn type_filters_and_operator_sinks_over_every_tenant() {
         *m.entry(e["tenant_id"].as_str().unwrap().to_owned()).or_default() += 1;
         m
     });
-    assert_eq!(per_tenant, HashMap::from([("acme".into(), 10), ("globex".into(), 10), ("initech".into(), 10)]));
+    assert_eq!(
+        per_tenant,
+        HashMap::from([("acme".into(), 10), ("globex".into(), 10), ("initech".into(), 10)])
+    );
     assert!(r.accepted_events().iter().all(|e| e["type"] == "user.login"));
-    wait_until("lag 0", Duration::from_secs(10), || async { health(&s, id).await["lag"] == 0 }).await;
+    wait_until("lag 0", Duration::from_secs(10), || async {
+        health(&s, id).await["lag"] == 0
+    })
+    .await;
 }
 
 /// The reference Standard Webhooks library (tests/peers, installed by scripts/test-peers) as a
@@ -485,7 +648,11 @@ impl PythonReceiver {
     fn start(secret: &str) -> PythonReceiver {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let python = root.join(".peers/venv/bin/python");
-        assert!(python.exists(), "{} is missing: run scripts/test-peers", python.display());
+        assert!(
+            python.exists(),
+            "{} is missing: run scripts/test-peers",
+            python.display()
+        );
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("received.jsonl");
         let mut child = std::process::Command::new(python)
@@ -498,7 +665,12 @@ impl PythonReceiver {
         let mut line = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
         let port = line.trim().strip_prefix("listening ").unwrap().parse().unwrap();
-        PythonReceiver { child, port, out, _dir: dir }
+        PythonReceiver {
+            child,
+            port,
+            out,
+            _dir: dir,
+        }
     }
 
     fn lines(&self) -> Vec<Value> {
@@ -513,7 +685,14 @@ impl PythonReceiver {
         self.lines()
             .iter()
             .filter(|l| l["verified"] == true)
-            .flat_map(|l| l["event_ids"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().to_owned()).collect::<Vec<_>>())
+            .flat_map(|l| {
+                l["event_ids"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i.as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 }
@@ -542,8 +721,15 @@ async fn the_standard_webhooks_reference_library_verifies_every_delivery_across_
     .await;
     let id = sink["id"].as_str().unwrap();
     let first = ingest(&s, "acme", 50, 10).await;
-    wait_until("verified deliveries", Duration::from_secs(15), || async { py_old.verified_ids().len() >= 50 }).await;
-    assert!(py_old.lines().iter().all(|l| l["verified"] == true), "{:?}", py_old.lines());
+    wait_until("verified deliveries", Duration::from_secs(15), || async {
+        py_old.verified_ids().len() >= 50
+    })
+    .await;
+    assert!(
+        py_old.lines().iter().all(|l| l["verified"] == true),
+        "{:?}",
+        py_old.lines()
+    );
     assert!(first.iter().all(|(i, _)| py_old.verified_ids().contains(i)));
 
     // Rotate: deliveries now carry both signatures; a receiver holding either secret verifies.

@@ -25,12 +25,18 @@ async fn secrets_are_write_only_generated_once_and_encrypted_at_rest() {
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap();
     assert!(id.starts_with("snk_"));
-    let secret = created["generated_secrets"]["signing_secret"].as_str().unwrap().to_owned();
+    let secret = created["generated_secrets"]["signing_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(secret.starts_with("whsec_"), "{secret}");
     assert_eq!(created["secrets_set"], json!(["signing_secret"]));
     assert!(created.get("secrets").is_none());
     // Defaults are explicit in the answer.
-    assert_eq!(created["retry"], json!({ "max_attempts": 8, "initial_backoff_ms": 1000, "max_backoff_ms": 60000 }));
+    assert_eq!(
+        created["retry"],
+        json!({ "max_attempts": 8, "initial_backoff_ms": 1000, "max_backoff_ms": 60000 })
+    );
     assert_eq!(created["timeout_ms"], 10000);
     assert_eq!(created["on_exhausted"], "dead_letter");
     assert_eq!(created["tenant"], "acme");
@@ -64,7 +70,10 @@ async fn secrets_are_write_only_generated_once_and_encrypted_at_rest() {
     )
     .await;
     assert_eq!(status, 200, "{rotated}");
-    assert!(rotated["secret_rotation"]["signing_secret"]["previous_valid_until"].is_string(), "{rotated}");
+    assert!(
+        rotated["secret_rotation"]["signing_secret"]["previous_valid_until"].is_string(),
+        "{rotated}"
+    );
 
     // Neither secret appears in the database file or anywhere in the data dir.
     for entry in std::fs::read_dir(s.data_dir()).unwrap() {
@@ -72,13 +81,23 @@ async fn secrets_are_write_only_generated_once_and_encrypted_at_rest() {
         if path.is_file() {
             let bytes = std::fs::read(&path).unwrap();
             for needle in [secret.as_bytes(), b"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".as_slice()] {
-                assert!(!bytes.windows(needle.len()).any(|w| w == needle), "secret in {}", path.display());
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "secret in {}",
+                    path.display()
+                );
             }
         }
     }
     assert!(!s.log().contains(&secret), "secret in the server log");
 
-    let resp = s.http.delete(s.url(&format!("/v1/sinks/{id}"))).bearer_auth(&s.admin).send().await.unwrap();
+    let resp = s
+        .http
+        .delete(s.url(&format!("/v1/sinks/{id}")))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 204);
     let (status, _) = send(s.http.get(s.url(&format!("/v1/sinks/{id}"))).bearer_auth(&s.admin)).await;
     assert_eq!(status, 404);
@@ -107,7 +126,10 @@ async fn tenant_keys_see_only_their_own_sinks_and_need_manage() {
         ("POST", format!("/v1/sinks/{id}/test")),
         ("DELETE", format!("/v1/sinks/{id}")),
     ] {
-        let req = s.http.request(method.parse().unwrap(), s.url(&path)).bearer_auth(&globex);
+        let req = s
+            .http
+            .request(method.parse().unwrap(), s.url(&path))
+            .bearer_auth(&globex);
         let got = send(req).await;
         assert_error(&got, 404, "not_found");
         let missing = send(
@@ -116,7 +138,13 @@ async fn tenant_keys_see_only_their_own_sinks_and_need_manage() {
                 .bearer_auth(&globex),
         )
         .await;
-        assert_eq!(got.1["error"]["message"].as_str().unwrap().replace(id, "X"), missing.1["error"]["message"].as_str().unwrap().replace("snk_missing", "X"));
+        assert_eq!(
+            got.1["error"]["message"].as_str().unwrap().replace(id, "X"),
+            missing.1["error"]["message"]
+                .as_str()
+                .unwrap()
+                .replace("snk_missing", "X")
+        );
     }
     let (_, list) = send(s.http.get(s.url("/v1/sinks")).bearer_auth(&globex)).await;
     assert_eq!(list["items"], json!([]));
@@ -125,7 +153,11 @@ async fn tenant_keys_see_only_their_own_sinks_and_need_manage() {
     body["tenant"] = json!("acme");
     assert_error(&post_sink(&s, &globex, &body).await, 404, "not_found");
     // Without manage: 403.
-    assert_error(&post_sink(&s, &ingest_only, &hook("http://127.0.0.1:9/a")).await, 403, "forbidden");
+    assert_error(
+        &post_sink(&s, &ingest_only, &hook("http://127.0.0.1:9/a")).await,
+        403,
+        "forbidden",
+    );
     let got = send(s.http.get(s.url(&format!("/v1/sinks/{id}"))).bearer_auth(&ingest_only)).await;
     assert_error(&got, 403, "forbidden");
     // No token: 401.
@@ -161,16 +193,43 @@ async fn bad_definitions_get_errors_that_name_the_field() {
     let s = TestServer::spawn_with(&["--allow-private-networks"], &[]);
     s.create_tenant("acme").await;
     let cases = [
-        (json!({ "name": "x", "kind": "webhook", "tenant": "acme" }), "config.url"),
-        (json!({ "name": "x", "kind": "carrier-pigeon", "tenant": "acme" }), "kind"),
+        (
+            json!({ "name": "x", "kind": "webhook", "tenant": "acme" }),
+            "config.url",
+        ),
+        (
+            json!({ "name": "x", "kind": "carrier-pigeon", "tenant": "acme" }),
+            "kind",
+        ),
         (json!({ "name": "x", "tenant": "acme", "config": {} }), "kind"),
-        (json!({ "name": "x", "kind": "webhook", "tenant": "acme", "config": { "url": "ftp://x/y" } }), "config.url"),
-        (json!({ "name": "x", "kind": "webhook", "tenant": "acme", "config": { "url": "http://127.0.0.1/" }, "batch": { "max_events": 0 } }), "batch.max_events"),
-        (json!({ "name": "x", "kind": "webhook", "tenant": "acme", "config": { "url": "http://127.0.0.1/" }, "format": "cef" }), "format"),
-        (json!({ "name": "x", "kind": "webhook", "tenant": "acme", "config": { "url": "http://127.0.0.1/" }, "secrets": { "signing_secret": "nope" } }), "secrets.signing_secret"),
-        (json!({ "name": "x", "kind": "webhook", "tenant": "acme", "config": { "url": "http://127.0.0.1/" }, "evnet_types": [] }), "evnet_types"),
-        (json!({ "name": "x", "kind": "webhook", "tenant": "acme", "config": { "url": "http://127.0.0.1/" }, "event_types": ["Not A Glob"] }), "event_types[0]"),
-        (json!({ "name": "x", "kind": "webhook", "tenant": "acme", "config": { "url": "http://127.0.0.1/", "colour": "red" } }), "config.colour"),
+        (
+            json!({ "name": "x", "kind": "webhook", "tenant": "acme", "config": { "url": "ftp://x/y" } }),
+            "config.url",
+        ),
+        (
+            json!({ "name": "x", "kind": "webhook", "tenant": "acme", "config": { "url": "http://127.0.0.1/" }, "batch": { "max_events": 0 } }),
+            "batch.max_events",
+        ),
+        (
+            json!({ "name": "x", "kind": "webhook", "tenant": "acme", "config": { "url": "http://127.0.0.1/" }, "format": "cef" }),
+            "format",
+        ),
+        (
+            json!({ "name": "x", "kind": "webhook", "tenant": "acme", "config": { "url": "http://127.0.0.1/" }, "secrets": { "signing_secret": "nope" } }),
+            "secrets.signing_secret",
+        ),
+        (
+            json!({ "name": "x", "kind": "webhook", "tenant": "acme", "config": { "url": "http://127.0.0.1/" }, "evnet_types": [] }),
+            "evnet_types",
+        ),
+        (
+            json!({ "name": "x", "kind": "webhook", "tenant": "acme", "config": { "url": "http://127.0.0.1/" }, "event_types": ["Not A Glob"] }),
+            "event_types[0]",
+        ),
+        (
+            json!({ "name": "x", "kind": "webhook", "tenant": "acme", "config": { "url": "http://127.0.0.1/", "colour": "red" } }),
+            "config.colour",
+        ),
     ];
     for (body, field) in cases {
         let got = post_sink(&s, &s.admin, &body).await;
@@ -178,9 +237,21 @@ async fn bad_definitions_get_errors_that_name_the_field() {
         assert_eq!(got.1["error"]["detail"]["field"], field, "{body} → {}", got.1);
     }
     // An unknown tenant is a 404; a non-JSON body a 400 with its position.
-    let got = post_sink(&s, &s.admin, &json!({ "name": "x", "kind": "webhook", "tenant": "nope", "config": { "url": "http://127.0.0.1/" } })).await;
+    let got = post_sink(
+        &s,
+        &s.admin,
+        &json!({ "name": "x", "kind": "webhook", "tenant": "nope", "config": { "url": "http://127.0.0.1/" } }),
+    )
+    .await;
     assert_error(&got, 404, "not_found");
-    let got = send(s.http.post(s.url("/v1/sinks")).bearer_auth(&s.admin).header("content-type", "application/json").body("{\"name\": ")).await;
+    let got = send(
+        s.http
+            .post(s.url("/v1/sinks"))
+            .bearer_auth(&s.admin)
+            .header("content-type", "application/json")
+            .body("{\"name\": "),
+    )
+    .await;
     assert_error(&got, 400, "invalid_json");
     // Nothing was created by any of these.
     let (_, list) = send(s.http.get(s.url("/v1/sinks")).bearer_auth(&s.admin)).await;

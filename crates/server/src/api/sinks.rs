@@ -55,7 +55,11 @@ impl From<EngineError> for ApiError {
             EngineError::Gone(msg) => ApiError::new(StatusCode::GONE, "gone", msg),
             other => {
                 tracing::error!(error = %other, "engine error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the sink could not be loaded")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the sink could not be loaded",
+                )
             }
         }
     }
@@ -89,6 +93,11 @@ fn secrets_patch(body: &Map<String, Value>) -> ApiResult<Vec<(String, Option<Str
         Some(Value::Object(m)) => m
             .iter()
             .map(|(k, v)| match v {
+                // Rotation state is the server's: it is set by changing the secret itself.
+                _ if k.starts_with("previous_") => Err(ApiError::invalid_field(
+                    &format!("secrets.{k}"),
+                    format!("secrets.{k} is managed by the server during a rotation and cannot be set"),
+                )),
                 Value::String(s) if !s.is_empty() => Ok((k.clone(), Some(s.clone()))),
                 Value::Null => Ok((k.clone(), None)),
                 _ => Err(ApiError::invalid_field(
@@ -256,7 +265,9 @@ pub async fn list_sinks(
         .store
         .list_sinks(owner.as_deref(), page.cursor.as_deref(), limit)
         .await?;
-    let next = (rows.len() == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.id.clone()))
+        .flatten();
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
         items.push(respond(&state, row)?.0);
@@ -288,7 +299,10 @@ pub async fn patch_sink(
         Some(_) => return Err(ApiError::invalid_field("tenant", "a sink's tenant cannot change")),
     }
     if row.owner_tenant.is_some() && body.get("tenants").is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::invalid_field("tenants", "a tenant's sink reads its own tenant"));
+        return Err(ApiError::invalid_field(
+            "tenants",
+            "a tenant's sink reads its own tenant",
+        ));
     }
     let spec = parse_spec(&row)?;
     let kind_spec = kind_spec(&spec.kind).ok_or_else(|| ApiError::invalid_field("kind", "kind not available"))?;
@@ -436,7 +450,10 @@ fn position(body: &Map<String, Value>, field: &str) -> ApiResult<Option<Position
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_u64() {
             Some(o) if o >= 1 => Ok(Some(Position::Offset(o))),
-            _ => Err(ApiError::invalid_field(field, format!("`{field}` offset must be an integer ≥ 1"))),
+            _ => Err(ApiError::invalid_field(
+                field,
+                format!("`{field}` offset must be an integer ≥ 1"),
+            )),
         },
         Some(Value::String(s)) if time::parse_rfc3339(s).is_some() => Ok(Some(Position::Time(s.clone()))),
         Some(Value::String(s)) if s.parse::<u64>().is_ok_and(|o| o >= 1) => {
@@ -461,7 +478,10 @@ pub async fn replay_sink(
         return Err(ApiError::bad_request("the body must be a JSON object"));
     };
     if let Some(unknown) = body.keys().find(|k| !["from", "to", "tenant"].contains(&k.as_str())) {
-        return Err(ApiError::invalid_field(unknown, format!("unknown field `{unknown}` (known: from, to, tenant)")));
+        return Err(ApiError::invalid_field(
+            unknown,
+            format!("unknown field `{unknown}` (known: from, to, tenant)"),
+        ));
     }
     let spec = parse_spec(&row)?;
     let requested = match body.get("tenant") {
@@ -475,7 +495,10 @@ pub async fn replay_sink(
         (Some(_), _, Some(t)) => return Err(ApiError::not_found(format!("tenant `{t}` not found"))),
         (None, Some(list), None) if list.len() == 1 => list[0].clone(),
         (None, Some(list), Some(t)) if !list.contains(&t) => {
-            return Err(ApiError::invalid_field("tenant", format!("this sink does not read tenant `{t}`")))
+            return Err(ApiError::invalid_field(
+                "tenant",
+                format!("this sink does not read tenant `{t}`"),
+            ))
         }
         (None, _, Some(t)) => t,
         (None, _, None) => {
@@ -488,7 +511,12 @@ pub async fn replay_sink(
     state.tenants.ensure(state.store.as_ref(), &tenant).await?;
     let head = state.store.head(&tenant).await?;
     let from = match position(&body, "from")? {
-        None => return Err(ApiError::invalid_field("from", "`from` is required (an offset or a time)")),
+        None => {
+            return Err(ApiError::invalid_field(
+                "from",
+                "`from` is required (an offset or a time)",
+            ))
+        }
         Some(Position::Offset(o)) => o,
         Some(Position::Time(t)) => state.store.offset_at_time(&tenant, &t).await? + 1,
     };
@@ -548,7 +576,9 @@ pub async fn list_dead_letters(
         .store
         .list_dead_letters(&row.id, page.cursor.as_deref(), limit)
         .await?;
-    let next = (items.len() == limit).then(|| items.last().map(|d| d.id.clone())).flatten();
+    let next = (items.len() == limit)
+        .then(|| items.last().map(|d| d.id.clone()))
+        .flatten();
     Ok(Json(json!({
         "items": items.iter().map(dead_letter_json).collect::<Vec<_>>(),
         "next_cursor": next,
@@ -581,7 +611,11 @@ pub async fn retry_dead_letter(
     let dead_letter = visible_dead_letter(&state, &row, &dl).await?;
     let result = state.engine.retry_dead_letter(&row, &dead_letter).await?;
     if result.delivered {
-        return Ok((StatusCode::OK, Json(json!({ "dead_letter_id": dl, "deleted": true, "attempt": result }))).into_response());
+        return Ok((
+            StatusCode::OK,
+            Json(json!({ "dead_letter_id": dl, "deleted": true, "attempt": result })),
+        )
+            .into_response());
     }
     Err(ApiError::new(
         StatusCode::BAD_GATEWAY,
@@ -633,7 +667,9 @@ pub async fn list_deliveries(
         ),
     };
     let rows = state.store.list_attempts(&row.id, before, limit).await?;
-    let next = (rows.len() == limit).then(|| rows.last().map(|(s, _)| s.to_string())).flatten();
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|(s, _)| s.to_string()))
+        .flatten();
     Ok(Json(json!({
         "items": rows.iter().map(|(s, a)| attempt_json(*s, a)).collect::<Vec<_>>(),
         "next_cursor": next,

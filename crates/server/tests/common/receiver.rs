@@ -145,11 +145,7 @@ async fn serve(mut conn: TcpStream, state: Arc<Mutex<State>>) {
         };
         let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
         let mut lines = head.split("\r\n");
-        let path = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .unwrap_or("")
-            .to_owned();
+        let path = lines.next().and_then(|l| l.split(' ').nth(1)).unwrap_or("").to_owned();
         let headers: HashMap<String, String> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -225,7 +221,11 @@ async fn serve(mut conn: TcpStream, state: Arc<Mutex<State>>) {
 }
 
 async fn write_response(conn: &mut TcpStream, code: u16, extra: &[(&'static str, String)]) -> std::io::Result<()> {
-    let body = if (200..300).contains(&code) { String::new() } else { format!("receiver says {code}") };
+    let body = if (200..300).contains(&code) {
+        String::new()
+    } else {
+        format!("receiver says {code}")
+    };
     let mut head = format!("HTTP/1.1 {code} X\r\ncontent-length: {}\r\n", body.len());
     for (k, v) in extra {
         head.push_str(&format!("{k}: {v}\r\n"));
