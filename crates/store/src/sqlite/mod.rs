@@ -3,6 +3,7 @@
 //! Writes go through one writer thread (group commit, see `writer.rs`); reads use a small pool
 //! of read-only connections on blocking threads. `synchronous=FULL` makes every commit fsync the
 //! WAL, because the 202 promises the events survive a power cut, not just a process crash.
+//! Cursor commits are the one exception (see `commit_cursor`): losing one only re-delivers.
 
 mod checkpointer;
 mod pool;
@@ -204,8 +205,53 @@ impl EventLog for SqliteStore {
         self.notifier.subscribe(tenant)
     }
 
-    async fn offset_at_time(&self, _tenant: &str, _time: &str) -> Result<u64> {
-        Err(StoreError::Unavailable("not implemented".into())) // HELPER: implement
+    async fn offset_at_time(&self, tenant: &str, time: &str) -> Result<u64> {
+        // Compared as instants, not strings: `time` may carry an offset (`+02:00`), and stored
+        // timestamps use 3, 6 or 9 fractional digits, which do not sort as text.
+        let target = instant(time).ok_or_else(|| not_a_timestamp("offset_at_time", time))?;
+        let tenant = tenant.to_owned();
+        self.read_with(move |conn| {
+            let head: u64 = conn
+                .query_row("SELECT head FROM tenants WHERE id = ?1", [&tenant], |r| r.get(0))
+                .optional()
+                .map_err(StoreError::sqlite("reading tenant head"))?
+                .unwrap_or(0);
+            let mut received_at = conn
+                .prepare_cached("SELECT received_at FROM events WHERE tenant_id = ?1 AND seq = ?2")
+                .map_err(StoreError::sqlite("preparing received_at lookup"))?;
+            // received_at has no index (it would cost every append a second B-tree insert), so
+            // binary-search the offsets with primary-key point lookups: ~log2(head) reads.
+            // received_at is taken before the group commit, so concurrent requests can commit
+            // slightly out of time order; the answer is then off by a few events received within
+            // milliseconds of `time`, which is fine for a start position.
+            // Invariant: every offset < lo is before `time`; every offset >= hi is at or after it.
+            let (mut lo, mut hi) = (1u64, head.saturating_add(1));
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                let at: String = received_at
+                    .query_row(params![tenant, mid], |r| r.get(0))
+                    .optional()
+                    .map_err(StoreError::sqlite("reading an event's received_at"))?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "tenant `{tenant}` has head {head} but no event at offset {mid}"
+                        ))
+                    })?;
+                let at_instant = instant(&at).ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "event {mid} of tenant `{tenant}` has an invalid received_at `{at}`"
+                    ))
+                })?;
+                if at_instant >= target {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            // lo is the first event at or after `time` (head + 1 if none): the cursor is one before.
+            Ok(lo - 1)
+        })
+        .await
     }
 }
 
@@ -229,13 +275,28 @@ impl Cursors for SqliteStore {
     async fn commit_cursor(&self, consumer: &str, tenant: &str, offset: u64) -> Result<()> {
         let (consumer, tenant) = (consumer.to_owned(), tenant.to_owned());
         self.write(move |conn| {
-            conn.execute(
+            // The engine commits a cursor after every delivered batch (up to ~1000/s). Losing
+            // the last commits to a power cut only means re-delivery, which at-least-once allows,
+            // so this commit skips the fsync: NORMAL for this one statement (a per-connection
+            // flag, no I/O). In WAL mode the next FULL commit (any append) or checkpoint makes
+            // it durable. FULL is restored on every path before the writer runs anything else,
+            // since appends rely on it for the 202's durability promise.
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(StoreError::sqlite("setting synchronous=NORMAL for a cursor commit"))?;
+            let written = conn.execute(
                 "INSERT INTO cursors (consumer, tenant_id, position, updated_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (consumer, tenant_id) DO UPDATE
                  SET position = max(position, excluded.position), updated_at = excluded.updated_at",
                 params![consumer, tenant, offset as i64, auditrelay_core::time::now_rfc3339()],
-            )
-            .map_err(StoreError::sqlite("committing a cursor"))?;
+            );
+            let restored = conn.pragma_update(None, "synchronous", "FULL");
+            if let Err(e) = &restored {
+                // Should never happen (no I/O, no lock), but appends would silently lose their
+                // fsync: make it loud.
+                tracing::error!(error = %e, "could not restore synchronous=FULL on the writer");
+            }
+            written.map_err(StoreError::sqlite("committing a cursor"))?;
+            restored.map_err(StoreError::sqlite("restoring synchronous=FULL after a cursor commit"))?;
             Ok(())
         })
         .await
@@ -256,9 +317,36 @@ impl Cursors for SqliteStore {
         .await
     }
 
-    async fn cursors_of(&self, _consumer: &str) -> Result<Vec<(String, u64)>> {
-        Err(StoreError::Unavailable("not implemented".into())) // HELPER: implement
+    async fn cursors_of(&self, consumer: &str) -> Result<Vec<(String, u64)>> {
+        let consumer = consumer.to_owned();
+        self.read_with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT tenant_id, position FROM cursors WHERE consumer = ?1 ORDER BY tenant_id")
+                .map_err(StoreError::sqlite("preparing cursor list"))?;
+            let rows = stmt
+                .query_map([&consumer], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(StoreError::sqlite("listing a consumer's cursors"))?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite("listing a consumer's cursors"))
+        })
+        .await
     }
+}
+
+/// An RFC 3339 timestamp as nanoseconds since the epoch, for exact comparisons.
+fn instant(rfc3339: &str) -> Option<i128> {
+    auditrelay_core::time::parse_rfc3339(rfc3339).map(|t| t.as_nanosecond())
+}
+
+/// An RFC 3339 timestamp rendered in UTC with exactly 9 fractional digits (`…:20.123000000Z`).
+fn instant_text(rfc3339: &str) -> Option<String> {
+    auditrelay_core::time::parse_rfc3339(rfc3339).map(|t| format!("{t:.9}"))
+}
+
+/// A caller passed a time that is not RFC 3339. Callers validate user input first, so this is a
+/// bug on their side; there is no "invalid argument" error kind, hence `Unavailable`.
+fn not_a_timestamp(operation: &str, value: &str) -> StoreError {
+    StoreError::Unavailable(format!("{operation}: `{value}` is not an RFC 3339 timestamp"))
 }
 
 fn tenant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
@@ -289,6 +377,10 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
         || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+fn is_foreign_key_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
 }
 
 #[async_trait]
@@ -471,5 +563,67 @@ impl Store for SqliteStore {
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn writer_synchronous(store: &SqliteStore) -> i64 {
+        store
+            .write(|conn| {
+                conn.pragma_query_value(None, "synchronous", |r| r.get(0))
+                    .map_err(StoreError::sqlite("reading synchronous"))
+            })
+            .await
+            .unwrap()
+    }
+
+    const FULL: i64 = 2;
+
+    #[tokio::test]
+    async fn commit_cursor_restores_synchronous_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), None).unwrap();
+        assert_eq!(writer_synchronous(&store).await, FULL);
+
+        store.commit_cursor("snk_1", "t", 5).await.unwrap();
+        assert_eq!(writer_synchronous(&store).await, FULL);
+
+        // The failing path restores it too: make the cursor write itself fail.
+        store
+            .write(|conn| {
+                conn.execute_batch(
+                    "CREATE TEMP TRIGGER refuse_cursors BEFORE INSERT ON cursors
+                     BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+                )
+                .map_err(StoreError::sqlite("creating the test trigger"))
+            })
+            .await
+            .unwrap();
+        let err = store.commit_cursor("snk_1", "t2", 6).await.unwrap_err();
+        assert!(err.to_string().contains("refused by the test"), "{err}");
+        assert_eq!(writer_synchronous(&store).await, FULL);
+        store.close().await;
+    }
+
+    #[test]
+    fn instants_compare_across_formats() {
+        assert_eq!(
+            instant_text("2026-01-03T02:00:00.5+02:00").as_deref(),
+            Some("2026-01-03T00:00:00.500000000Z")
+        );
+        assert_eq!(
+            instant_text("2026-01-03T00:00:00.123456Z").as_deref(),
+            Some("2026-01-03T00:00:00.123456000Z")
+        );
+        assert!(instant("2026-01-01T00:00:03.123Z") < instant("2026-01-01T00:00:03.1234Z"));
+        assert_eq!(
+            instant("2026-01-01T01:00:00+01:00"),
+            instant("2026-01-01T00:00:00.000000Z")
+        );
+        assert_eq!(instant("not a time"), None);
+        assert_eq!(instant_text("2026-01-01"), None);
     }
 }

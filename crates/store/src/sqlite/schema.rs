@@ -58,6 +58,57 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (consumer, tenant_id)
     ) WITHOUT ROWID;
     "#,
+    // 2: sinks, their dead letters and the delivery log.
+    r#"
+    CREATE TABLE sinks (
+        id             TEXT PRIMARY KEY,
+        -- NULL for an operator sink; otherwise the tenant that owns it.
+        owner_tenant   TEXT NULL REFERENCES tenants (id),
+        spec           TEXT NOT NULL,     -- the definition as JSON, opaque to the store
+        sealed_secrets BLOB NOT NULL,     -- AES-256-GCM sealed, opaque to the store
+        paused         INTEGER NOT NULL,
+        pause_reason   TEXT,
+        created_at     TEXT NOT NULL,
+        updated_at     TEXT NOT NULL,
+        revision       INTEGER NOT NULL
+    );
+    CREATE INDEX sinks_by_owner ON sinks (owner_tenant, id);
+
+    -- No foreign key to sinks: the engine may still record a batch of a sink being deleted,
+    -- and that must not fail; `delete_sink` removes a sink's rows explicitly.
+    CREATE TABLE dead_letters (
+        sink_id      TEXT NOT NULL,
+        id           TEXT NOT NULL,
+        tenant_id    TEXT NOT NULL,
+        first_offset INTEGER NOT NULL,
+        last_offset  INTEGER NOT NULL,
+        event_count  INTEGER NOT NULL,
+        reason       TEXT NOT NULL,
+        attempts     TEXT NOT NULL,      -- JSON array of attempts
+        created_at   TEXT NOT NULL,
+        PRIMARY KEY (sink_id, id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE delivery_attempts (
+        -- The row number API clients page with. AUTOINCREMENT so a number is never reused
+        -- after the newest rows are deleted (delete_sink), which would break `before` paging.
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        sink_id      TEXT NOT NULL,
+        tenant_id    TEXT NOT NULL,
+        first_offset INTEGER NOT NULL,
+        last_offset  INTEGER NOT NULL,
+        event_count  INTEGER NOT NULL,
+        purpose      TEXT NOT NULL,
+        attempt      INTEGER NOT NULL,
+        outcome      TEXT NOT NULL,
+        status       INTEGER,
+        latency_ms   REAL NOT NULL,
+        error        TEXT,
+        at           TEXT NOT NULL       -- canonical RFC 3339 (UTC, `Z`)
+    );
+    CREATE INDEX delivery_attempts_by_sink ON delivery_attempts (sink_id, seq);
+    CREATE INDEX delivery_attempts_by_time ON delivery_attempts (at);
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
@@ -82,4 +133,78 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
         tracing::info!(version = i + 1, "applied schema migration");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::MIGRATIONS;
+    use crate::sqlite::{SqliteStore, DB_FILE};
+    use crate::{Catalog, Cursors, EventLog, ReadQuery, SinkRow, SinkStore, Store};
+
+    fn user_version(path: &std::path::Path) -> i64 {
+        let conn = Connection::open(path).unwrap();
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap()
+    }
+
+    /// A database written by a build that only knew migration 1 opens, gains the sink tables,
+    /// keeps its data, and reopens without migrating again.
+    #[tokio::test]
+    async fn upgrades_a_version_1_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "INSERT INTO tenants (id, name, created_at, head) VALUES ('old', 'Old', '2025-01-01T00:00:00.000Z', 1);
+                 INSERT INTO events (tenant_id, seq, id, type, occurred_at, received_at, body, raw)
+                 VALUES ('old', 1, 'ev_1', 'a.b', '2025-01-01T00:00:00.000Z', '2025-01-01T00:00:00.000Z', '{}', '{}');
+                 INSERT INTO cursors (consumer, tenant_id, position, updated_at)
+                 VALUES ('snk_old', 'old', 1, '2025-01-01T00:00:00.000Z');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        assert_eq!(user_version(&path), 1);
+
+        let sink = SinkRow {
+            id: "snk_new".into(),
+            owner_tenant: Some("old".into()),
+            spec: "{}".into(),
+            sealed_secrets: vec![1, 2, 3],
+            paused: false,
+            pause_reason: None,
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            updated_at: "2026-01-01T00:00:00.000Z".into(),
+            revision: 1,
+        };
+        {
+            let store = SqliteStore::open(dir.path(), None).unwrap();
+            assert_eq!(store.head("old").await.unwrap(), 1);
+            assert_eq!(store.cursors_of("snk_old").await.unwrap(), vec![("old".to_owned(), 1)]);
+            assert_eq!(store.offset_at_time("old", "2025-01-01T00:00:00Z").await.unwrap(), 0);
+            store.create_sink(sink.clone()).await.unwrap();
+            store.close().await;
+        }
+        assert_eq!(user_version(&path), MIGRATIONS.len() as i64);
+
+        let store = SqliteStore::open(dir.path(), None).unwrap();
+        assert_eq!(store.sink("snk_new").await.unwrap(), Some(sink));
+        assert_eq!(store.tenant("old").await.unwrap().unwrap().name, "Old");
+        let read = store
+            .read(ReadQuery {
+                tenant: "old".into(),
+                after: 0,
+                limit: 10,
+                filter: auditrelay_core::TypeFilter::parse_list("").unwrap(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 1);
+        store.close().await;
+        assert_eq!(user_version(&path), MIGRATIONS.len() as i64);
+    }
 }
