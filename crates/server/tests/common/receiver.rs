@@ -3,6 +3,7 @@
 //! connections, and slow response bodies. It speaks just enough HTTP/1.1 (content-length bodies,
 //! keep-alive) and records every request and what it answered.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used)] // test harness: a panic is the failure report
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -91,8 +92,11 @@ impl Receiver {
         self.state.lock().unwrap().default = fault;
     }
 
+    /// Every request, in order of arrival (a hung request is recorded when it is answered).
     pub fn requests(&self) -> Vec<Received> {
-        self.state.lock().unwrap().requests.clone()
+        let mut all = self.state.lock().unwrap().requests.clone();
+        all.sort_by_key(|r| r.at);
+        all
     }
 
     /// Events of every request answered 2xx, in arrival order (duplicates included).
@@ -189,10 +193,14 @@ async fn serve(mut conn: TcpStream, state: Arc<Mutex<State>>) {
                 }
             }
             Some(Fault::Hang(d)) => {
-                record(0);
                 tokio::time::sleep(d).await;
-                let _ = write_response(&mut conn, 200, &[]).await;
-                return;
+                // Counts as accepted only if the answer could still be written (the sender
+                // may have given up and closed the connection).
+                let ok = write_response(&mut conn, 200, &[]).await.is_ok() && conn.flush().await.is_ok();
+                record(if ok { 200 } else { 0 });
+                if !ok {
+                    return;
+                }
             }
             Some(Fault::Reset) => {
                 record(0);
