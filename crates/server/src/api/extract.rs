@@ -94,3 +94,25 @@ pub fn unsupported_media_type(got: &str, want: &str) -> ApiError {
     )
     .with_detail(serde_json::json!({ "content_type": got }))
 }
+
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+/// `?limit=&cursor=` of the list routes (`tenant=` where the operator may filter by it).
+#[derive(serde::Deserialize)]
+pub struct Page {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+    pub tenant: Option<String>,
+}
+
+impl Page {
+    /// The page size: default 100, at most 1000; 0 is an error.
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE),
+            Some(0) => Err(ApiError::invalid_param("limit", "`limit` must be from 1 to 1000")),
+            Some(n) => Ok(n.min(MAX_PAGE)),
+        }
+    }
+}

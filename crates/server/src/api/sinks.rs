@@ -14,33 +14,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiQuery, Page};
 use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-const DEFAULT_PAGE: usize = 100;
-const MAX_PAGE: usize = 1000;
 /// Default grace period during which a rotated signing secret keeps signing.
 const DEFAULT_ROTATION_GRACE_SECS: i64 = 86_400;
-
-#[derive(Deserialize)]
-pub struct Page {
-    limit: Option<usize>,
-    cursor: Option<String>,
-    tenant: Option<String>,
-}
-
-fn page_limit(limit: Option<usize>) -> ApiResult<usize> {
-    match limit {
-        None => Ok(DEFAULT_PAGE),
-        Some(0) => Err(ApiError::invalid_param("limit", "`limit` must be from 1 to 1000")),
-        Some(n) => Ok(n.min(MAX_PAGE)),
-    }
-}
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
@@ -259,7 +241,7 @@ pub async fn list_sinks(
 ) -> ApiResult<Json<Value>> {
     principal.require(Scope::Manage)?;
     let ApiQuery(page) = page?;
-    let limit = page_limit(page.limit)?;
+    let limit = page.limit()?;
     let owner = principal.tenant_for(page.tenant.as_deref())?;
     let rows = state
         .store
@@ -571,7 +553,7 @@ pub async fn list_dead_letters(
 ) -> ApiResult<Json<Value>> {
     let row = visible_sink(&state, &principal, &id).await?;
     let ApiQuery(page) = page?;
-    let limit = page_limit(page.limit)?;
+    let limit = page.limit()?;
     let items = state
         .store
         .list_dead_letters(&row.id, page.cursor.as_deref(), limit)
@@ -658,7 +640,7 @@ pub async fn list_deliveries(
 ) -> ApiResult<Json<Value>> {
     let row = visible_sink(&state, &principal, &id).await?;
     let ApiQuery(page) = page?;
-    let limit = page_limit(page.limit)?;
+    let limit = page.limit()?;
     let before = match page.cursor.as_deref() {
         None => None,
         Some(c) => Some(

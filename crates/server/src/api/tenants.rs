@@ -9,36 +9,17 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiQuery, Page};
 use crate::auth::{hash_token, Principal, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::keyfiles::random_token;
 use crate::state::AppState;
-
-const DEFAULT_PAGE: usize = 100;
-const MAX_PAGE: usize = 1000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     id: String,
     name: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct Page {
-    limit: Option<usize>,
-    cursor: Option<String>,
-}
-
-impl Page {
-    fn limit(&self) -> ApiResult<usize> {
-        match self.limit {
-            None => Ok(DEFAULT_PAGE),
-            Some(0) => Err(ApiError::invalid_param("limit", "`limit` must be from 1 to 1000")),
-            Some(n) => Ok(n.min(MAX_PAGE)),
-        }
-    }
 }
 
 fn tenant_json(t: &Tenant) -> Value {
