@@ -776,3 +776,78 @@ async fn the_standard_webhooks_reference_library_verifies_every_delivery_across_
     })
     .await;
 }
+
+#[tokio::test]
+async fn sigterm_finishes_the_attempt_on_the_wire_and_commits_before_exiting() {
+    let mut s = server();
+    s.create_tenant("acme").await;
+    let r = Receiver::start().await;
+    r.set_default(Some(Fault::Hang(Duration::from_millis(700))));
+    let sink = webhook(
+        &s,
+        "acme",
+        &r,
+        json!({ "timeout_ms": 5000, "batch": { "max_events": 100, "flush_interval_ms": 0 } }),
+    )
+    .await;
+    let id = sink["id"].as_str().unwrap().to_owned();
+    let accepted = ingest(&s, "acme", 10, 10).await;
+    // Wait until the batch is on the wire (the receiver holds it for 700 ms), then SIGTERM.
+    wait_until("the batch on the wire", Duration::from_secs(10), || async {
+        r.arrived() >= 1
+    })
+    .await;
+    let status = s.sigterm().await;
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(
+        r.accepted_ids().len(),
+        10,
+        "the attempt on the wire was finished, not cut off"
+    );
+    r.set_default(None);
+    s.restart();
+    let h = health(&s, &id).await;
+    assert_eq!(
+        h["tenants"][0]["cursor"],
+        accepted.last().unwrap().1,
+        "committed before exit: {h}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(r.requests().len(), 1, "nothing was delivered twice");
+}
+
+#[tokio::test]
+async fn the_breaker_opens_after_consecutive_failures_and_half_opens_after_the_cooldown() {
+    let s = server();
+    s.create_tenant("acme").await;
+    let r = Receiver::start().await;
+    r.set_default(Some(Fault::status(503)));
+    let sink = webhook(
+        &s,
+        "acme",
+        &r,
+        json!({ "breaker": { "failure_threshold": 3, "cooldown_ms": 1500 },
+                "retry": { "max_attempts": 50, "initial_backoff_ms": 1, "max_backoff_ms": 2 } }),
+    )
+    .await;
+    let id = sink["id"].as_str().unwrap();
+    let accepted = ingest(&s, "acme", 5, 5).await;
+    wait_until("circuit open", Duration::from_secs(10), || async {
+        health(&s, id).await["state"] == "circuit_open"
+    })
+    .await;
+    let h = health(&s, id).await;
+    assert_eq!(h["consecutive_failures"], 3, "{h}");
+    assert_eq!(h["last_error"]["status"], 503, "{h}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(r.arrived(), 3, "nothing is sent while the circuit is open");
+    // After the cooldown one trial goes; it succeeds and the circuit closes.
+    r.set_default(None);
+    assert!(r.wait_for(5, Duration::from_secs(10)).await);
+    assert_eq!(r.arrived(), 4, "exactly one trial after the cooldown");
+    assert_complete_and_ordered(&r, &accepted);
+    wait_until("active again", Duration::from_secs(5), || async {
+        health(&s, id).await["state"] == "active"
+    })
+    .await;
+}

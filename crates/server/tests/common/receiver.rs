@@ -55,6 +55,8 @@ struct State {
     script: VecDeque<Fault>,
     default: Option<Fault>,
     requests: Vec<Received>,
+    /// Requests read so far, answered or not (a hung one is recorded only when answered).
+    arrived: usize,
 }
 
 #[derive(Clone)]
@@ -97,6 +99,11 @@ impl Receiver {
         let mut all = self.state.lock().unwrap().requests.clone();
         all.sort_by_key(|r| r.at);
         all
+    }
+
+    /// How many requests have been read, answered or not.
+    pub fn arrived(&self) -> usize {
+        self.state.lock().unwrap().arrived
     }
 
     /// Events of every request answered 2xx, in arrival order (duplicates included).
@@ -167,6 +174,7 @@ async fn serve(mut conn: TcpStream, state: Arc<Mutex<State>>) {
 
         let fault = {
             let mut s = state.lock().unwrap();
+            s.arrived += 1;
             s.script.pop_front().or_else(|| s.default.clone())
         };
         let at = Instant::now();
