@@ -130,6 +130,13 @@ impl Lane {
         let Some(mut committed) = self.initial_cursor().await else {
             return;
         };
+        let (commits, pending_commits) = watch::channel(committed);
+        let committer = tokio::spawn(commit_loop(
+            self.store.clone(),
+            self.consumer().to_owned(),
+            self.tenant.clone(),
+            pending_commits,
+        ));
         let mut heads = self.store.subscribe(&self.tenant);
         let mut batcher = Batcher {
             read_pos: committed,
@@ -180,13 +187,10 @@ impl Lane {
                         continue;
                     }
                     if job.commit_to > committed {
-                        let (store, sink, tenant, to) = (&self.store, self.consumer(), self.tenant.as_str(), job.commit_to);
-                        let never = CancellationToken::new();
-                        // A finished batch's commit is worth waiting for even while stopping:
-                        // skipping it only costs a duplicate, but waiting costs nothing.
-                        if persist("committing a cursor", &never, || store.commit_cursor(sink, tenant, to)).await.is_some() {
-                            committed = to;
-                        }
+                        // Handed to the committer: the lane goes on delivering while the
+                        // cursor write waits its turn behind appends.
+                        committed = job.commit_to;
+                        commits.send_replace(committed);
                     }
                 }
                 job = batcher.next(&self.store, &self.tenant, &self.ctx.spec, &mut heads), if !self.stop.is_cancelled() && in_flight.len() < max_in_flight => {
@@ -204,6 +208,36 @@ impl Lane {
                 }
                 _ = self.stop.cancelled(), if !self.stop.is_cancelled() => {}
             }
+        }
+        // The last position is written before the lane is done (drain, reconfiguration).
+        drop(commits);
+        let _ = committer.await;
+    }
+}
+
+/// Writes a lane's cursor, coalescing: while one write waits behind appends, later positions
+/// replace each other and only the newest is written next. Positions only grow, so a skipped
+/// intermediate one costs nothing. A finished batch's commit is retried until it lands, even
+/// while stopping: skipping it would only cost a duplicate, and waiting costs nothing.
+async fn commit_loop(store: Arc<dyn Store>, consumer: String, tenant: String, mut positions: watch::Receiver<u64>) {
+    let mut written = *positions.borrow();
+    let never = CancellationToken::new();
+    loop {
+        let closed = positions.changed().await.is_err();
+        let target = *positions.borrow_and_update();
+        if target > written {
+            let (store, consumer, tenant) = (&store, consumer.as_str(), tenant.as_str());
+            if persist("committing a cursor", &never, || {
+                store.commit_cursor(consumer, tenant, target)
+            })
+            .await
+            .is_some()
+            {
+                written = target;
+            }
+        }
+        if closed {
+            return;
         }
     }
 }
