@@ -201,6 +201,42 @@ impl SinkHandle {
     }
 }
 
+/// The sum of every series of metric `name` in a Prometheus text exposition (`name value` or
+/// `name{labels} value` lines), or `None` if there is none.
+pub fn prom_value(text: &str, name: &str) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let rest = if let Some(labelled) = rest.strip_prefix('{') {
+            match labelled.find('}') {
+                Some(i) => &labelled[i + 1..],
+                None => continue,
+            }
+        } else if rest.starts_with(' ') {
+            rest
+        } else {
+            continue; // another metric sharing the prefix
+        };
+        if let Some(v) = rest.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()) {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
+}
+
+/// The server's group commits so far (`auditrelay_commit_group_events_count`), if exported.
+async fn commit_groups(target: &Arc<Target>) -> Option<u64> {
+    let mut conn = Conn::connect(target.clone()).await.ok()?;
+    let resp = conn.get("/metrics", None).await.ok()?;
+    if resp.status != StatusCode::OK {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&resp.body);
+    prom_value(&text, "auditrelay_commit_group_events_count").map(|v| v as u64)
+}
+
 /// Receiver-side figures common to both scenarios.
 #[derive(Debug, Clone, Default)]
 pub struct Completeness {
@@ -410,6 +446,11 @@ pub struct ThroughputResult {
     pub server_peak_rss_bytes: Option<u64>,
     /// New events received per [`TIMELINE_BUCKET`] from the start of ingest.
     pub timeline: Vec<u64>,
+    /// Webhook requests received while ingest ran, and the server's group commits (appends'
+    /// fsyncs) in that time, from `/metrics`: a sink whose progress is tied to the writer shows
+    /// about one batch per group.
+    pub requests_during_ingest: u64,
+    pub commit_groups_during_ingest: Option<u64>,
     /// Time between consecutive webhook requests while ingest ran, and after.
     pub gaps_during_ingest: Summary,
     pub gaps_after_ingest: Summary,
@@ -432,6 +473,8 @@ impl ThroughputResult {
             "server_peak_rss_bytes": self.server_peak_rss_bytes,
             "timeline_bucket_ms": TIMELINE_BUCKET.as_millis() as u64,
             "delivered_timeline": self.timeline,
+            "webhook_requests_during_ingest": self.requests_during_ingest,
+            "server_commit_groups_during_ingest": self.commit_groups_during_ingest,
             "webhook_gap_during_ingest": self.gaps_during_ingest.to_json_ms(),
             "webhook_gap_after_ingest": self.gaps_after_ingest.to_json_ms(),
             "delivery": self.check.to_json(),
@@ -451,6 +494,7 @@ pub async fn run_throughput(
     let mut sink = SinkHandle::create(&target, operator, tenant, cfg.sink, &receiver.url()).await?;
     let h0 = sink.wait_started().await?;
 
+    let groups_before = commit_groups(&target).await;
     let cpu = cfg.server_pid.map(CpuMeter::start);
     let ingest_start = Instant::now();
     let ingest = load::run(
@@ -468,6 +512,8 @@ pub async fn run_throughput(
     .context("ingest load")?;
     let ingest_end = Instant::now();
     let delivered_during_ingest = receiver.books().offsets(tenant).map_or(0, |s| s.distinct());
+    let groups_after = commit_groups(&target).await;
+    let commit_groups_during_ingest = groups_before.zip(groups_after).map(|(a, b)| b.saturating_sub(a));
     let h1 = sink.head().await?;
     let lag_at_ingest_end = h1.saturating_sub(h0).saturating_sub(delivered_during_ingest);
     if h1.saturating_sub(h0) != ingest.total_events {
@@ -484,7 +530,7 @@ pub async fn run_throughput(
         .server_pid
         .and_then(|p| proc_status_kib(p, "VmHWM:"))
         .map(|k| k * 1024);
-    let (window, distinct, timeline, gaps_during_ingest, gaps_after_ingest) = {
+    let (window, distinct, timeline, requests_during_ingest, gaps_during_ingest, gaps_after_ingest) = {
         let books = receiver.books();
         let window = match (books.first_receipt, books.last_new) {
             (Some(a), Some(b)) if b > a => Some((b - a).as_secs_f64()),
@@ -502,6 +548,11 @@ pub async fn run_throughput(
             window,
             books.count_in(tenant, h0 + 1, h1),
             timeline(&books.arrivals, ingest_start, TIMELINE_BUCKET),
+            books
+                .arrivals
+                .iter()
+                .filter(|a| a.0 >= ingest_start && a.0 < ingest_end)
+                .count() as u64,
             gaps(ingest_start, ingest_end),
             gaps(ingest_end, far),
         )
@@ -519,6 +570,8 @@ pub async fn run_throughput(
         server_cpu_total_percent,
         server_peak_rss_bytes,
         timeline,
+        requests_during_ingest,
+        commit_groups_during_ingest,
         gaps_during_ingest,
         gaps_after_ingest,
     })
@@ -789,6 +842,22 @@ mod tests {
         assert_eq!(b["batch"]["flush_interval_ms"], 0);
         assert_eq!(b["max_in_flight"], 4);
         assert_eq!(b["config"]["url"], "http://127.0.0.1:1/hook");
+    }
+
+    #[test]
+    fn reads_prometheus_values() {
+        let text = "# TYPE auditrelay_commit_group_events summary\n\
+                    auditrelay_commit_group_events{quantile=\"0.5\"} 3300\n\
+                    auditrelay_commit_group_events_sum 782100\n\
+                    auditrelay_commit_group_events_count 238\n\
+                    auditrelay_sink_delivered_batches_total{sink=\"a\"} 10\n\
+                    auditrelay_sink_delivered_batches_total{sink=\"b\"} 5\n";
+        assert_eq!(prom_value(text, "auditrelay_commit_group_events_count"), Some(238.0));
+        assert_eq!(prom_value(text, "auditrelay_commit_group_events_sum"), Some(782100.0));
+        assert_eq!(prom_value(text, "auditrelay_sink_delivered_batches_total"), Some(15.0));
+        // A prefix of another metric's name is not that metric.
+        assert_eq!(prom_value(text, "auditrelay_commit_group"), None);
+        assert_eq!(prom_value(text, "missing"), None);
     }
 
     #[test]

@@ -726,8 +726,12 @@ fn print_delivery(report: &Report) {
         }
         for (name, r) in &rows {
             println!(
-                "  {name}: events received per 0.5 s from ingest start: {:?}; gap between webhook requests while ingesting p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; after: p50 {:.2} ms",
+                "  {name}: events received per 0.5 s from ingest start: {:?}; while ingesting: {} webhook requests, {} server group commits, gap between requests p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; after: p50 {:.2} ms",
                 r.timeline,
+                r.requests_during_ingest,
+                r.commit_groups_during_ingest
+                    .map(|g| g.to_string())
+                    .unwrap_or_else(|| "?".into()),
                 ms(r.gaps_during_ingest.p50),
                 ms(r.gaps_during_ingest.p99),
                 ms(r.gaps_during_ingest.max),
