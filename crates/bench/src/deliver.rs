@@ -226,15 +226,23 @@ pub fn prom_value(text: &str, name: &str) -> Option<f64> {
     found
 }
 
-/// The server's group commits so far (`auditrelay_commit_group_events_count`), if exported.
-async fn commit_groups(target: &Arc<Target>) -> Option<u64> {
+/// The server's group commits so far (`auditrelay_commit_group_events_count`); `None` if
+/// `/metrics` could not be read, `Some(None)` if it has no such series (yet: the histogram
+/// appears with the first group commit).
+async fn commit_groups(target: &Arc<Target>) -> Option<Option<u64>> {
     let mut conn = Conn::connect(target.clone()).await.ok()?;
     let resp = conn.get("/metrics", None).await.ok()?;
     if resp.status != StatusCode::OK {
         return None;
     }
     let text = String::from_utf8_lossy(&resp.body);
-    prom_value(&text, "auditrelay_commit_group_events_count").map(|v| v as u64)
+    Some(prom_value(&text, "auditrelay_commit_group_events_count").map(|v| v as u64))
+}
+
+/// Group commits between two [`commit_groups`] readings (a missing series before = 0).
+fn groups_between(before: Option<Option<u64>>, after: Option<Option<u64>>) -> Option<u64> {
+    let (before, after) = (before?, after??);
+    Some(after.saturating_sub(before.unwrap_or(0)))
 }
 
 /// Receiver-side figures common to both scenarios.
@@ -513,7 +521,7 @@ pub async fn run_throughput(
     let ingest_end = Instant::now();
     let delivered_during_ingest = receiver.books().offsets(tenant).map_or(0, |s| s.distinct());
     let groups_after = commit_groups(&target).await;
-    let commit_groups_during_ingest = groups_before.zip(groups_after).map(|(a, b)| b.saturating_sub(a));
+    let commit_groups_during_ingest = groups_between(groups_before, groups_after);
     let h1 = sink.head().await?;
     let lag_at_ingest_end = h1.saturating_sub(h0).saturating_sub(delivered_during_ingest);
     if h1.saturating_sub(h0) != ingest.total_events {
@@ -858,6 +866,10 @@ mod tests {
         // A prefix of another metric's name is not that metric.
         assert_eq!(prom_value(text, "auditrelay_commit_group"), None);
         assert_eq!(prom_value(text, "missing"), None);
+        assert_eq!(groups_between(Some(Some(10)), Some(Some(25))), Some(15));
+        assert_eq!(groups_between(Some(None), Some(Some(25))), Some(25));
+        assert_eq!(groups_between(None, Some(Some(25))), None);
+        assert_eq!(groups_between(Some(Some(1)), Some(None)), None);
     }
 
     #[test]
