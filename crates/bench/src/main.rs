@@ -1,13 +1,31 @@
 //! `auditrelay-bench`: load and latency benchmark for the auditrelay server.
 //!
 //! Starts the real `auditrelay serve` on a free port with a temporary data
-//! directory (or targets a running server with `--url` + `--token`), creates
-//! a tenant and a key through the public API, runs the scenarios, prints a
-//! table and one `BENCH_JSON {…}` line with every figure.
+//! directory and `--allow-private-networks` (or targets a running server with
+//! `--url` + `--token`), creates a tenant and a key through the public API,
+//! runs the scenarios, prints a table and one `BENCH_JSON {…}` line with every
+//! figure.
+//!
+//! Scenarios:
+//! - `ingest-1`, `ingest-100`: closed-loop ingest throughput and latency
+//!   ([`load`]).
+//! - `wakeup`: append → long-poll answer latency ([`wakeup`]).
+//! - `deliver-100`, `deliver-1000`: end-to-end delivery throughput into a
+//!   loopback webhook receiver ([`receiver`]) with sink batches of 100 and
+//!   1,000 events, `--deliver-in-flight` batches in flight, while the ingest
+//!   load runs for `--duration`; then the drain, completeness (missing and
+//!   duplicate offsets) and the sink's lag ([`deliver`]).
+//! - `deliver-latency`: ingest → receipt latency at `--latency-rate` events/s
+//!   through a sink with batches of ≤ 100 events and one in flight.
+//!
+//! Each delivery scenario uses its own tenant (`<tenant>-d100`, `-d1000`,
+//! `-dlat`) and sink, deleted afterwards.
 
+mod deliver;
 mod http;
 mod load;
 mod procfs;
+mod receiver;
 mod server;
 mod stats;
 mod wakeup;
@@ -22,6 +40,7 @@ use clap::{Parser, ValueEnum};
 use hyper::StatusCode;
 use serde::Deserialize;
 
+use crate::deliver::{LatencyConfig, LatencyResult, SinkSettings, ThroughputConfig, ThroughputResult};
 use crate::http::{Auth, Conn, Target};
 use crate::load::{LoadConfig, LoadResult};
 use crate::server::{Server, SpawnOptions, StopOutcome};
@@ -38,6 +57,18 @@ enum Scenario {
     Ingest100,
     /// Append → long-poll wakeup latency.
     Wakeup,
+    /// Ingest → webhook sink → loopback receiver throughput, sink batches of
+    /// 100 events, `--deliver-in-flight` in flight, while `--connections`
+    /// ingest `--batch-size` events/request for `--duration`.
+    #[value(name = "deliver-100")]
+    Deliver100,
+    /// As deliver-100 with sink batches of 1,000 events.
+    #[value(name = "deliver-1000")]
+    Deliver1000,
+    /// Ingest → receipt latency at `--latency-rate` events/s on one
+    /// connection (sink batches ≤ 100 events, 1 in flight).
+    #[value(name = "deliver-latency")]
+    DeliverLatency,
     /// All of the above, in that order.
     All,
 }
@@ -48,6 +79,9 @@ impl Scenario {
             Scenario::Ingest1 => "ingest-1",
             Scenario::Ingest100 => "ingest-100",
             Scenario::Wakeup => "wakeup",
+            Scenario::Deliver100 => "deliver-100",
+            Scenario::Deliver1000 => "deliver-1000",
+            Scenario::DeliverLatency => "deliver-latency",
             Scenario::All => "all",
         }
     }
@@ -57,7 +91,8 @@ impl Scenario {
 #[command(
     name = "auditrelay-bench",
     version,
-    about = "Benchmark the auditrelay server: ingest throughput and latency, long-poll wakeup latency",
+    about = "Benchmark the auditrelay server: ingest throughput and latency, long-poll wakeup latency, \
+             webhook delivery throughput and ingest-to-receipt latency",
     after_help = "Exit status: 0 = ran clean; 1 = could not run; 2 = ran but saw errors (non-202 answers, \
                   failed checks) or the server did not exit 0 on SIGTERM."
 )]
@@ -90,21 +125,39 @@ struct Cli {
     #[arg(long, env = "AUDITRELAY_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
 
-    /// Measurement time per ingest scenario, seconds.
+    /// Measurement time per ingest scenario, seconds; also the ingest time of
+    /// deliver-100/-1000 and the measured sending time of deliver-latency.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
 
-    /// Warm-up before each ingest measurement, seconds.
+    /// Warm-up before each ingest measurement, seconds (also deliver-latency's
+    /// unmeasured lead-in; deliver-100/-1000 have none).
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
 
-    /// Concurrent keep-alive connections for the ingest scenarios.
+    /// Concurrent keep-alive connections for the ingest and deliver-100/-1000
+    /// scenarios.
     #[arg(long, default_value_t = 64)]
     connections: usize,
 
-    /// Events per request in ingest-100.
+    /// Events per request in ingest-100 and deliver-100/-1000.
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
+
+    /// Sink `max_in_flight` (batches on the wire at once) in deliver-100/-1000.
+    #[arg(long, default_value_t = 4)]
+    deliver_in_flight: usize,
+
+    /// deliver-latency's steady ingest rate, events/s (sent in 10 ms ticks of
+    /// rate/100 events; below 100/s, one event per longer tick).
+    #[arg(long, default_value_t = 1000.0)]
+    latency_rate: f64,
+
+    /// After ingest stops, how long the delivery scenarios wait for the
+    /// receiver to hold every event before counting the rest as missing,
+    /// seconds.
+    #[arg(long, default_value_t = 60.0)]
+    drain_timeout: f64,
 
     /// Wakeup rounds.
     #[arg(long, default_value_t = 200)]
@@ -136,7 +189,14 @@ impl Cli {
             .copied()
             .collect();
         if s.is_empty() || s.contains(&Scenario::All) {
-            s = vec![Scenario::Ingest1, Scenario::Ingest100, Scenario::Wakeup];
+            s = vec![
+                Scenario::Ingest1,
+                Scenario::Ingest100,
+                Scenario::Wakeup,
+                Scenario::Deliver100,
+                Scenario::Deliver1000,
+                Scenario::DeliverLatency,
+            ];
         }
         s.sort();
         s.dedup();
@@ -152,6 +212,15 @@ impl Cli {
         }
         if self.connections == 0 || self.batch_size == 0 || self.client_threads == 0 {
             bail!("--connections, --batch-size and --client-threads must be >= 1");
+        }
+        if !(1..=64).contains(&self.deliver_in_flight) {
+            bail!("--deliver-in-flight must be 1..=64 (the server's limit)");
+        }
+        if !(self.latency_rate > 0.0 && self.latency_rate.is_finite()) {
+            bail!("--latency-rate must be > 0");
+        }
+        if !(self.drain_timeout >= 0.0 && self.drain_timeout.is_finite()) {
+            bail!("--drain-timeout must be >= 0");
         }
         Ok(())
     }
@@ -264,6 +333,9 @@ struct Report {
     ingest1: Option<LoadResult>,
     ingest100: Option<LoadResult>,
     wakeup: Option<WakeupResult>,
+    deliver100: Option<ThroughputResult>,
+    deliver1000: Option<ThroughputResult>,
+    deliver_latency: Option<LatencyResult>,
     failures: Vec<String>,
 }
 
@@ -346,7 +418,10 @@ async fn run(cli: Cli) -> Result<bool> {
     // to relate the data dir size to the log.
     let events_appended = report.ingest1.as_ref().map_or(0, |r| r.total_events)
         + report.ingest100.as_ref().map_or(0, |r| r.total_events)
-        + report.wakeup.as_ref().map_or(0, |w| w.appended);
+        + report.wakeup.as_ref().map_or(0, |w| w.appended)
+        + report.deliver100.as_ref().map_or(0, |d| d.check.expected)
+        + report.deliver1000.as_ref().map_or(0, |d| d.check.expected)
+        + report.deliver_latency.as_ref().map_or(0, |d| d.check.expected);
     let bytes_per_event = data_dir_live
         .filter(|_| events_appended > 0)
         .map(|b| b as f64 / events_appended as f64);
@@ -378,6 +453,11 @@ async fn run(cli: Cli) -> Result<bool> {
         "ingest_1": report.ingest1.as_ref().map(LoadResult::to_json),
         "ingest_100": report.ingest100.as_ref().map(LoadResult::to_json),
         "wakeup": report.wakeup.as_ref().map(WakeupResult::to_json),
+        "deliver_100": report.deliver100.as_ref().map(ThroughputResult::to_json),
+        "deliver_1000": report.deliver1000.as_ref().map(ThroughputResult::to_json),
+        "deliver_latency": report.deliver_latency.as_ref().map(LatencyResult::to_json),
+        "deliver_in_flight": cli.deliver_in_flight,
+        "latency_rate": cli.latency_rate,
         "server_peak_rss_bytes": peak_rss,
         "data_dir_bytes": data_dir_live,
         "data_dir_bytes_after_stop": data_dir_after,
@@ -477,6 +557,103 @@ async fn run_scenarios(
                 }
                 report.wakeup = Some(r);
             }
+            Scenario::Deliver100 | Scenario::Deliver1000 => {
+                let (max_events, suffix) = if scenario == Scenario::Deliver100 {
+                    (100, "d100")
+                } else {
+                    (1000, "d1000")
+                };
+                let tenant = format!("{}-{suffix}", cli.tenant);
+                let dkey = setup(target, operator, &tenant)
+                    .await
+                    .with_context(|| format!("{}: setup (tenant + key)", scenario.name()))?;
+                eprintln!(
+                    "{}: tenant {tenant}, sink batches of {max_events}, {} in flight; {} connections × {} event(s)/request for {:.1}s, then drain (≤ {:.0}s) …",
+                    scenario.name(),
+                    cli.deliver_in_flight,
+                    cli.connections,
+                    cli.batch_size,
+                    cli.duration,
+                    cli.drain_timeout,
+                );
+                let r = deliver::run_throughput(
+                    target.clone(),
+                    operator,
+                    dkey,
+                    &tenant,
+                    ThroughputConfig {
+                        sink: SinkSettings {
+                            max_events,
+                            max_in_flight: cli.deliver_in_flight,
+                        },
+                        connections: cli.connections,
+                        events_per_request: cli.batch_size,
+                        duration,
+                        drain_timeout: Duration::from_secs_f64(cli.drain_timeout),
+                        server_pid,
+                    },
+                )
+                .await
+                .with_context(|| scenario.name())?;
+                if r.ingest.error_count() > 0 {
+                    report.failures.push(format!(
+                        "{}: {} ingest errors (first: {})",
+                        scenario.name(),
+                        r.ingest.error_count(),
+                        r.ingest.first_error.as_deref().unwrap_or("?")
+                    ));
+                }
+                report.failures.extend(r.check.failures(scenario.name()));
+                if scenario == Scenario::Deliver100 {
+                    report.deliver100 = Some(r);
+                } else {
+                    report.deliver1000 = Some(r);
+                }
+            }
+            Scenario::DeliverLatency => {
+                let tenant = format!("{}-dlat", cli.tenant);
+                let dkey = setup(target, operator, &tenant)
+                    .await
+                    .context("deliver-latency: setup (tenant + key)")?;
+                let (k, tick) = deliver::pacing(cli.latency_rate);
+                eprintln!(
+                    "deliver-latency: tenant {tenant}, {} events/s ({k} every {:.1} ms) on one connection, {:.1}s warm-up + {:.1}s, sink batches ≤ 100, 1 in flight …",
+                    cli.latency_rate,
+                    tick.as_secs_f64() * 1000.0,
+                    cli.warmup,
+                    cli.duration,
+                );
+                let r = deliver::run_latency(
+                    target.clone(),
+                    operator,
+                    dkey,
+                    &tenant,
+                    LatencyConfig {
+                        rate: cli.latency_rate,
+                        warmup,
+                        duration,
+                        drain_timeout: Duration::from_secs_f64(cli.drain_timeout),
+                        server_pid,
+                    },
+                )
+                .await
+                .context("deliver-latency")?;
+                if r.ingest_errors > 0 {
+                    report.failures.push(format!(
+                        "deliver-latency: {} ingest errors (first: {})",
+                        r.ingest_errors,
+                        r.first_ingest_error.as_deref().unwrap_or("?")
+                    ));
+                }
+                if r.without_sent_ns > 0 {
+                    report.failures.push(format!(
+                        "deliver-latency: {} delivered events carried no metadata.sent_ns",
+                        r.without_sent_ns
+                    ));
+                }
+                report.failures.extend(r.check.failures("deliver-latency"));
+                report.deliver_latency = Some(r);
+            }
             Scenario::All => {}
         }
     }
@@ -489,6 +666,132 @@ fn mib(bytes: u64) -> String {
 
 fn opt_pct(v: Option<f64>) -> String {
     v.map(|v| format!("{:.0}%", v)).unwrap_or_else(|| "-".into())
+}
+
+fn opt_secs(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.2}s")).unwrap_or_else(|| "TIMEOUT".into())
+}
+
+/// The delivery scenarios' tables (nothing when none ran).
+fn print_delivery(report: &Report) {
+    let rows: Vec<(&str, &ThroughputResult)> = [
+        ("deliver-100", report.deliver100.as_ref()),
+        ("deliver-1000", report.deliver1000.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(n, r)| r.map(|r| (n, r)))
+    .collect();
+    if !rows.is_empty() {
+        println!();
+        println!(
+            "{:<13} {:>7} {:>11} {:>11} {:>11} {:>9} {:>8} {:>8} {:>7} {:>5} {:>8} {:>8} {:>8}",
+            "delivery",
+            "in-fl",
+            "ingest ev/s",
+            "deliv ev/s",
+            "during ing",
+            "lag@stop",
+            "drained",
+            "requests",
+            "ev/req",
+            "dup",
+            "missing",
+            "srv cpu",
+            "+drain"
+        );
+        for (name, r) in &rows {
+            let c = &r.check;
+            println!(
+                "{:<13} {:>7} {:>11} {:>11} {:>11} {:>9} {:>8} {:>8} {:>7} {:>5} {:>8} {:>8} {:>8}",
+                name,
+                r.sink.max_in_flight,
+                format!("{:.0}", r.ingest.events_per_sec),
+                r.delivered_per_sec
+                    .map(|v| format!("{v:.0}"))
+                    .unwrap_or_else(|| "-".into()),
+                format!("{:.0}", r.delivered_during_ingest as f64 / r.ingest.window_secs),
+                r.lag_at_ingest_end,
+                opt_secs(c.drain_secs),
+                c.requests,
+                if c.requests > 0 {
+                    format!("{:.0}", (c.delivered + c.duplicates) as f64 / c.requests as f64)
+                } else {
+                    "-".into()
+                },
+                c.duplicates,
+                c.missing(),
+                opt_pct(r.ingest.server_cpu_percent),
+                opt_pct(r.server_cpu_total_percent),
+            );
+        }
+        for (name, r) in &rows {
+            println!(
+                "  {name}: events received per 0.5 s from ingest start: {:?}; while ingesting: {} webhook requests, {} server group commits, gap between requests p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; after: p50 {:.2} ms",
+                r.timeline,
+                r.requests_during_ingest,
+                r.commit_groups_during_ingest
+                    .map(|g| g.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                ms(r.gaps_during_ingest.p50),
+                ms(r.gaps_during_ingest.p99),
+                ms(r.gaps_during_ingest.max),
+                ms(r.gaps_after_ingest.p50),
+            );
+        }
+        println!(
+            "  (deliv ev/s: distinct events received / first → last receipt; during ing: received while ingest ran / ingest time; \
+             lag@stop: events not yet received when ingest stopped; drained: ingest stop → last event received; \
+             srv cpu: during ingest, +drain: ingest and drain)"
+        );
+    }
+    if let Some(r) = &report.deliver_latency {
+        let l = &r.latency;
+        let c = &r.check;
+        println!();
+        println!(
+            "{:<16} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>5} {:>8} {:>8}",
+            "latency",
+            "events",
+            "sent/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "dup",
+            "missing",
+            "srv cpu"
+        );
+        println!(
+            "{:<16} {:>8} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>5} {:>8} {:>8}",
+            "deliver-latency",
+            l.count,
+            format!("{:.0}", r.sent_per_sec),
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.p999),
+            ms(l.max),
+            c.duplicates,
+            c.missing(),
+            opt_pct(r.server_cpu_percent),
+        );
+        println!(
+            "  (ingest → receipt of events sent after the warm-up, {} per request every {:.1} ms, target {:.0}/s; \
+             POST → 202 p50 {:.2} ms, p99 {:.2} ms; {} late ticks, worst {:.1} ms behind schedule (warm-up: {}, {:.1} ms); {} webhook requests, drained in {})",
+            r.events_per_request,
+            r.tick.as_secs_f64() * 1000.0,
+            r.rate,
+            ms(r.post_latency.p50),
+            ms(r.post_latency.p99),
+            r.late_ticks,
+            r.max_behind_schedule.as_secs_f64() * 1000.0,
+            r.late_ticks_warmup,
+            r.max_behind_schedule_warmup.as_secs_f64() * 1000.0,
+            c.requests,
+            opt_secs(c.drain_secs),
+        );
+    }
 }
 
 struct Footer<'a> {
@@ -562,6 +865,7 @@ fn print_table(cli: &Cli, mode: &str, report: &Report, footer: Footer<'_>) {
             ms(w.append.p99),
         );
     }
+    print_delivery(report);
     println!();
     if let Some(rss) = peak_rss {
         println!("server peak RSS (VmHWM): {}", mib(rss));

@@ -89,7 +89,9 @@ impl Server {
             .arg("--listen")
             .arg(&listen)
             .arg("--data-dir")
-            .arg(&data_dir);
+            .arg(&data_dir)
+            // The delivery scenarios point sinks at a receiver on loopback.
+            .arg("--allow-private-networks");
         if let Some(url) = &opts.database_url {
             cmd.arg("--database-url").arg(url);
         }
