@@ -97,6 +97,8 @@ pub struct StoredEvent {
     pub event_type: String,
     /// Canonical JSON without `offset` (always a non-empty object starting with `{"id"`).
     pub body: String,
+    /// The event exactly as ingested, when the reader asked for it (`ReadQuery::with_raw`).
+    pub raw: Option<String>,
 }
 
 impl StoredEvent {
@@ -126,6 +128,7 @@ mod tests {
             id: "e1".into(),
             event_type: "a.b".into(),
             body: r#"{"id":"e1","tenant_id":"t","type":"a.b"}"#.into(),
+            raw: None,
         };
         let v: Value = serde_json::from_str(&ev.to_json()).unwrap();
         assert_eq!(v["offset"], 42);

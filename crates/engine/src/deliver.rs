@@ -54,19 +54,43 @@ impl BatchJob {
     }
 }
 
+/// Events of a batch that end in a dead letter: the range, how many, why, and every attempt.
+#[derive(Debug)]
+pub struct DeadEvents {
+    pub first_offset: u64,
+    pub last_offset: u64,
+    pub count: u64,
+    pub reason: String,
+    /// JSON array of the attempts.
+    pub attempts: Value,
+}
+
+impl DeadEvents {
+    pub fn into_dead_letter(self, sink_id: &str, tenant: &str, reason_prefix: &str) -> auditrelay_store::DeadLetter {
+        auditrelay_store::DeadLetter {
+            id: auditrelay_core::ids::new_prefixed_id("dl"),
+            sink_id: sink_id.to_owned(),
+            tenant_id: tenant.to_owned(),
+            first_offset: self.first_offset,
+            last_offset: self.last_offset,
+            event_count: self.count,
+            reason: format!("{reason_prefix}{}", self.reason),
+            attempts: self.attempts.to_string(),
+            created_at: auditrelay_core::time::now_rfc3339(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum Verdict {
-    Delivered,
-    /// Every attempt failed, or the receiver refused the batch for good. Carries the attempts
-    /// (JSON array) and the final reason, for the dead letter.
-    Exhausted {
-        attempts: Value,
-        reason: String,
-    },
+    /// Accepted; `rejected` lists single events the receiver refused for good inside an
+    /// otherwise accepted batch (Elastic item errors), each to become its own dead letter.
+    Delivered { rejected: Vec<DeadEvents> },
+    /// Every attempt failed, or the receiver refused the batch for good: the events still
+    /// outstanding become one dead letter.
+    Exhausted(DeadEvents),
     /// The receiver says the sink itself is wrong (401/403/404/410): pause, keep the batch.
-    Misconfigured {
-        reason: String,
-    },
+    Misconfigured { reason: String },
     /// Stopped (shutdown, pause, reconfiguration) before a verdict.
     Abandoned,
 }
@@ -114,6 +138,7 @@ pub async fn attempt_once(ctx: &DeliveryCtx, job: &BatchJob) -> TimedAttempt {
 fn outcome_name(o: &Outcome) -> &'static str {
     match o {
         Outcome::Delivered => "delivered",
+        Outcome::Partial { .. } => "partial",
         Outcome::Retry { .. } => "retry",
         Outcome::Reject => "rejected",
         Outcome::Misconfigured => "misconfigured",
@@ -143,9 +168,14 @@ pub fn observe(
     let outcome = outcome_name(&report.outcome);
     let sink = ctx.sink_id.clone();
     metrics::counter!(crate::metrics::ATTEMPTS, "sink" => sink.clone(), "outcome" => outcome).increment(1);
-    let events = job.events.len() as u64;
+    let events = match &report.outcome {
+        Outcome::Partial { retry, rejected, .. } => {
+            job.events.len().saturating_sub(retry.len() + rejected.len()) as u64
+        }
+        _ => job.events.len() as u64,
+    };
     match &report.outcome {
-        Outcome::Delivered => {
+        Outcome::Delivered | Outcome::Partial { .. } => {
             ctx.status.on_delivered(events, latency_ms, at.clone());
             metrics::counter!(crate::metrics::DELIVERED_EVENTS, "sink" => sink.clone()).increment(events);
             metrics::counter!(crate::metrics::DELIVERED_BATCHES, "sink" => sink.clone()).increment(1);
@@ -213,6 +243,9 @@ pub async fn deliver_with_retries(
     let policy = ctx.spec.retry;
     let mut attempts = Vec::new();
     let mut attempt_no = 0u32;
+    // After a partial answer only the events still outstanding go again.
+    let mut narrowed: Option<BatchJob> = None;
+    let mut rejected: Vec<DeadEvents> = Vec::new();
     loop {
         // The breaker is the sink's, shared by every lane: wait out an open circuit.
         loop {
@@ -228,13 +261,25 @@ pub async fn deliver_with_retries(
                 }
             }
         }
+        let current = narrowed.as_ref().unwrap_or(job);
         attempt_no += 1;
-        let timed = attempt_once(ctx, job).await;
+        let timed = attempt_once(ctx, current).await;
         let last = attempt_no >= policy.max_attempts;
-        let retryable = matches!(timed.report.outcome, Outcome::Retry { .. });
-        attempts.push(observe(ctx, job, purpose, attempt_no, &timed, retryable && !last));
-        match timed.report.outcome {
-            Outcome::Delivered => return Verdict::Delivered,
+        let retryable = match &timed.report.outcome {
+            Outcome::Retry { .. } => true,
+            Outcome::Partial { retry, .. } => !retry.is_empty(),
+            _ => false,
+        };
+        attempts.push(observe(ctx, current, purpose, attempt_no, &timed, retryable && !last));
+        let dead = |reason: String, attempts: &Vec<Value>| DeadEvents {
+            first_offset: current.first_offset(),
+            last_offset: current.last_offset(),
+            count: current.events.len() as u64,
+            reason,
+            attempts: Value::Array(attempts.clone()),
+        };
+        let after = match timed.report.outcome {
+            Outcome::Delivered => return Verdict::Delivered { rejected },
             Outcome::Misconfigured => {
                 return Verdict::Misconfigured {
                     reason: format!(
@@ -244,27 +289,67 @@ pub async fn deliver_with_retries(
                 }
             }
             Outcome::Reject => {
-                return Verdict::Exhausted {
-                    reason: format!("rejected by the receiver: {}", error_text(&timed.report)),
-                    attempts: Value::Array(attempts),
+                return Verdict::Exhausted(dead(
+                    format!("rejected by the receiver: {}", error_text(&timed.report)),
+                    &attempts,
+                ))
+            }
+            Outcome::Partial {
+                retry,
+                after,
+                rejected: refused,
+            } => {
+                for (i, why) in refused {
+                    if let Some(e) = current.events.get(i) {
+                        rejected.push(DeadEvents {
+                            first_offset: e.offset,
+                            last_offset: e.offset,
+                            count: 1,
+                            reason: format!("rejected by the receiver: {why}"),
+                            attempts: Value::Array(attempts.clone()),
+                        });
+                    }
                 }
+                let outstanding: Vec<StoredEvent> =
+                    retry.iter().filter_map(|&i| current.events.get(i).cloned()).collect();
+                if outstanding.is_empty() {
+                    return Verdict::Delivered { rejected };
+                }
+                narrowed = Some(BatchJob {
+                    tenant: job.tenant.clone(),
+                    events: outstanding,
+                    commit_to: job.commit_to,
+                    id_salt: job.id_salt.clone(),
+                });
+                if last {
+                    let current = narrowed.as_ref().unwrap_or(job);
+                    return Verdict::Exhausted(DeadEvents {
+                        first_offset: current.first_offset(),
+                        last_offset: current.last_offset(),
+                        count: current.events.len() as u64,
+                        reason: format!("{attempt_no} attempts failed for some events of the batch"),
+                        attempts: Value::Array(attempts),
+                    });
+                }
+                after
             }
             Outcome::Retry { after } => {
                 if last {
-                    return Verdict::Exhausted {
-                        reason: format!("{} attempts failed; last: {}", attempt_no, error_text(&timed.report)),
-                        attempts: Value::Array(attempts),
-                    };
+                    return Verdict::Exhausted(dead(
+                        format!("{} attempts failed; last: {}", attempt_no, error_text(&timed.report)),
+                        &attempts,
+                    ));
                 }
-                let wait = backoff::delay(&policy, attempt_no, rand::random::<f64>(), after);
-                ctx.status.backoff_started();
-                let slept = sleep_or_stop(wait, stop).await;
-                ctx.status.backoff_ended();
-                if !slept {
-                    ctx.status.on_abandoned(Instant::now());
-                    return Verdict::Abandoned;
-                }
+                after
             }
+        };
+        let wait = backoff::delay(&policy, attempt_no, rand::random::<f64>(), after);
+        ctx.status.backoff_started();
+        let slept = sleep_or_stop(wait, stop).await;
+        ctx.status.backoff_ended();
+        if !slept {
+            ctx.status.on_abandoned(Instant::now());
+            return Verdict::Abandoned;
         }
     }
 }

@@ -55,6 +55,7 @@ fn test_event(tenant: &str) -> StoredEvent {
         offset: 0,
         id,
         event_type: "system.test".into(),
+        raw: Some(body.to_string()),
         body: body.to_string(),
     }
 }
@@ -90,6 +91,7 @@ async fn dead_letter_events(
             after: dl.first_offset.saturating_sub(1),
             limit: span.min(1_000_000) as usize,
             filter: ctx.spec.type_filter(),
+            with_raw: ctx.spec.format == "raw",
         })
         .await?;
     events.retain(|e| e.offset <= dl.last_offset);
@@ -188,6 +190,7 @@ pub(crate) async fn run_replay(
                 after: pos,
                 limit: ctx.spec.batch.max_events,
                 filter: filter.clone(),
+                with_raw: ctx.spec.format == "raw",
             })
             .await
         {
@@ -207,19 +210,18 @@ pub(crate) async fn run_replay(
             id_salt: Some(id.clone()),
         };
         match deliver_with_retries(&ctx, &job, "replay", &stop).await {
-            Verdict::Delivered => update(&table, &id, |i| i.delivered_events += count),
-            Verdict::Exhausted { attempts, reason } => {
-                let dl = DeadLetter {
-                    id: auditrelay_core::ids::new_prefixed_id("dl"),
-                    sink_id: ctx.sink_id.clone(),
-                    tenant_id: tenant.clone(),
-                    first_offset: job.first_offset(),
-                    last_offset: job.last_offset(),
-                    event_count: count,
-                    reason: format!("replay {id}: {reason}"),
-                    attempts: attempts.to_string(),
-                    created_at: auditrelay_core::time::now_rfc3339(),
-                };
+            Verdict::Delivered { rejected } => {
+                let refused: u64 = rejected.iter().map(|d| d.count).sum();
+                for dead in rejected {
+                    let dl = dead.into_dead_letter(&ctx.sink_id, &tenant, &format!("replay {id}: "));
+                    if let Err(e) = shared.store.add_dead_letter(dl).await {
+                        tracing::warn!(error = %e, "could not write a replay dead letter");
+                    }
+                }
+                update(&table, &id, |i| i.delivered_events += count - refused);
+            }
+            Verdict::Exhausted(dead) => {
+                let dl = dead.into_dead_letter(&ctx.sink_id, &tenant, &format!("replay {id}: "));
                 if let Err(e) = shared.store.add_dead_letter(dl).await {
                     break ("failed", Some(format!("writing a dead letter: {e}")));
                 }

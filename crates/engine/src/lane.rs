@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use auditrelay_core::{StoredEvent, TypeFilter};
-use auditrelay_store::{DeadLetter, ReadQuery, Store, StoreError};
+use auditrelay_store::{ReadQuery, Store, StoreError};
 use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::deliver::{deliver_with_retries, BatchJob, DeliveryCtx, Verdict};
+use crate::deliver::{deliver_with_retries, BatchJob, DeadEvents, DeliveryCtx, Verdict};
 use crate::spec::OnExhausted;
 use crate::supervisor::Control;
 
@@ -105,24 +105,18 @@ impl Lane {
         self.stop.cancel();
     }
 
-    async fn dead_letter(&self, job: &BatchJob, attempts: serde_json::Value, reason: String) -> bool {
-        let dl = DeadLetter {
-            id: auditrelay_core::ids::new_prefixed_id("dl"),
-            sink_id: self.ctx.sink_id.clone(),
-            tenant_id: job.tenant.clone(),
-            first_offset: job.first_offset(),
-            last_offset: job.last_offset(),
-            event_count: job.events.len() as u64,
-            reason,
-            attempts: attempts.to_string(),
-            created_at: auditrelay_core::time::now_rfc3339(),
-        };
+    async fn dead_letter(&self, dead: DeadEvents) -> bool {
+        let count = dead.count;
+        let dl = dead.into_dead_letter(&self.ctx.sink_id, &self.tenant, "");
         let store = &self.store;
         let never = CancellationToken::new();
-        // Without the dead letter the cursor may not move past the batch: keep trying.
-        persist("writing a dead letter", &never, || store.add_dead_letter(dl.clone()))
+        // Without the dead letter the cursor may not move past the events: keep trying.
+        let written = persist("writing a dead letter", &never, || store.add_dead_letter(dl.clone()))
             .await
-            .is_some()
+            .is_some();
+        metrics::counter!(crate::metrics::DEAD_LETTERED_BATCHES, "sink" => self.ctx.sink_id.clone()).increment(1);
+        metrics::counter!(crate::metrics::DEAD_LETTERED_EVENTS, "sink" => self.ctx.sink_id.clone()).increment(count);
+        written
     }
 
     /// Runs until stopped (shutdown, pause, reconfiguration, deletion).
@@ -162,12 +156,19 @@ impl Lane {
                         continue;
                     }
                     let advance = match verdict {
-                        Verdict::Delivered => true,
-                        Verdict::Exhausted { attempts, reason } => {
-                            let written = self.dead_letter(&job, attempts, reason.clone()).await;
-                            let in_a_row = self.ctx.status.on_dead_lettered(job.events.len() as u64);
-                            metrics::counter!(crate::metrics::DEAD_LETTERED_BATCHES, "sink" => self.ctx.sink_id.clone()).increment(1);
-                            metrics::counter!(crate::metrics::DEAD_LETTERED_EVENTS, "sink" => self.ctx.sink_id.clone()).increment(job.events.len() as u64);
+                        Verdict::Delivered { rejected } => {
+                            // Single events refused inside an accepted batch: one dead letter each.
+                            let mut written = true;
+                            for dead in rejected {
+                                self.ctx.status.on_events_dead_lettered(dead.count);
+                                written &= self.dead_letter(dead).await;
+                            }
+                            written
+                        }
+                        Verdict::Exhausted(dead) => {
+                            let reason = dead.reason.clone();
+                            let in_a_row = self.ctx.status.on_dead_lettered(dead.count);
+                            let written = self.dead_letter(dead).await;
                             if self.ctx.spec.on_exhausted == OnExhausted::Pause {
                                 self.pause_sink(format!("a batch exhausted its attempts (on_exhausted = pause): {reason}")).await;
                             } else if in_a_row >= PAUSE_AFTER_EXHAUSTED {
@@ -199,7 +200,7 @@ impl Lane {
                     let stop = self.stop.clone();
                     in_flight.push_back(async move {
                         let verdict = if job.events.is_empty() {
-                            Verdict::Delivered
+                            Verdict::Delivered { rejected: Vec::new() }
                         } else {
                             deliver_with_retries(&ctx, &job, "delivery", &stop).await
                         };
@@ -306,6 +307,7 @@ impl Batcher {
                         after: self.read_pos,
                         limit: want,
                         filter: self.filter.clone(),
+                        with_raw: spec.format == "raw",
                     })
                     .await
                 {

@@ -128,11 +128,18 @@ impl SinkStatus {
 
     /// Returns how many batches in a row have now been dead-lettered.
     pub fn on_dead_lettered(&self, events: u64) -> u32 {
+        // (Metrics are counted where the dead letter is written.)
         let mut s = self.lock();
         s.counters.dead_lettered_batches += 1;
         s.counters.dead_lettered_events += events;
         s.consecutive_exhausted += 1;
         s.consecutive_exhausted
+    }
+
+    /// Single events refused inside an accepted batch (not a failed batch: the streak of
+    /// exhausted batches is not touched).
+    pub fn on_events_dead_lettered(&self, events: u64) {
+        self.lock().counters.dead_lettered_events += events;
     }
 
     pub fn backoff_started(&self) {

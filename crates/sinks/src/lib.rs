@@ -11,8 +11,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use auditrelay_core::StoredEvent;
 
+pub mod datadog;
+pub mod elastic;
+pub mod generic_https;
 pub mod http;
 pub mod registry;
+pub mod sentinel;
+pub mod splunk_hec;
 pub mod webhook;
 
 pub use registry::{build, kind_spec, validate_config, KindSpec, SinkEnv};
@@ -43,6 +48,14 @@ pub enum Outcome {
     /// The sink itself is misconfigured or gone (401, 403, 404, 410): pause the sink, keep the
     /// batch where it is.
     Misconfigured,
+    /// Part of the batch was accepted (Elastic `_bulk` answering 200 with `"errors": true`).
+    /// Indices are into `Batch::events`; every event not listed was accepted. `retry` events
+    /// go again (no sooner than `after`); `rejected` ones are dead-lettered with their reason.
+    Partial {
+        retry: Vec<usize>,
+        after: Option<Duration>,
+        rejected: Vec<(usize, String)>,
+    },
 }
 
 /// The report of one attempt: the outcome plus what to show an operator.

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::{webhook, ConfigError, Secrets, Sink};
+use auditrelay_format::Format;
+
+use crate::{datadog, elastic, generic_https, sentinel, splunk_hec, webhook, ConfigError, Secrets, Sink};
 
 /// Process-wide settings every sink obeys.
 #[derive(Debug, Clone, Default)]
@@ -26,12 +28,44 @@ pub struct KindSpec {
     pub rotating_secrets: &'static [&'static str],
 }
 
-const KINDS: &[KindSpec] = &[KindSpec {
-    kind: "webhook",
-    formats: &["json"],
-    secrets: &["signing_secret"],
-    rotating_secrets: &["signing_secret"],
-}];
+const KINDS: &[KindSpec] = &[
+    KindSpec {
+        kind: "webhook",
+        formats: &["json"],
+        secrets: &["signing_secret"],
+        rotating_secrets: &["signing_secret"],
+    },
+    KindSpec {
+        kind: "splunk_hec",
+        formats: &["json", "cef", "leef", "ocsf", "raw"],
+        secrets: &["token"],
+        rotating_secrets: &[],
+    },
+    KindSpec {
+        kind: "sentinel",
+        formats: &["json", "ocsf"],
+        secrets: &["client_secret", "shared_key"],
+        rotating_secrets: &[],
+    },
+    KindSpec {
+        kind: "elastic",
+        formats: &["json", "ocsf", "raw"],
+        secrets: &["api_key", "password"],
+        rotating_secrets: &[],
+    },
+    KindSpec {
+        kind: "datadog",
+        formats: &["json", "ocsf", "cef", "leef"],
+        secrets: &["api_key"],
+        rotating_secrets: &[],
+    },
+    KindSpec {
+        kind: "generic_https",
+        formats: &["json", "cef", "leef", "ocsf"],
+        secrets: &["auth_value"],
+        rotating_secrets: &[],
+    },
+];
 
 /// Every kind named in the public contract, implemented or not, so the API can tell "unknown
 /// kind" from "not available in this build".
@@ -74,6 +108,11 @@ pub async fn validate_config(
     }
     match kind {
         "webhook" => webhook::validate(config, secrets, env).await,
+        "splunk_hec" => splunk_hec::validate(config, secrets, env).await,
+        "sentinel" => sentinel::validate(config, secrets, env).await,
+        "elastic" => elastic::validate(config, secrets, env).await,
+        "datadog" => datadog::validate(config, secrets, env).await,
+        "generic_https" => generic_https::validate(config, secrets, env).await,
         _ => Err(unknown_kind(kind)),
     }
 }
@@ -88,7 +127,18 @@ pub fn build(
 ) -> Result<Arc<dyn Sink>, ConfigError> {
     match kind {
         "webhook" => Ok(Arc::new(webhook::WebhookSink::new(config, secrets, format, env)?)),
-        _ => Err(unknown_kind(kind)),
+        _ => {
+            let format = Format::parse(format)
+                .ok_or_else(|| ConfigError::new("format", format!("unknown format `{format}`")))?;
+            match kind {
+                "splunk_hec" => splunk_hec::build(config, secrets, format, env),
+                "sentinel" => sentinel::build(config, secrets, format, env),
+                "elastic" => elastic::build(config, secrets, format, env),
+                "datadog" => datadog::build(config, secrets, format, env),
+                "generic_https" => generic_https::build(config, secrets, format, env),
+                _ => Err(unknown_kind(kind)),
+            }
+        }
     }
 }
 

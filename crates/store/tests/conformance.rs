@@ -31,6 +31,7 @@ fn query(tenant: &str, after: u64, limit: usize, types: &str) -> ReadQuery {
         after,
         limit,
         filter: TypeFilter::parse_list(types).expect("valid globs"),
+        with_raw: false,
     }
 }
 

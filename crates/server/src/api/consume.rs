@@ -111,6 +111,7 @@ pub async fn long_poll(
         after,
         limit,
         filter,
+        with_raw: false,
     };
     loop {
         heads.borrow_and_update();
@@ -175,6 +176,7 @@ pub async fn stream(
                 after: start,
                 limit: SSE_BATCH,
                 filter,
+                with_raw: false,
             },
             heads,
             buffer: std::collections::VecDeque::new(),

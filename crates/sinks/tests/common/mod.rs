@@ -198,6 +198,7 @@ pub fn events(tenant: &str, offsets: std::ops::RangeInclusive<u64>) -> Vec<Store
                     "severity": 5
                 })
                 .to_string(),
+                raw: None,
             }
         })
         .collect()
