@@ -133,6 +133,14 @@ async fn reads_filter_and_page(store: Arc<dyn Store>) {
     assert_eq!(v["type"], "decision.approved");
     // Reads never cross tenants.
     assert!(store.read(query("other", 0, 10, "")).await.unwrap().is_empty());
+    // The raw form only when asked for, byte for byte as ingested.
+    assert!(got.iter().all(|e| e.raw.is_none()));
+    let raw_body = "{ \"type\" : \"raw.kept\",\n  \"metadata\": {\"b\":2, \"a\":1} }";
+    store.append(events("r", raw_body)).await.unwrap();
+    let mut q = query("r", 4, 10, "");
+    q.with_raw = true;
+    let got = store.read(q).await.unwrap();
+    assert_eq!(got[0].raw.as_deref(), Some(raw_body));
 }
 
 async fn cursors_only_move_forward_unless_reset(store: Arc<dyn Store>) {
