@@ -226,7 +226,11 @@ mod tests {
         assert!(c.auth.0.to_str().unwrap().starts_with("ApiKey VnVh"));
         assert!(c.auth.0.is_sensitive());
         assert_eq!(format!("{:?}", c.auth), "Auth(<redacted>)");
-        let c = parse(&json!({"url": "https://proxy.example.com/es/?pipeline=audit#x"}), &key()).unwrap();
+        let c = parse(
+            &json!({"url": "https://proxy.example.com/es/?pipeline=audit#x"}),
+            &key(),
+        )
+        .unwrap();
         assert_eq!(c.bulk_url.as_str(), "https://proxy.example.com/es/_bulk?pipeline=audit");
     }
 
@@ -278,7 +282,10 @@ mod tests {
             "config.username"
         );
         assert_eq!(
-            f(json!({"url": url, "auth": "basic", "username": "a:b"}), secrets(&[(PASSWORD, "p")])),
+            f(
+                json!({"url": url, "auth": "basic", "username": "a:b"}),
+                secrets(&[(PASSWORD, "p")])
+            ),
             "config.username"
         );
         assert_eq!(

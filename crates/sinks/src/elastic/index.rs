@@ -37,9 +37,7 @@ impl IndexTemplate {
         let mut rest = source;
         while !rest.is_empty() {
             if let Some(after) = rest.strip_prefix('{') {
-                let end = after
-                    .find('}')
-                    .ok_or_else(|| format!("unclosed `{{` in `{source}`"))?;
+                let end = after.find('}').ok_or_else(|| format!("unclosed `{{` in `{source}`"))?;
                 let part = match &after[..end] {
                     "tenant" => Part::Tenant,
                     "type" => Part::Type,
@@ -135,8 +133,8 @@ fn event_time(event: &StoredEvent) -> Result<Timestamp, String> {
         #[serde(borrow)]
         occurred_at: Option<std::borrow::Cow<'a, str>>,
     }
-    let times: Times<'_> = serde_json::from_str(&event.body)
-        .map_err(|e| format!("event {} is not valid JSON: {e}", event.offset))?;
+    let times: Times<'_> =
+        serde_json::from_str(&event.body).map_err(|e| format!("event {} is not valid JSON: {e}", event.offset))?;
     let raw = times
         .occurred_at
         .ok_or_else(|| format!("event {} has no `occurred_at` for the index date", event.offset))?;
@@ -174,7 +172,10 @@ mod tests {
     #[test]
     fn time_errors() {
         let t = IndexTemplate::parse("a-{yyyy}").unwrap();
-        assert!(t.render(&event(r#"{"id":"e"}"#)).unwrap_err().contains("no `occurred_at`"));
+        assert!(t
+            .render(&event(r#"{"id":"e"}"#))
+            .unwrap_err()
+            .contains("no `occurred_at`"));
         assert!(t
             .render(&event(r#"{"occurred_at":"yesterday"}"#))
             .unwrap_err()

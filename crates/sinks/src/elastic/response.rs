@@ -183,9 +183,14 @@ mod tests {
             assert_eq!(item_verdict(status, Some(&e)), want, "{status}");
         }
         assert_eq!(item_verdict(400, None), Rejected("400".into()));
-        assert_eq!(item_verdict(400, Some(&Value::from("bad\nthing"))), Rejected("400 bad thing".into()));
+        assert_eq!(
+            item_verdict(400, Some(&Value::from("bad\nthing"))),
+            Rejected("400 bad thing".into())
+        );
         let long = serde_json::json!({"type": "t", "reason": "x".repeat(2000)});
-        let ItemVerdict::Rejected(why) = item_verdict(400, Some(&long)) else { panic!() };
+        let ItemVerdict::Rejected(why) = item_verdict(400, Some(&long)) else {
+            panic!()
+        };
         assert_eq!(why.chars().count(), MAX_REASON_CHARS + 1);
     }
 
@@ -213,14 +218,22 @@ mod tests {
                 rejected: vec![(1, "no time".into())]
             }
         );
-        assert_eq!(r.error.unwrap(), "_bulk: 0 of 2 events to retry, 1 rejected; first: event #1 (rejected): no time");
+        assert_eq!(
+            r.error.unwrap(),
+            "_bulk: 0 of 2 events to retry, 1 rejected; first: event #1 (rejected): no time"
+        );
     }
 
     #[test]
     fn all_retry_is_a_plain_retry() {
         let body = br#"{"errors":true,"items":[{"create":{"status":429}},{"create":{"status":503}}]}"#;
         let r = classify_answer(body, 200, &[0, 1], vec![], 2, Some(Duration::from_secs(3)));
-        assert_eq!(r.outcome, Outcome::Retry { after: Some(Duration::from_secs(3)) });
+        assert_eq!(
+            r.outcome,
+            Outcome::Retry {
+                after: Some(Duration::from_secs(3))
+            }
+        );
     }
 
     #[test]
@@ -231,7 +244,10 @@ mod tests {
             (br#"{"errors":true}"#, "`items` is missing"),
             (br#"{"errors":true,"items":[]}"#, "0 items answered for 1 sent"),
             (br#"{"errors":true,"items":[{"create":{}}]}"#, "no numeric `status`"),
-            (br#"{"errors":true,"items":[{"a":{"status":201},"b":{}}]}"#, "not `{\"<action>\""),
+            (
+                br#"{"errors":true,"items":[{"a":{"status":201},"b":{}}]}"#,
+                "not `{\"<action>\"",
+            ),
             (br#"{"errors":true,"items":[5]}"#, "not a _bulk answer"),
         ] {
             let r = classify_answer(body, 200, &[0], vec![], 1, None);

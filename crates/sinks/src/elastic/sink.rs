@@ -173,7 +173,9 @@ impl Sink for ElasticSink {
             return failure_with_status(
                 Outcome::Retry { after: None },
                 status,
-                format!("HTTP {status} but the answer could not be read whole (cut off, or over {MAX_ANSWER_BYTES} bytes)"),
+                format!(
+                    "HTTP {status} but the answer could not be read whole (cut off, or over {MAX_ANSWER_BYTES} bytes)"
+                ),
             );
         };
         classify_answer(&answer, status, &items, refused, n, after)

@@ -170,7 +170,10 @@ mod tests {
         .unwrap();
         assert!(c.per_event);
         let auth = c.auth.unwrap();
-        assert_eq!((auth.name.as_str(), auth.value.to_str().unwrap()), ("x-api-key", "s3cret"));
+        assert_eq!(
+            (auth.name.as_str(), auth.value.to_str().unwrap()),
+            ("x-api-key", "s3cret")
+        );
         assert!(auth.value.is_sensitive());
         assert_eq!(format!("{auth:?}"), "AuthHeader(x-api-key: <redacted>)");
         assert!(parse(
@@ -191,10 +194,23 @@ mod tests {
         assert_eq!(f(json!({"url": url, "headers": {}}), &v).field, "config.headers");
         assert_eq!(f(json!({"url": url, "per_event": "yes"}), &v).field, "config.per_event");
         assert_eq!(f(json!({"url": url}), &v).field, "config.auth_header");
-        assert_eq!(f(json!({"url": url, "auth_header": "X-Key"}), &Secrets::new()).field, "secrets.auth_value");
+        assert_eq!(
+            f(json!({"url": url, "auth_header": "X-Key"}), &Secrets::new()).field,
+            "secrets.auth_value"
+        );
         assert_eq!(f(json!({"url": url, "auth_header": 5}), &v).field, "config.auth_header");
-        assert_eq!(f(json!({"url": url, "auth_header": "Bad Name"}), &v).field, "config.auth_header");
-        for reserved in ["Content-Type", "Host", "Connection", "Transfer-Encoding", "TE", "X-Auditrelay-Digest"] {
+        assert_eq!(
+            f(json!({"url": url, "auth_header": "Bad Name"}), &v).field,
+            "config.auth_header"
+        );
+        for reserved in [
+            "Content-Type",
+            "Host",
+            "Connection",
+            "Transfer-Encoding",
+            "TE",
+            "X-Auditrelay-Digest",
+        ] {
             let e = f(json!({"url": url, "auth_header": reserved}), &v);
             assert_eq!(e.field, "config.auth_header", "{reserved}");
             assert!(e.message.contains("reserved"), "{e}");

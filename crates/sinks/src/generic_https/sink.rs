@@ -55,13 +55,7 @@ impl GenericHttpsSink {
 
     /// The batched-mode request for `batch` (pure). `Err` is a format failure.
     pub fn batch_request(&self, batch: &Batch<'_>) -> Result<HttpRequest, String> {
-        batch_request(
-            &self.config,
-            self.format,
-            batch.tenant_id,
-            batch.batch_id,
-            batch.events,
-        )
+        batch_request(&self.config, self.format, batch.tenant_id, batch.batch_id, batch.events)
     }
 
     /// The per-event-mode request for `batch.events[i]` (pure). `Err` is a format failure.
@@ -142,11 +136,7 @@ impl GenericHttpsSink {
         if rejected.is_empty() {
             return AttemptReport::delivered(last_status);
         }
-        let error = format!(
-            "{} of {n} events refused; first: {}",
-            rejected.len(),
-            rejected[0].1
-        );
+        let error = format!("{} of {n} events refused; first: {}", rejected.len(), rejected[0].1);
         let outcome = if n == 1 {
             Outcome::Reject
         } else {
