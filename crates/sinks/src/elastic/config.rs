@@ -88,6 +88,13 @@ pub(crate) fn parse(config: &Value, secrets: &Secrets) -> Result<ElasticConfig, 
             ),
         ));
     }
+    // The registry lets `previous_*` names through for kinds that rotate; this one does not.
+    if let Some(name) = secrets.keys().find(|k| *k != API_KEY && *k != PASSWORD) {
+        return Err(ConfigError::new(
+            format!("secrets.{name}"),
+            format!("`elastic` sinks take no secret named `{name}` (known: {API_KEY}, {PASSWORD})"),
+        ));
+    }
     let url = match opt_str(obj, "url")? {
         Some(raw) => http::parse_url(raw, "config.url")?,
         None => return Err(ConfigError::new("config.url", "required (the cluster's base URL)")),
@@ -300,6 +307,9 @@ mod tests {
         both.insert(PASSWORD.into(), "p".into());
         assert_eq!(f(json!({"url": url}), both), "secrets.password");
         assert_eq!(f(json!({"url": url, "vendor": 5}), key()), "config.vendor");
+        let mut extra = key();
+        extra.insert("previous_api_key".into(), "x".into());
+        assert_eq!(f(json!({"url": url}), extra), "secrets.previous_api_key");
         // Format option keys are accepted.
         assert!(parse(&json!({"url": url, "ocsf_version": "1.8.0"}), &key()).is_ok());
     }

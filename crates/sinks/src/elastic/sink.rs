@@ -4,7 +4,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use auditrelay_format::Format;
-use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Response, Url};
 use serde_json::Value;
 
@@ -76,7 +76,7 @@ impl ElasticSink {
         let c = &self.config;
         let bulk = bulk_body(batch.events, &c.index, c.action, self.format, &c.options)?;
         let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, http_value(CONTENT_TYPE_NDJSON));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_NDJSON));
         headers.insert(AUTHORIZATION, c.auth.0.clone());
         Ok(BulkRequest {
             url: c.bulk_url.clone(),
@@ -84,10 +84,6 @@ impl ElasticSink {
             bulk,
         })
     }
-}
-
-fn http_value(s: &'static str) -> reqwest::header::HeaderValue {
-    reqwest::header::HeaderValue::from_static(s)
 }
 
 /// Reads up to `limit` bytes; `None` past it or on a read error.

@@ -74,6 +74,13 @@ pub(crate) fn parse(config: &Value, secrets: &Secrets) -> Result<GenericConfig, 
             ),
         ));
     }
+    // The registry lets `previous_*` names through for kinds that rotate; this one does not.
+    if let Some(name) = secrets.keys().find(|k| *k != AUTH_VALUE) {
+        return Err(ConfigError::new(
+            format!("secrets.{name}"),
+            format!("`generic_https` sinks take no secret named `{name}` (known: {AUTH_VALUE})"),
+        ));
+    }
     let url = match obj.get("url") {
         Some(Value::String(raw)) => http::parse_url(raw, "config.url")?,
         None | Some(Value::Null) => return Err(ConfigError::new("config.url", "required")),
@@ -221,6 +228,10 @@ mod tests {
         );
         assert_eq!(e.field, "secrets.auth_value");
         assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert_eq!(
+            f(json!({"url": url}), &secrets(&[("previous_auth_value", "x")])).field,
+            "secrets.previous_auth_value"
+        );
         assert_eq!(
             f(json!({"url": url, "leef_delimiter": "ab"}), &Secrets::new()).field,
             "config.leef_delimiter"
