@@ -1,5 +1,12 @@
-//! The `elastic` sink.
-// SINK HELPER: replace this stub (keep `validate` and `build` signatures).
+//! The `elastic` sink: one `_bulk` request per batch (NDJSON, `create` or `index`, the event id
+//! as `_id` so a repeat is harmless), API-key or basic auth, and per-item results: a 200 with
+//! `"errors": true` retries only the items that failed with 429/5xx and dead-letters the rest.
+
+mod config;
+mod index;
+mod request;
+mod response;
+mod sink;
 
 use std::sync::Arc;
 
@@ -8,21 +15,12 @@ use serde_json::Value;
 
 use crate::{ConfigError, Secrets, Sink, SinkEnv};
 
-pub async fn validate(_config: &Value, _secrets: &mut Secrets, _env: &SinkEnv) -> Result<Secrets, ConfigError> {
-    Err(ConfigError::new(
-        "kind",
-        "sink kind `elastic` is not available in this build yet",
-    ))
-}
+pub use config::{validate, Action, API_KEY, DEFAULT_INDEX, PASSWORD};
+pub use index::{IndexTemplate, MAX_INDEX_BYTES};
+pub use request::{bulk_body, document_id, BulkBody};
+pub use response::{classify_answer, item_verdict, ItemVerdict};
+pub use sink::{BulkRequest, ElasticSink, CONTENT_TYPE_NDJSON};
 
-pub fn build(
-    _config: &Value,
-    _secrets: &Secrets,
-    _format: Format,
-    _env: &SinkEnv,
-) -> Result<Arc<dyn Sink>, ConfigError> {
-    Err(ConfigError::new(
-        "kind",
-        "sink kind `elastic` is not available in this build yet",
-    ))
+pub fn build(config: &Value, secrets: &Secrets, format: Format, env: &SinkEnv) -> Result<Arc<dyn Sink>, ConfigError> {
+    Ok(Arc::new(ElasticSink::new(config, secrets, format, env)?))
 }

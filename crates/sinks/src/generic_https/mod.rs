@@ -1,5 +1,10 @@
-//! The `generic_https` sink.
-// SINK HELPER: replace this stub (keep `validate` and `build` signatures).
+//! The `generic_https` sink: any HTTPS receiver, in `json`, `cef`, `leef` or `ocsf`, with an
+//! optional credential header. Batched (one request per batch) or `per_event` (one request per
+//! event, with `X-Auditrelay-Digest`, `-Event-Id`, `-Tenant` and `-Event-Type`).
+
+mod config;
+mod request;
+mod sink;
 
 use std::sync::Arc;
 
@@ -8,21 +13,13 @@ use serde_json::Value;
 
 use crate::{ConfigError, Secrets, Sink, SinkEnv};
 
-pub async fn validate(_config: &Value, _secrets: &mut Secrets, _env: &SinkEnv) -> Result<Secrets, ConfigError> {
-    Err(ConfigError::new(
-        "kind",
-        "sink kind `generic_https` is not available in this build yet",
-    ))
-}
+pub use config::{validate, AUTH_VALUE};
+pub use request::{
+    digest, id_header_value, HttpRequest, CONTENT_TYPE_JSON, CONTENT_TYPE_TEXT, HEADER_BATCH_ID, HEADER_DIGEST,
+    HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_TENANT,
+};
+pub use sink::GenericHttpsSink;
 
-pub fn build(
-    _config: &Value,
-    _secrets: &Secrets,
-    _format: Format,
-    _env: &SinkEnv,
-) -> Result<Arc<dyn Sink>, ConfigError> {
-    Err(ConfigError::new(
-        "kind",
-        "sink kind `generic_https` is not available in this build yet",
-    ))
+pub fn build(config: &Value, secrets: &Secrets, format: Format, env: &SinkEnv) -> Result<Arc<dyn Sink>, ConfigError> {
+    Ok(Arc::new(GenericHttpsSink::new(config, secrets, format, env)?))
 }

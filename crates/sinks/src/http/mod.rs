@@ -8,7 +8,7 @@ mod ssrf;
 
 pub use classify::{classify, retry_after, MAX_RETRY_AFTER};
 pub use client::{client, ClientError, CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, USER_AGENT};
-pub use send::{send, ERROR_SNIPPET_BYTES};
+pub use send::{report_response, send, transport_error, ERROR_SNIPPET_BYTES};
 pub use ssrf::{
     check_url, check_url_literal, forbidden_reason, is_forbidden, parse_url, PrivateAddressRefused, RESOLVE_TIMEOUT,
 };

@@ -30,7 +30,10 @@ pub async fn send(request: RequestBuilder) -> AttemptReport {
     }
 }
 
-async fn report_response(mut response: Response) -> AttemptReport {
+/// Classifies a response already received (what [`send`] does after sending). For sinks that
+/// read a successful answer's body themselves (Elastic `_bulk` item results) and hand every
+/// other answer here.
+pub async fn report_response(mut response: Response) -> AttemptReport {
     let status = response.status().as_u16();
     let outcome = classify(status, response.headers());
     if outcome == Outcome::Delivered {
@@ -104,7 +107,8 @@ fn sanitize(s: &str) -> String {
     out
 }
 
-fn transport_error(err: &reqwest::Error) -> AttemptReport {
+/// Classifies a failure to get a response (what [`send`] does on a transport error).
+pub fn transport_error(err: &reqwest::Error) -> AttemptReport {
     if let Some(refused) = find_source::<PrivateAddressRefused>(err) {
         return AttemptReport {
             outcome: Outcome::Misconfigured,

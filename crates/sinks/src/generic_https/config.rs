@@ -1,0 +1,240 @@
+//! The generic_https sink's `config` and `secrets`: parsing and save-time validation.
+
+use std::fmt;
+
+use auditrelay_format::{FormatOptions, OPTION_KEYS};
+use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::Url;
+use serde_json::{Map, Value};
+
+use crate::http;
+use crate::{ConfigError, Secrets, SinkEnv};
+
+pub const AUTH_VALUE: &str = "auth_value";
+
+const KEYS: &[&str] = &["url", "auth_header", "per_event"];
+
+/// Names `auth_header` may not take: the body's framing (the sink sets it), HTTP's hop-by-hop
+/// and connection-level headers (a proxy or the client library owns them), and the sink's own
+/// `x-auditrelay-*` headers (a static value would forge or break them).
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+];
+const OWN_PREFIX: &str = "x-auditrelay-";
+
+/// The receiver's credential header. Debug shows the name only.
+#[derive(Clone)]
+pub(crate) struct AuthHeader {
+    pub name: HeaderName,
+    pub value: HeaderValue,
+}
+
+impl fmt::Debug for AuthHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AuthHeader({}: <redacted>)", self.name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct GenericConfig {
+    pub url: Url,
+    pub auth: Option<AuthHeader>,
+    pub per_event: bool,
+    pub options: FormatOptions,
+}
+
+/// Parses `config` and `secrets` without touching the network (URL shape only; see [`validate`]).
+pub(crate) fn parse(config: &Value, secrets: &Secrets) -> Result<GenericConfig, ConfigError> {
+    let obj = config
+        .as_object()
+        .ok_or_else(|| ConfigError::new("config", "must be a JSON object"))?;
+    if let Some(key) = obj
+        .keys()
+        .find(|k| !KEYS.contains(&k.as_str()) && !OPTION_KEYS.contains(&k.as_str()))
+    {
+        return Err(ConfigError::new(
+            format!("config.{key}"),
+            format!(
+                "unknown key for a `generic_https` sink (known: {}, {})",
+                KEYS.join(", "),
+                OPTION_KEYS.join(", ")
+            ),
+        ));
+    }
+    // The registry lets `previous_*` names through for kinds that rotate; this one does not.
+    if let Some(name) = secrets.keys().find(|k| *k != AUTH_VALUE) {
+        return Err(ConfigError::new(
+            format!("secrets.{name}"),
+            format!("`generic_https` sinks take no secret named `{name}` (known: {AUTH_VALUE})"),
+        ));
+    }
+    let url = match obj.get("url") {
+        Some(Value::String(raw)) => http::parse_url(raw, "config.url")?,
+        None | Some(Value::Null) => return Err(ConfigError::new("config.url", "required")),
+        Some(_) => return Err(ConfigError::new("config.url", "must be a string")),
+    };
+    let per_event = match obj.get("per_event") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ConfigError::new("config.per_event", "must be true or false")),
+    };
+    let auth = parse_auth(obj, secrets)?;
+    let options = FormatOptions::from_config(obj).map_err(|e| ConfigError::new(e.field, e.message))?;
+    Ok(GenericConfig {
+        url,
+        auth,
+        per_event,
+        options,
+    })
+}
+
+fn parse_auth(obj: &Map<String, Value>, secrets: &Secrets) -> Result<Option<AuthHeader>, ConfigError> {
+    let name = match obj.get("auth_header") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => return Err(ConfigError::new("config.auth_header", "must be a header name")),
+    };
+    let value = secrets.get(AUTH_VALUE);
+    let (name, value) = match (name, value) {
+        (None, None) => return Ok(None),
+        (Some(name), Some(value)) => (name, value),
+        (Some(_), None) => {
+            return Err(ConfigError::new(
+                "secrets.auth_value",
+                "required with config.auth_header (the header's value)",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                "config.auth_header",
+                "required with secrets.auth_value (the header to send it in)",
+            ))
+        }
+    };
+    let header = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| ConfigError::new("config.auth_header", "not a valid HTTP header name"))?;
+    if RESERVED_HEADERS.contains(&header.as_str()) || header.as_str().starts_with(OWN_PREFIX) {
+        return Err(ConfigError::new(
+            "config.auth_header",
+            format!(
+                "`{name}` is set by HTTP or by the sink (reserved: {}, {OWN_PREFIX}*)",
+                RESERVED_HEADERS.join(", ")
+            ),
+        ));
+    }
+    // The message describes the rule, never the value.
+    let mut value = HeaderValue::from_str(value)
+        .ok()
+        .filter(|_| !value.is_empty())
+        .ok_or_else(|| {
+            ConfigError::new(
+                "secrets.auth_value",
+                "must be non-empty visible ASCII (no line breaks or control characters)",
+            )
+        })?;
+    value.set_sensitive(true);
+    Ok(Some(AuthHeader { name: header, value }))
+}
+
+/// Save-time validation: the definition, then the URL against the SSRF policy (resolving its
+/// host). Generates no secrets.
+pub async fn validate(config: &Value, secrets: &mut Secrets, env: &SinkEnv) -> Result<Secrets, ConfigError> {
+    let parsed = parse(config, secrets)?;
+    http::check_url(parsed.url.as_str(), "config.url", env).await?;
+    Ok(Secrets::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn secrets(pairs: &[(&str, &str)]) -> Secrets {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_and_auth() {
+        let c = parse(&json!({"url": "https://siem.example.com/in"}), &Secrets::new()).unwrap();
+        assert!(!c.per_event && c.auth.is_none());
+        let c = parse(
+            &json!({"url": "https://siem.example.com/in", "auth_header": "X-Api-Key", "per_event": true}),
+            &secrets(&[(AUTH_VALUE, "s3cret")]),
+        )
+        .unwrap();
+        assert!(c.per_event);
+        let auth = c.auth.unwrap();
+        assert_eq!(
+            (auth.name.as_str(), auth.value.to_str().unwrap()),
+            ("x-api-key", "s3cret")
+        );
+        assert!(auth.value.is_sensitive());
+        assert_eq!(format!("{auth:?}"), "AuthHeader(x-api-key: <redacted>)");
+        assert!(parse(
+            &json!({"url": "https://x.example", "auth_header": "Authorization"}),
+            &secrets(&[(AUTH_VALUE, "Bearer abc")])
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let url = "https://siem.example.com/in";
+        let v = secrets(&[(AUTH_VALUE, "s3cret")]);
+        let f = |config: Value, secrets: &Secrets| parse(&config, secrets).unwrap_err();
+        assert_eq!(f(json!(1), &v).field, "config");
+        assert_eq!(f(json!({}), &v).field, "config.url");
+        assert_eq!(f(json!({"url": "ftp://x"}), &v).field, "config.url");
+        assert_eq!(f(json!({"url": url, "headers": {}}), &v).field, "config.headers");
+        assert_eq!(f(json!({"url": url, "per_event": "yes"}), &v).field, "config.per_event");
+        assert_eq!(f(json!({"url": url}), &v).field, "config.auth_header");
+        assert_eq!(
+            f(json!({"url": url, "auth_header": "X-Key"}), &Secrets::new()).field,
+            "secrets.auth_value"
+        );
+        assert_eq!(f(json!({"url": url, "auth_header": 5}), &v).field, "config.auth_header");
+        assert_eq!(
+            f(json!({"url": url, "auth_header": "Bad Name"}), &v).field,
+            "config.auth_header"
+        );
+        for reserved in [
+            "Content-Type",
+            "Host",
+            "Connection",
+            "Transfer-Encoding",
+            "TE",
+            "X-Auditrelay-Digest",
+        ] {
+            let e = f(json!({"url": url, "auth_header": reserved}), &v);
+            assert_eq!(e.field, "config.auth_header", "{reserved}");
+            assert!(e.message.contains("reserved"), "{e}");
+        }
+        let e = f(
+            json!({"url": url, "auth_header": "X-Key"}),
+            &secrets(&[(AUTH_VALUE, "line\nbreak s3cret")]),
+        );
+        assert_eq!(e.field, "secrets.auth_value");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert_eq!(
+            f(json!({"url": url}), &secrets(&[("previous_auth_value", "x")])).field,
+            "secrets.previous_auth_value"
+        );
+        assert_eq!(
+            f(json!({"url": url, "leef_delimiter": "ab"}), &Secrets::new()).field,
+            "config.leef_delimiter"
+        );
+    }
+}
