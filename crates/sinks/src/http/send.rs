@@ -3,6 +3,7 @@
 use std::error::Error as StdError;
 use std::io;
 
+use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, Response, Url};
 
 use super::classify::classify;
@@ -41,9 +42,22 @@ pub async fn report_response(mut response: Response) -> AttemptReport {
         let _ = read_prefix(&mut response, DRAIN_LIMIT).await;
         return AttemptReport::delivered(Some(status));
     }
+    let headers = response.headers().clone();
+    let (body, truncated) = read_prefix(&mut response, ERROR_SNIPPET_BYTES).await;
+    status_report(status, &headers, &body, truncated)
+}
+
+/// The report for an answer whose status decides (a failure, unless 2xx): [`classify`] plus
+/// `HTTP <status>[ (redirect to … not followed)]: <body snippet>`. `body` is a prefix of the
+/// answer; `truncated` says there was more.
+pub(super) fn status_report(status: u16, headers: &HeaderMap, body: &[u8], truncated: bool) -> AttemptReport {
+    let outcome = classify(status, headers);
+    if outcome == Outcome::Delivered {
+        return AttemptReport::delivered(Some(status));
+    }
     let location = (300..400)
         .contains(&status)
-        .then(|| response.headers().get(reqwest::header::LOCATION))
+        .then(|| headers.get(reqwest::header::LOCATION))
         .flatten()
         .map(|v| {
             // Receiver-controlled and unbounded: keep the error short.
@@ -53,11 +67,7 @@ pub async fn report_response(mut response: Response) -> AttemptReport {
             }
             location
         });
-    let (body, truncated) = read_prefix(&mut response, ERROR_SNIPPET_BYTES).await;
-    let mut snippet = sanitize(&utf8_prefix(&body));
-    if truncated && !snippet.is_empty() {
-        snippet.push('…');
-    }
+    let snippet = snippet(body, truncated);
     let mut error = format!("HTTP {status}");
     if let Some(location) = location {
         error.push_str(&format!(" (redirect to {location} not followed)"));
@@ -73,9 +83,20 @@ pub async fn report_response(mut response: Response) -> AttemptReport {
     }
 }
 
+/// A body prefix as one line for an error message, capped at [`ERROR_SNIPPET_BYTES`], with `…`
+/// when there was more.
+pub(super) fn snippet(body: &[u8], truncated: bool) -> String {
+    let capped = &body[..body.len().min(ERROR_SNIPPET_BYTES)];
+    let mut snippet = sanitize(&utf8_prefix(capped));
+    if (truncated || body.len() > ERROR_SNIPPET_BYTES) && !snippet.is_empty() {
+        snippet.push('…');
+    }
+    snippet
+}
+
 /// Up to `limit` bytes of the body, and whether there was more. A read error ends the prefix:
 /// the status already says what matters.
-async fn read_prefix(response: &mut Response, limit: usize) -> (Vec<u8>, bool) {
+pub(super) async fn read_prefix(response: &mut Response, limit: usize) -> (Vec<u8>, bool) {
     let mut buf = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         let room = limit - buf.len();

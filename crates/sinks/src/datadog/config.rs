@@ -1,0 +1,235 @@
+//! The `datadog` sink's `config` and `secrets`: parsing and save-time validation.
+
+use std::fmt;
+
+use auditrelay_format::{FormatOptions, OPTION_KEYS};
+use reqwest::header::HeaderValue;
+use reqwest::Url;
+use serde_json::{Map, Value};
+
+use crate::http;
+use crate::{ConfigError, Secrets, SinkEnv};
+
+/// The Datadog API key (the `api_key` secret), sent as `DD-API-KEY`.
+pub const API_KEY: &str = "api_key";
+/// The Datadog site when neither `site` nor `url` is given (US1).
+pub const DEFAULT_SITE: &str = "datadoghq.com";
+/// `ddsource` when none is configured: what `source:auditrelay` finds in the Logs Explorer.
+pub const DEFAULT_DDSOURCE: &str = "auditrelay";
+/// Longest `service`, `ddsource`, `hostname` accepted.
+pub const MAX_FIELD_BYTES: usize = 1024;
+/// Longest `ddtags` accepted (a comma-separated tag list).
+pub const MAX_TAGS_BYTES: usize = 4096;
+
+const KEYS: &[&str] = &["site", "url", "service", "ddsource", "ddtags", "hostname"];
+
+/// A parsed `config`.
+#[derive(Debug, Clone)]
+pub(crate) struct DatadogConfig {
+    /// The logs intake: `https://http-intake.logs.{site}/api/v2/logs`, or `url` as given.
+    pub url: Url,
+    pub service: Option<String>,
+    pub ddsource: String,
+    pub ddtags: Option<String>,
+    pub hostname: Option<String>,
+    pub options: FormatOptions,
+}
+
+/// The API key, ready for the `DD-API-KEY` header. Debug never shows it.
+#[derive(Clone)]
+pub(crate) struct ApiKey(HeaderValue);
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+impl ApiKey {
+    /// The header value, marked sensitive (redacted in Debug output).
+    pub(crate) fn header(&self) -> HeaderValue {
+        self.0.clone()
+    }
+}
+
+pub(crate) fn parse_api_key(secrets: &Secrets) -> Result<ApiKey, ConfigError> {
+    let field = format!("secrets.{API_KEY}");
+    let key = secrets
+        .get(API_KEY)
+        .ok_or_else(|| ConfigError::new(&field, "required (a Datadog API key)"))?;
+    if key.is_empty() || key.trim() != key {
+        return Err(ConfigError::new(
+            &field,
+            "must be non-empty, without leading or trailing whitespace",
+        ));
+    }
+    // The error never echoes the value.
+    let mut value =
+        HeaderValue::from_str(key).map_err(|_| ConfigError::new(&field, "must not contain control characters"))?;
+    value.set_sensitive(true);
+    Ok(ApiKey(value))
+}
+
+/// Parses `config` without touching the network (URL shape only; see [`validate`]).
+pub(crate) fn parse_config(config: &Value) -> Result<DatadogConfig, ConfigError> {
+    let obj = config
+        .as_object()
+        .ok_or_else(|| ConfigError::new("config", "must be a JSON object"))?;
+    if let Some(key) = obj
+        .keys()
+        .find(|k| !KEYS.contains(&k.as_str()) && !OPTION_KEYS.contains(&k.as_str()))
+    {
+        return Err(ConfigError::new(
+            format!("config.{key}"),
+            format!(
+                "unknown key for a `datadog` sink (known: {}, {})",
+                KEYS.join(", "),
+                OPTION_KEYS.join(", ")
+            ),
+        ));
+    }
+    let site = optional_string(obj, "site", MAX_FIELD_BYTES)?;
+    let url = match (obj.get("url"), site) {
+        (None | Some(Value::Null), site) => site_url(site.as_deref().unwrap_or(DEFAULT_SITE))?,
+        (Some(Value::String(_)), Some(_)) => {
+            return Err(ConfigError::new(
+                "config.url",
+                "give either `site` or `url` (a full intake URL), not both",
+            ))
+        }
+        (Some(Value::String(raw)), None) => http::parse_url(raw, "config.url")?,
+        (Some(_), _) => return Err(ConfigError::new("config.url", "must be a string")),
+    };
+    let options = FormatOptions::from_config(obj).map_err(|e| ConfigError::new(e.field, e.message))?;
+    Ok(DatadogConfig {
+        url,
+        service: optional_string(obj, "service", MAX_FIELD_BYTES)?,
+        ddsource: optional_string(obj, "ddsource", MAX_FIELD_BYTES)?.unwrap_or_else(|| DEFAULT_DDSOURCE.to_owned()),
+        ddtags: optional_string(obj, "ddtags", MAX_TAGS_BYTES)?,
+        hostname: optional_string(obj, "hostname", MAX_FIELD_BYTES)?,
+        options,
+    })
+}
+
+/// `https://http-intake.logs.{site}/api/v2/logs` for a Datadog site such as `datadoghq.eu` or
+/// `us5.datadoghq.com`.
+fn site_url(site: &str) -> Result<Url, ConfigError> {
+    let field = "config.site";
+    let is_label_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
+    let well_formed = site.contains('.')
+        && site
+            .split('.')
+            .all(|label| !label.is_empty() && label.bytes().all(is_label_char));
+    if !well_formed {
+        return Err(ConfigError::new(
+            field,
+            "must be a Datadog site such as datadoghq.com, datadoghq.eu or us5.datadoghq.com (lowercase; use `url` \
+             for a full URL)",
+        ));
+    }
+    // The UI's address is not the site: app.datadoghq.eu is site datadoghq.eu.
+    if let Some(rest) = site.strip_prefix("app.") {
+        return Err(ConfigError::new(
+            field,
+            format!("give the site without `app.`: `{rest}`"),
+        ));
+    }
+    http::parse_url(&format!("https://http-intake.logs.{site}/api/v2/logs"), field)
+}
+
+fn optional_string(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, ConfigError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= max => Ok(Some(s.clone())),
+        Some(_) => Err(ConfigError::new(
+            format!("config.{key}"),
+            format!("must be a non-empty string of at most {max} bytes"),
+        )),
+    }
+}
+
+/// Save-time validation: `config` (the intake URL against the SSRF policy, resolving its host)
+/// and the `api_key` secret. Generates nothing.
+pub async fn validate(config: &Value, secrets: &mut Secrets, env: &SinkEnv) -> Result<Secrets, ConfigError> {
+    let parsed = parse_config(config)?;
+    let field = if config.get("url").is_some_and(|u| !u.is_null()) {
+        "config.url"
+    } else {
+        "config.site"
+    };
+    http::check_url(parsed.url.as_str(), field, env).await?;
+    parse_api_key(secrets)?;
+    Ok(Secrets::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err(config: Value) -> ConfigError {
+        parse_config(&config).unwrap_err()
+    }
+
+    #[test]
+    fn sites_urls_and_defaults() {
+        let c = parse_config(&json!({})).unwrap();
+        assert_eq!(c.url.as_str(), "https://http-intake.logs.datadoghq.com/api/v2/logs");
+        assert_eq!(c.ddsource, "auditrelay");
+        assert!(c.service.is_none() && c.ddtags.is_none() && c.hostname.is_none());
+        let c = parse_config(
+            &json!({"site": "datadoghq.eu", "service": "billing", "ddsource": "audit",
+                                     "ddtags": "env:prod,team:soc", "hostname": "relay-1", "product": "Relay"}),
+        )
+        .unwrap();
+        assert_eq!(c.url.as_str(), "https://http-intake.logs.datadoghq.eu/api/v2/logs");
+        assert_eq!(
+            (
+                c.service.as_deref(),
+                c.ddsource.as_str(),
+                c.ddtags.as_deref(),
+                c.hostname.as_deref()
+            ),
+            (Some("billing"), "audit", Some("env:prod,team:soc"), Some("relay-1"))
+        );
+        assert_eq!(c.options.product, "Relay");
+        let c = parse_config(&json!({"site": "us5.datadoghq.com"})).unwrap();
+        assert_eq!(c.url.as_str(), "https://http-intake.logs.us5.datadoghq.com/api/v2/logs");
+        let c = parse_config(&json!({"url": "http://127.0.0.1:9/api/v2/logs?x=1"})).unwrap();
+        assert_eq!(c.url.as_str(), "http://127.0.0.1:9/api/v2/logs?x=1");
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        assert_eq!(err(json!("x")).field, "config");
+        assert_eq!(err(json!({"api_key": "k"})).field, "config.api_key");
+        for bad in ["DatadogHQ.com", "datadoghq", "https://datadoghq.com", "a..b", ""] {
+            assert_eq!(err(json!({"site": bad})).field, "config.site", "{bad}");
+        }
+        let e = err(json!({"site": "app.datadoghq.eu"}));
+        assert!(e.message.contains("`datadoghq.eu`"), "{e}");
+        let e = err(json!({"site": "datadoghq.eu", "url": "https://x.example.com/"}));
+        assert_eq!(e.field, "config.url");
+        assert_eq!(err(json!({"url": "ftp://x/"})).field, "config.url");
+        assert_eq!(err(json!({"url": 3})).field, "config.url");
+        assert_eq!(err(json!({"service": ""})).field, "config.service");
+        assert_eq!(err(json!({"ddsource": 1})).field, "config.ddsource");
+        assert_eq!(err(json!({"ddtags": ["a:b"]})).field, "config.ddtags");
+        assert_eq!(err(json!({"hostname": "h".repeat(1025)})).field, "config.hostname");
+        assert_eq!(err(json!({"ocsf_version": ""})).field, "config.ocsf_version");
+    }
+
+    #[test]
+    fn api_key_rules_never_echo_the_value() {
+        let s = |v: &str| Secrets::from([(API_KEY.to_owned(), v.to_owned())]);
+        assert_eq!(parse_api_key(&Secrets::new()).unwrap_err().field, "secrets.api_key");
+        for bad in ["", "hunter2 ", "a\u{7f}hunter2"] {
+            let e = parse_api_key(&s(bad)).unwrap_err();
+            assert_eq!(e.field, "secrets.api_key");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+        let key = parse_api_key(&s("0123456789abcdef0123456789abcdef")).unwrap();
+        assert!(key.header().is_sensitive());
+        assert_eq!(format!("{key:?}"), "ApiKey(<redacted>)");
+    }
+}

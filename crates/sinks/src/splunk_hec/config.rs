@@ -1,0 +1,335 @@
+//! The `splunk_hec` sink's `config` and `secrets`: parsing and save-time validation.
+
+use std::fmt;
+
+use auditrelay_format::{FormatOptions, OPTION_KEYS};
+use reqwest::header::HeaderValue;
+use reqwest::Url;
+use serde_json::{Map, Value};
+
+use crate::http;
+use crate::{ConfigError, Secrets, SinkEnv};
+
+/// The HEC token (the `token` secret).
+pub const TOKEN: &str = "token";
+/// The `sourcetype` when none is configured: one sourcetype per event type.
+pub const DEFAULT_SOURCETYPE: &str = "auditrelay:{type}";
+/// Longest `host`, `source` or `sourcetype` accepted; Splunk's own fields are far shorter.
+pub const MAX_FIELD_BYTES: usize = 1024;
+
+const KEYS: &[&str] = &["url", "index", "source", "sourcetype", "host", "acks"];
+
+/// Paths the sink appends to the collector base.
+pub(crate) const EVENT_PATH: &str = "/services/collector/event";
+pub(crate) const ACK_PATH: &str = "/services/collector/ack";
+
+/// A parsed `config`.
+#[derive(Debug, Clone)]
+pub(crate) struct HecConfig {
+    /// The collector base as configured (`https://splunk:8088`).
+    pub base: Url,
+    pub event_url: Url,
+    pub ack_url: Url,
+    pub index: Option<String>,
+    pub source: Option<String>,
+    pub sourcetype: Template,
+    pub host: Option<String>,
+    pub acks: bool,
+    pub options: FormatOptions,
+}
+
+/// The `sourcetype` template: literal text with `{type}` and `{tenant}` placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Template(Vec<Part>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Type,
+    Tenant,
+}
+
+impl Template {
+    pub(crate) fn parse(raw: &str) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut rest = raw;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                parts.push(Part::Text(rest[..open].to_owned()));
+            }
+            let after = &rest[open..];
+            let close = after
+                .find('}')
+                .ok_or_else(|| "unclosed `{` (placeholders: {type}, {tenant})".to_owned())?;
+            parts.push(match &after[..=close] {
+                "{type}" => Part::Type,
+                "{tenant}" => Part::Tenant,
+                other => return Err(format!("unknown placeholder `{other}` (known: {{type}}, {{tenant}})")),
+            });
+            rest = &after[close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_owned()));
+        }
+        Ok(Template(parts))
+    }
+
+    pub(crate) fn render(&self, event_type: &str, tenant: &str) -> String {
+        let mut out = String::new();
+        for part in &self.0 {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Type => out.push_str(event_type),
+                Part::Tenant => out.push_str(tenant),
+            }
+        }
+        out
+    }
+}
+
+/// The HEC token, ready for the `Authorization` header. Debug never shows it.
+#[derive(Clone)]
+pub(crate) struct Token(HeaderValue);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl Token {
+    /// The `Authorization` value, `Splunk <token>`, marked sensitive (redacted in Debug output).
+    pub(crate) fn header(&self) -> HeaderValue {
+        self.0.clone()
+    }
+}
+
+pub(crate) fn parse_token(secrets: &Secrets) -> Result<Token, ConfigError> {
+    let field = format!("secrets.{TOKEN}");
+    let token = secrets
+        .get(TOKEN)
+        .ok_or_else(|| ConfigError::new(&field, "required (the HEC token)"))?;
+    if token.is_empty() || token.trim() != token {
+        return Err(ConfigError::new(
+            &field,
+            "must be non-empty, without leading or trailing whitespace",
+        ));
+    }
+    // The error never echoes the value.
+    let mut value = HeaderValue::from_str(&format!("Splunk {token}"))
+        .map_err(|_| ConfigError::new(&field, "must not contain control characters"))?;
+    value.set_sensitive(true);
+    Ok(Token(value))
+}
+
+/// Parses `config` without touching the network (URL shape only; see [`validate`]).
+pub(crate) fn parse_config(config: &Value) -> Result<HecConfig, ConfigError> {
+    let obj = config
+        .as_object()
+        .ok_or_else(|| ConfigError::new("config", "must be a JSON object"))?;
+    if let Some(key) = obj
+        .keys()
+        .find(|k| !KEYS.contains(&k.as_str()) && !OPTION_KEYS.contains(&k.as_str()))
+    {
+        return Err(ConfigError::new(
+            format!("config.{key}"),
+            format!(
+                "unknown key for a `splunk_hec` sink (known: {}, {})",
+                KEYS.join(", "),
+                OPTION_KEYS.join(", ")
+            ),
+        ));
+    }
+    let base = match obj.get("url") {
+        Some(Value::String(raw)) => http::parse_url(raw, "config.url")?,
+        None | Some(Value::Null) => {
+            return Err(ConfigError::new(
+                "config.url",
+                "required: the collector base, e.g. https://splunk.example.com:8088",
+            ))
+        }
+        Some(_) => return Err(ConfigError::new("config.url", "must be a string")),
+    };
+    let (event_url, ack_url) = endpoint_urls(&base)?;
+    let index = optional_string(obj, "index")?;
+    if let Some(index) = &index {
+        check_index(index)?;
+    }
+    let sourcetype = optional_string(obj, "sourcetype")?;
+    let sourcetype = Template::parse(sourcetype.as_deref().unwrap_or(DEFAULT_SOURCETYPE))
+        .map_err(|m| ConfigError::new("config.sourcetype", m))?;
+    let acks = match obj.get("acks") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ConfigError::new("config.acks", "must be true or false")),
+    };
+    let options = FormatOptions::from_config(obj).map_err(|e| ConfigError::new(e.field, e.message))?;
+    Ok(HecConfig {
+        base,
+        event_url,
+        ack_url,
+        index,
+        source: optional_string(obj, "source")?,
+        sourcetype,
+        host: optional_string(obj, "host")?,
+        acks,
+        options,
+    })
+}
+
+/// `{base}/services/collector/event` and `…/ack`, keeping a path prefix on the base (a proxy's).
+fn endpoint_urls(base: &Url) -> Result<(Url, Url), ConfigError> {
+    if base.query().is_some() || base.fragment().is_some() {
+        return Err(ConfigError::new(
+            "config.url",
+            "must have no query or fragment: give the collector base, e.g. https://splunk.example.com:8088",
+        ));
+    }
+    let prefix = base.path().trim_end_matches('/');
+    if prefix.contains("/services/collector") {
+        return Err(ConfigError::new(
+            "config.url",
+            format!(
+                "give the collector base (e.g. https://splunk.example.com:8088), without `/services/collector`: \
+                 the sink appends {EVENT_PATH} itself"
+            ),
+        ));
+    }
+    let with_path = |path: &str| {
+        let mut url = base.clone();
+        url.set_path(&format!("{prefix}{path}"));
+        url
+    };
+    Ok((with_path(EVENT_PATH), with_path(ACK_PATH)))
+}
+
+/// Splunk's rule for index names: lowercase letters, digits, `_` and `-`, starting with a letter
+/// or digit. Checked here so a typo fails at save time rather than as HEC code 7 later.
+fn check_index(index: &str) -> Result<(), ConfigError> {
+    let mut bytes = index.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if first_ok && rest_ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            "config.index",
+            "must be a Splunk index name: lowercase letters, digits, `_` and `-`, starting with a letter or digit",
+        ))
+    }
+}
+
+fn optional_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, ConfigError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_FIELD_BYTES => Ok(Some(s.clone())),
+        Some(_) => Err(ConfigError::new(
+            format!("config.{key}"),
+            format!("must be a non-empty string of at most {MAX_FIELD_BYTES} bytes"),
+        )),
+    }
+}
+
+/// Save-time validation: `config` (the URL against the SSRF policy, resolving its host) and the
+/// `token` secret. Generates nothing.
+pub async fn validate(config: &Value, secrets: &mut Secrets, env: &SinkEnv) -> Result<Secrets, ConfigError> {
+    let parsed = parse_config(config)?;
+    http::check_url(parsed.base.as_str(), "config.url", env).await?;
+    parse_token(secrets)?;
+    Ok(Secrets::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err(config: Value) -> ConfigError {
+        parse_config(&config).unwrap_err()
+    }
+
+    #[test]
+    fn config_fields_and_defaults() {
+        let c = parse_config(&json!({"url": "https://splunk.example.com:8088"})).unwrap();
+        assert_eq!(
+            c.event_url.as_str(),
+            "https://splunk.example.com:8088/services/collector/event"
+        );
+        assert_eq!(
+            c.ack_url.as_str(),
+            "https://splunk.example.com:8088/services/collector/ack"
+        );
+        assert_eq!(c.sourcetype.render("user.login", "acme"), "auditrelay:user.login");
+        assert!(!c.acks && c.index.is_none() && c.source.is_none() && c.host.is_none());
+
+        let c = parse_config(&json!({
+            "url": "https://proxy.example.com/splunk/", "index": "audit_2026", "source": "auditrelay",
+            "sourcetype": "{tenant}:audit:{type}", "host": "relay-1", "acks": true, "vendor": "Acme"
+        }))
+        .unwrap();
+        assert_eq!(
+            c.event_url.as_str(),
+            "https://proxy.example.com/splunk/services/collector/event"
+        );
+        assert_eq!(c.sourcetype.render("a.b", "t1"), "t1:audit:a.b");
+        assert_eq!(c.index.as_deref(), Some("audit_2026"));
+        assert!(c.acks);
+        assert_eq!(c.options.vendor, "Acme");
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        assert_eq!(err(json!([])).field, "config");
+        assert_eq!(err(json!({})).field, "config.url");
+        assert_eq!(err(json!({"url": 1})).field, "config.url");
+        let e = err(json!({"url": "https://s:8088/services/collector/event"}));
+        assert_eq!(e.field, "config.url");
+        assert!(e.message.contains("collector base"), "{e}");
+        assert_eq!(err(json!({"url": "https://s:8088/?x=1"})).field, "config.url");
+        let url = "https://s:8088";
+        let e = err(json!({"url": url, "indexes": "x"}));
+        assert_eq!(e.field, "config.indexes");
+        assert!(e.message.contains("unknown key"), "{e}");
+        for bad in ["Main", "_internal", "a b", ""] {
+            assert_eq!(err(json!({"url": url, "index": bad})).field, "config.index", "{bad}");
+        }
+        assert_eq!(err(json!({"url": url, "source": 5})).field, "config.source");
+        assert_eq!(err(json!({"url": url, "host": ""})).field, "config.host");
+        assert_eq!(err(json!({"url": url, "acks": "yes"})).field, "config.acks");
+        let e = err(json!({"url": url, "sourcetype": "audit:{kind}"}));
+        assert_eq!(e.field, "config.sourcetype");
+        assert!(e.message.contains("{kind}"), "{e}");
+        assert_eq!(
+            err(json!({"url": url, "sourcetype": "audit:{type"})).field,
+            "config.sourcetype"
+        );
+        assert_eq!(
+            err(json!({"url": url, "leef_delimiter": "ab"})).field,
+            "config.leef_delimiter"
+        );
+    }
+
+    #[test]
+    fn template_parts() {
+        assert_eq!(Template::parse("plain").unwrap().render("t", "x"), "plain");
+        assert_eq!(Template::parse("{type}{type}}").unwrap().render("t", "x"), "tt}");
+        assert_eq!(Template::parse("").unwrap().render("t", "x"), "");
+    }
+
+    #[test]
+    fn token_rules_never_echo_the_value() {
+        let s = |v: &str| Secrets::from([(TOKEN.to_owned(), v.to_owned())]);
+        assert_eq!(parse_token(&Secrets::new()).unwrap_err().field, "secrets.token");
+        for bad in ["", " abc", "ab\ncd-hunter2"] {
+            let e = parse_token(&s(bad)).unwrap_err();
+            assert_eq!(e.field, "secrets.token");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+        let token = parse_token(&s("11111111-2222-3333-4444-555555555555")).unwrap();
+        assert_eq!(token.header(), "Splunk 11111111-2222-3333-4444-555555555555");
+        assert!(token.header().is_sensitive());
+        assert_eq!(format!("{token:?}"), "Token(<redacted>)");
+    }
+}
