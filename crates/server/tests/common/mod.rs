@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod receiver;
+pub mod siem;
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read};
