@@ -26,8 +26,10 @@ pub struct Siem {
 impl Siem {
     pub async fn start() -> Siem {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut siem = Siem::default();
-        siem.port = listener.local_addr().unwrap().port();
+        let siem = Siem {
+            port: listener.local_addr().unwrap().port(),
+            ..Default::default()
+        };
         let app = Router::new()
             .route("/services/collector/event", post(hec))
             .route("/_bulk", post(bulk))
