@@ -5,6 +5,15 @@
 use auditrelay_core::StoredEvent;
 use serde_json::{Map, Value};
 
+mod cef;
+mod leef;
+mod ocsf;
+mod text;
+mod view;
+
+pub use leef::DELIMITERS as LEEF_DELIMITERS;
+pub use ocsf::{classify as ocsf_classify, Class as OcsfClass};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// The canonical event (api.md), `offset` first.
@@ -56,7 +65,8 @@ pub struct FormatOptions {
     pub product: String,
     /// CEF/LEEF Device Version, OCSF `metadata.product.version`.
     pub product_version: String,
-    /// LEEF 2.0 attribute delimiter.
+    /// LEEF 2.0 attribute delimiter: one of [`LEEF_DELIMITERS`] (`from_config` refuses others;
+    /// the encoder falls back to `^` for a hand-built invalid one).
     pub leef_delimiter: char,
     /// OCSF `metadata.version` (the schema version the output claims).
     pub ocsf_version: String,
@@ -88,58 +98,107 @@ pub struct OptionError {
 impl FormatOptions {
     /// Reads the option keys from a sink's `config` (others are ignored here).
     pub fn from_config(config: &Map<String, Value>) -> Result<FormatOptions, OptionError> {
-        // FORMAT HELPER: validate each key (non-empty strings of bounded length, a single
-        // printable delimiter character, a version string).
         let mut o = FormatOptions::default();
-        let text = |k: &str| -> Result<Option<String>, OptionError> {
+        let err = |k: &str, message: &str| OptionError {
+            field: format!("config.{k}"),
+            message: message.into(),
+        };
+        // Names end up in record headers. The formats would neutralise control characters
+        // anyway, but a name that needs it is a configuration mistake worth reporting.
+        let name = |k: &str| -> Result<Option<String>, OptionError> {
             match config.get(k) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) if !s.is_empty() && s.len() <= 128 => Ok(Some(s.clone())),
-                Some(_) => Err(OptionError {
-                    field: format!("config.{k}"),
-                    message: "must be a non-empty string of at most 128 bytes".into(),
-                }),
+                Some(Value::String(s))
+                    if !s.is_empty() && s.len() <= MAX_OPTION_LEN && !s.chars().any(text::is_unsafe) =>
+                {
+                    Ok(Some(s.clone()))
+                }
+                Some(_) => Err(err(
+                    k,
+                    "must be a non-empty string of at most 128 bytes without control characters",
+                )),
             }
         };
-        if let Some(v) = text("vendor")? {
+        if let Some(v) = name("vendor")? {
             o.vendor = v;
         }
-        if let Some(v) = text("product")? {
+        if let Some(v) = name("product")? {
             o.product = v;
         }
-        if let Some(v) = text("product_version")? {
+        if let Some(v) = name("product_version")? {
             o.product_version = v;
         }
-        if let Some(v) = text("ocsf_version")? {
+        if let Some(v) = name("ocsf_version")? {
+            if !is_version(&v) {
+                return Err(err(
+                    "ocsf_version",
+                    "must be a schema version such as 1.8.0 or 1.9.0-dev",
+                ));
+            }
             o.ocsf_version = v;
         }
-        if let Some(v) = text("leef_delimiter")? {
-            let mut chars = v.chars();
-            match (chars.next(), chars.next()) {
-                (Some(c), None) => o.leef_delimiter = c,
-                _ => {
-                    return Err(OptionError {
-                        field: "config.leef_delimiter".into(),
-                        message: "must be exactly one character".into(),
-                    })
-                }
+        // Read apart from the names: a literal tab is a valid delimiter.
+        match config.get("leef_delimiter") {
+            None | Some(Value::Null) => {}
+            Some(v) => {
+                o.leef_delimiter = v.as_str().and_then(parse_delimiter).ok_or_else(|| {
+                    err(
+                        "leef_delimiter",
+                        "must be one of ^ | ~ ; , ! # $ % & * ? @ or a tab, as the character or in LEEF's hex form (x5E, 0x09)",
+                    )
+                })?;
             }
         }
         Ok(o)
     }
 }
 
+/// Longest name a format option may have.
+const MAX_OPTION_LEN: usize = 128;
+
+/// `MAJOR.MINOR.PATCH` with an optional `-suffix` of letters, digits and dots (`1.9.0-dev`).
+fn is_version(v: &str) -> bool {
+    let (core, suffix) = match v.split_once('-') {
+        Some((c, s)) => (c, Some(s)),
+        None => (v, None),
+    };
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        && suffix.is_none_or(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'))
+}
+
+/// A LEEF delimiter as LEEF writes it: the character itself, or `x`/`0x` and 1–4 hex digits.
+fn parse_delimiter(v: &str) -> Option<char> {
+    let hex = v.strip_prefix("0x").or_else(|| v.strip_prefix('x'));
+    let c = match hex {
+        Some(h) if (1..=4).contains(&h.len()) && h.chars().all(|c| c.is_ascii_hexdigit()) => {
+            char::from_u32(u32::from_str_radix(h, 16).ok()?)?
+        }
+        _ => {
+            let mut chars = v.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => c,
+                _ => return None,
+            }
+        }
+    };
+    LEEF_DELIMITERS.contains(&c).then_some(c)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
     #[error("event {offset} was read without its raw form")]
     RawMissing { offset: u64 },
+    /// Kept for API stability: every format is built now, so `encode` no longer returns it.
     #[error("format `{0}` is not built yet")]
     NotBuilt(&'static str),
 }
 
 /// One event as one record (no trailing newline).
 pub fn encode(format: Format, event: &StoredEvent, options: &FormatOptions) -> Result<Vec<u8>, FormatError> {
-    let _ = options;
     match format {
         Format::Json => Ok(event.to_json().into_bytes()),
         Format::Raw => event
@@ -147,9 +206,79 @@ pub fn encode(format: Format, event: &StoredEvent, options: &FormatOptions) -> R
             .as_ref()
             .map(|r| r.clone().into_bytes())
             .ok_or(FormatError::RawMissing { offset: event.offset }),
-        // FORMAT HELPER: cef.rs, leef.rs, ocsf.rs.
-        Format::Cef => Err(FormatError::NotBuilt("cef")),
-        Format::Leef => Err(FormatError::NotBuilt("leef")),
-        Format::Ocsf => Err(FormatError::NotBuilt("ocsf")),
+        Format::Cef => Ok(cef::encode(&view::EventView::new(event), options).into_bytes()),
+        Format::Leef => Ok(leef::encode(&view::EventView::new(event), options).into_bytes()),
+        Format::Ocsf => Ok(ocsf_record(event, options).to_string().into_bytes()),
+    }
+}
+
+/// The OCSF record as a JSON value, for sinks that embed it in an envelope rather than as bytes.
+pub fn ocsf_record(event: &StoredEvent, options: &FormatOptions) -> Value {
+    ocsf::encode(&view::EventView::new(event), options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn options_default_and_override() {
+        assert_eq!(FormatOptions::from_config(&Map::new()), Ok(FormatOptions::default()));
+        let o = FormatOptions::from_config(&config(json!({
+            "vendor": "Acme", "product": "Audit", "product_version": "2.1", "ocsf_version": "1.9.0-dev",
+            "leef_delimiter": "x09", "other": 1
+        })))
+        .unwrap();
+        assert_eq!(
+            (
+                o.vendor.as_str(),
+                o.product.as_str(),
+                o.product_version.as_str(),
+                o.ocsf_version.as_str()
+            ),
+            ("Acme", "Audit", "2.1", "1.9.0-dev")
+        );
+        assert_eq!(o.leef_delimiter, '\t');
+    }
+
+    #[test]
+    fn leef_delimiter_forms() {
+        let d = |v: &str| FormatOptions::from_config(&config(json!({ "leef_delimiter": v }))).map(|o| o.leef_delimiter);
+        assert_eq!(d("^"), Ok('^'));
+        assert_eq!(d("|"), Ok('|'));
+        assert_eq!(d("\t"), Ok('\t'));
+        assert_eq!(d("x5E"), Ok('^'));
+        assert_eq!(d("0x7c"), Ok('|'));
+        assert_eq!(d("x0009"), Ok('\t'));
+        for bad in [
+            "", "^^", "=", "a", " ", "x", "0x", "x41", "x3D", "xD800", "x12345", "\n", "'", "-", ":",
+        ] {
+            let e = d(bad).unwrap_err();
+            assert_eq!(e.field, "config.leef_delimiter", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bad_options_name_their_field() {
+        for (k, v) in [
+            ("vendor", json!("")),
+            ("vendor", json!("a\nb")),
+            ("product", json!(5)),
+            ("product_version", json!("x".repeat(129))),
+            ("ocsf_version", json!("1.8")),
+            ("ocsf_version", json!("v1.8.0")),
+            ("ocsf_version", json!("1.8.0-")),
+        ] {
+            let e = FormatOptions::from_config(&config(json!({ k: v }))).unwrap_err();
+            assert_eq!(e.field, format!("config.{k}"));
+        }
     }
 }
