@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-//! The SIEM matrix: one stream of 1,000 mixed events fanned out to every SIEM sink at once;
-//! each receiver ends with all 1,000, identified by event id.
+//! The SIEM matrix: one stream of 1,000 mixed events fanned out to every SIEM sink at once, in
+//! a mix of formats (HEC carries CEF, Datadog LEEF, Elastic and Sentinel OCSF, the webhook and
+//! generic HTTPS JSON); each receiver ends with all 1,000, identified by event id.
 
 mod common;
 
@@ -19,10 +20,10 @@ async fn one_stream_reaches_every_siem_sink_complete() {
     let base = siem.base();
     let sinks = [
         json!({ "kind": "webhook", "config": { "url": format!("{base}/hook") } }),
-        json!({ "kind": "splunk_hec", "config": { "url": base, "index": "audit" }, "secrets": { "token": "hec-token" } }),
-        json!({ "kind": "elastic", "config": { "url": base, "auth": "api_key" }, "secrets": { "api_key": "es-key" } }),
-        json!({ "kind": "datadog", "config": { "url": format!("{base}/api/v2/logs"), "service": "billing" }, "secrets": { "api_key": "dd-key" } }),
-        json!({ "kind": "sentinel", "config": { "mode": "logs_ingestion", "endpoint": base, "dcr_id": "dcr-0123456789abcdef0123456789abcdef",
+        json!({ "kind": "splunk_hec", "format": "cef", "config": { "url": base, "index": "audit" }, "secrets": { "token": "hec-token" } }),
+        json!({ "kind": "elastic", "format": "ocsf", "config": { "url": base, "auth": "api_key" }, "secrets": { "api_key": "es-key" } }),
+        json!({ "kind": "datadog", "format": "leef", "config": { "url": format!("{base}/api/v2/logs"), "service": "billing" }, "secrets": { "api_key": "dd-key" } }),
+        json!({ "kind": "sentinel", "format": "ocsf", "config": { "mode": "logs_ingestion", "endpoint": base, "dcr_id": "dcr-0123456789abcdef0123456789abcdef",
                  "stream": "Custom-AuditRelay_CL", "authority_url": base, "azure_tenant_id": "tid", "client_id": "cid" },
                 "secrets": { "client_secret": "shh" } }),
         json!({ "kind": "generic_https", "config": { "url": format!("{base}/generic"), "auth_header": "X-Api-Key" },
@@ -38,7 +39,13 @@ async fn one_stream_reaches_every_siem_sink_complete() {
         assert_eq!(status, 201, "{}: {answer}", body["kind"]);
     }
     // 1,000 mixed events: logins, CRUD, hostile strings.
-    let types = ["auth.login", "user.created", "decision.rejected", "record.updated", "file.deleted"];
+    let types = [
+        "auth.login",
+        "user.created",
+        "decision.rejected",
+        "record.updated",
+        "file.deleted",
+    ];
     let mut accepted = Vec::new();
     for chunk in 0..10 {
         let events: Vec<Value> = (0..100)
@@ -59,7 +66,10 @@ async fn one_stream_reaches_every_siem_sink_complete() {
             })
             .collect();
         let (status, answer) = send(
-            s.http.post(s.url("/v1/events?tenant=acme")).bearer_auth(&s.admin).json(&events),
+            s.http
+                .post(s.url("/v1/events?tenant=acme"))
+                .bearer_auth(&s.admin)
+                .json(&events),
         )
         .await;
         assert_eq!(status, 202, "{answer}");
@@ -67,7 +77,14 @@ async fn one_stream_reaches_every_siem_sink_complete() {
     }
     let want: HashSet<String> = accepted.into_iter().collect();
     assert_eq!(want.len(), 1000);
-    let intakes = ["webhook", "splunk_hec", "elastic", "datadog", "sentinel", "generic_https"];
+    let intakes = [
+        "webhook",
+        "splunk_hec",
+        "elastic",
+        "datadog",
+        "sentinel",
+        "generic_https",
+    ];
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let done = intakes.iter().all(|i| siem.ids(i).is_superset(&want));
@@ -75,7 +92,10 @@ async fn one_stream_reaches_every_siem_sink_complete() {
             break;
         }
         if Instant::now() > deadline {
-            let counts: Vec<String> = intakes.iter().map(|i| format!("{i}: {}", siem.ids(i).intersection(&want).count())).collect();
+            let counts: Vec<String> = intakes
+                .iter()
+                .map(|i| format!("{i}: {}", siem.ids(i).intersection(&want).count()))
+                .collect();
             panic!("not every SIEM got all 1,000 events: {}", counts.join(", "));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -58,7 +58,10 @@ impl Siem {
 
 /// Every value in a stream of concatenated JSON documents.
 fn json_stream(body: &[u8]) -> Vec<Value> {
-    serde_json::Deserializer::from_slice(body).into_iter::<Value>().map(|v| v.unwrap()).collect()
+    serde_json::Deserializer::from_slice(body)
+        .into_iter::<Value>()
+        .map(|v| v.unwrap())
+        .collect()
 }
 
 /// The event id of a record, whatever the format put it under.
@@ -88,10 +91,21 @@ async fn hec(State(s): State<Siem>, headers: HeaderMap, body: Bytes) -> impl Int
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Splunk hec-token") {
         return (StatusCode::FORBIDDEN, Json(json!({"text": "Invalid token", "code": 4})));
     }
-    let ids = json_stream(&body)
-        .iter()
-        .filter_map(|env| env["fields"]["event_id"].as_str().map(str::to_owned).or_else(|| event_id(&env["event"])))
-        .collect::<Vec<_>>();
+    let mut ids = Vec::new();
+    for env in json_stream(&body) {
+        let id = env["fields"]["event_id"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| event_id(&env["event"]));
+        // A CEF record must carry the same id in `externalId`.
+        if let (Some(id), Some(cef)) = (&id, env["event"].as_str()) {
+            assert!(
+                cef.starts_with("CEF:0|") && cef.contains(&format!("externalId={id}")),
+                "{cef}"
+            );
+        }
+        ids.extend(id);
+    }
     s.record("splunk_hec", ids);
     (StatusCode::OK, Json(json!({"text": "Success", "code": 0})))
 }
@@ -105,7 +119,13 @@ async fn bulk(State(s): State<Siem>, body: Bytes) -> impl IntoResponse {
     for pair in lines.chunks(2) {
         let (action, doc) = (&pair[0], &pair[1]);
         let (name, meta) = action.as_object().unwrap().iter().next().unwrap();
-        ids.push(meta["_id"].as_str().map(str::to_owned).or_else(|| event_id(doc)).unwrap());
+        ids.push(
+            meta["_id"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| event_id(doc))
+                .unwrap(),
+        );
         items.push(json!({ name.clone(): { "status": 201, "_id": meta["_id"] } }));
     }
     s.record("elastic", ids);
@@ -122,7 +142,12 @@ async fn datadog(State(s): State<Siem>, headers: HeaderMap, body: Bytes) -> impl
     let entries: Vec<Value> = serde_json::from_slice(&plain).unwrap();
     let ids = entries
         .iter()
-        .filter_map(|e| e["event_id"].as_str().map(str::to_owned).or_else(|| event_id(&e["message"])))
+        .filter_map(|e| {
+            e["event_id"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| event_id(&e["message"]))
+        })
         .collect::<Vec<_>>();
     s.record("datadog", ids);
     (StatusCode::ACCEPTED, Json(json!({})))
