@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use auditrelay_core::StoredEvent;
 
+mod config_keys;
 pub mod datadog;
 pub mod elastic;
 pub mod generic_https;

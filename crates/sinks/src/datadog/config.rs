@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use auditrelay_format::{FormatOptions, OPTION_KEYS};
+use auditrelay_format::FormatOptions;
 use reqwest::header::HeaderValue;
 use reqwest::Url;
 use serde_json::{Map, Value};
@@ -72,22 +72,7 @@ pub(crate) fn parse_api_key(secrets: &Secrets) -> Result<ApiKey, ConfigError> {
 
 /// Parses `config` without touching the network (URL shape only; see [`validate`]).
 pub(crate) fn parse_config(config: &Value) -> Result<DatadogConfig, ConfigError> {
-    let obj = config
-        .as_object()
-        .ok_or_else(|| ConfigError::new("config", "must be a JSON object"))?;
-    if let Some(key) = obj
-        .keys()
-        .find(|k| !KEYS.contains(&k.as_str()) && !OPTION_KEYS.contains(&k.as_str()))
-    {
-        return Err(ConfigError::new(
-            format!("config.{key}"),
-            format!(
-                "unknown key for a `datadog` sink (known: {}, {})",
-                KEYS.join(", "),
-                OPTION_KEYS.join(", ")
-            ),
-        ));
-    }
+    let obj = crate::config_keys::known_keys_only(config, "a `datadog` sink", KEYS)?;
     let site = optional_string(obj, "site", MAX_FIELD_BYTES)?;
     let url = match (obj.get("url"), site) {
         (None | Some(Value::Null), site) => site_url(site.as_deref().unwrap_or(DEFAULT_SITE))?,

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use auditrelay_format::{FormatOptions, OPTION_KEYS};
+use auditrelay_format::FormatOptions;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use reqwest::header::HeaderValue;
@@ -72,22 +72,7 @@ fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>
 
 /// Parses `config` and `secrets` without touching the network (URL shape only; see [`validate`]).
 pub(crate) fn parse(config: &Value, secrets: &Secrets) -> Result<ElasticConfig, ConfigError> {
-    let obj = config
-        .as_object()
-        .ok_or_else(|| ConfigError::new("config", "must be a JSON object"))?;
-    if let Some(key) = obj
-        .keys()
-        .find(|k| !KEYS.contains(&k.as_str()) && !OPTION_KEYS.contains(&k.as_str()))
-    {
-        return Err(ConfigError::new(
-            field(key),
-            format!(
-                "unknown key for an `elastic` sink (known: {}, {})",
-                KEYS.join(", "),
-                OPTION_KEYS.join(", ")
-            ),
-        ));
-    }
+    let obj = crate::config_keys::known_keys_only(config, "an `elastic` sink", KEYS)?;
     // The registry lets `previous_*` names through for kinds that rotate; this one does not.
     if let Some(name) = secrets.keys().find(|k| *k != API_KEY && *k != PASSWORD) {
         return Err(ConfigError::new(

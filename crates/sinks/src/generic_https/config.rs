@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use auditrelay_format::{FormatOptions, OPTION_KEYS};
+use auditrelay_format::FormatOptions;
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::Url;
 use serde_json::{Map, Value};
@@ -58,22 +58,7 @@ pub(crate) struct GenericConfig {
 
 /// Parses `config` and `secrets` without touching the network (URL shape only; see [`validate`]).
 pub(crate) fn parse(config: &Value, secrets: &Secrets) -> Result<GenericConfig, ConfigError> {
-    let obj = config
-        .as_object()
-        .ok_or_else(|| ConfigError::new("config", "must be a JSON object"))?;
-    if let Some(key) = obj
-        .keys()
-        .find(|k| !KEYS.contains(&k.as_str()) && !OPTION_KEYS.contains(&k.as_str()))
-    {
-        return Err(ConfigError::new(
-            format!("config.{key}"),
-            format!(
-                "unknown key for a `generic_https` sink (known: {}, {})",
-                KEYS.join(", "),
-                OPTION_KEYS.join(", ")
-            ),
-        ));
-    }
+    let obj = crate::config_keys::known_keys_only(config, "a `generic_https` sink", KEYS)?;
     // The registry lets `previous_*` names through for kinds that rotate; this one does not.
     if let Some(name) = secrets.keys().find(|k| *k != AUTH_VALUE) {
         return Err(ConfigError::new(

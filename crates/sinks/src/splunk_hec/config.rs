@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use auditrelay_format::{FormatOptions, OPTION_KEYS};
+use auditrelay_format::FormatOptions;
 use reqwest::header::HeaderValue;
 use reqwest::Url;
 use serde_json::{Map, Value};
@@ -124,22 +124,7 @@ pub(crate) fn parse_token(secrets: &Secrets) -> Result<Token, ConfigError> {
 
 /// Parses `config` without touching the network (URL shape only; see [`validate`]).
 pub(crate) fn parse_config(config: &Value) -> Result<HecConfig, ConfigError> {
-    let obj = config
-        .as_object()
-        .ok_or_else(|| ConfigError::new("config", "must be a JSON object"))?;
-    if let Some(key) = obj
-        .keys()
-        .find(|k| !KEYS.contains(&k.as_str()) && !OPTION_KEYS.contains(&k.as_str()))
-    {
-        return Err(ConfigError::new(
-            format!("config.{key}"),
-            format!(
-                "unknown key for a `splunk_hec` sink (known: {}, {})",
-                KEYS.join(", "),
-                OPTION_KEYS.join(", ")
-            ),
-        ));
-    }
+    let obj = crate::config_keys::known_keys_only(config, "a `splunk_hec` sink", KEYS)?;
     let base = match obj.get("url") {
         Some(Value::String(raw)) => http::parse_url(raw, "config.url")?,
         None | Some(Value::Null) => {
