@@ -257,3 +257,78 @@ async fn bad_definitions_get_errors_that_name_the_field() {
     let (_, list) = send(s.http.get(s.url("/v1/sinks")).bearer_auth(&s.admin)).await;
     assert_eq!(list["items"], json!([]));
 }
+
+#[tokio::test]
+async fn every_siem_kind_names_its_missing_or_bad_fields() {
+    let s = TestServer::spawn_with(&["--allow-private-networks"], &[]);
+    s.create_tenant("acme").await;
+    let cases = [
+        (
+            json!({ "kind": "splunk_hec", "config": { "url": "http://127.0.0.1:8088" } }),
+            "secrets.token",
+        ),
+        (
+            json!({ "kind": "splunk_hec", "config": { "url": "http://127.0.0.1:8088", "indx": "a" }, "secrets": { "token": "t" } }),
+            "config.indx",
+        ),
+        (
+            json!({ "kind": "splunk_hec", "format": "ocsf", "config": { "url": "http://127.0.0.1:8088", "leef_delimiter": "ab" }, "secrets": { "token": "t" } }),
+            "config.leef_delimiter",
+        ),
+        (
+            json!({ "kind": "datadog", "config": { "url": "http://127.0.0.1:1/api/v2/logs" } }),
+            "secrets.api_key",
+        ),
+        (
+            json!({ "kind": "elastic", "config": { "url": "http://127.0.0.1:9200", "auth": "api_key" } }),
+            "secrets.api_key",
+        ),
+        (
+            json!({ "kind": "elastic", "format": "cef", "config": { "url": "http://127.0.0.1:9200" } }),
+            "format",
+        ),
+        (
+            json!({ "kind": "sentinel", "config": { "mode": "logs_ingestion" }, "secrets": { "client_secret": "x" } }),
+            "config.endpoint",
+        ),
+        (
+            json!({ "kind": "generic_https", "config": { "url": "http://127.0.0.1:1/x", "auth_header": "X-Key" } }),
+            "secrets.auth_value",
+        ),
+        (json!({ "kind": "kafka", "config": {} }), "kind"),
+    ];
+    for (mut body, field) in cases {
+        body["name"] = json!("x");
+        body["tenant"] = json!("acme");
+        let got = post_sink(&s, &s.admin, &body).await;
+        assert_error(&got, 400, "invalid_request");
+        assert_eq!(got.1["error"]["detail"]["field"], field, "{body} → {}", got.1);
+    }
+    // A good one of each kind is accepted, and its secrets come back as names only.
+    let good = [
+        (
+            json!({ "kind": "splunk_hec", "format": "cef", "config": { "url": "http://127.0.0.1:8088" }, "secrets": { "token": "hec-secret-value" } }),
+            "hec-secret-value",
+        ),
+        (
+            json!({ "kind": "datadog", "config": { "site": "datadoghq.eu" }, "secrets": { "api_key": "dd-secret-value" } }),
+            "dd-secret-value",
+        ),
+        (
+            json!({ "kind": "elastic", "format": "ocsf", "config": { "url": "http://127.0.0.1:9200", "auth": "api_key" }, "secrets": { "api_key": "es-secret-value" } }),
+            "es-secret-value",
+        ),
+        (
+            json!({ "kind": "generic_https", "format": "leef", "config": { "url": "http://127.0.0.1:1/x", "auth_header": "X-Key" }, "secrets": { "auth_value": "gen-secret-value" } }),
+            "gen-secret-value",
+        ),
+    ];
+    for (mut body, secret) in good {
+        body["name"] = json!("ok");
+        body["tenant"] = json!("acme");
+        let (status, created) = post_sink(&s, &s.admin, &body).await;
+        assert_eq!(status, 201, "{body} → {created}");
+        assert!(!created.to_string().contains(secret), "{created}");
+        assert_eq!(created["secrets_set"].as_array().unwrap().len(), 1, "{created}");
+    }
+}
