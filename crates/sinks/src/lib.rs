@@ -19,6 +19,7 @@ pub mod http;
 pub mod registry;
 pub mod sentinel;
 pub mod splunk_hec;
+pub mod syslog;
 pub mod webhook;
 
 pub use registry::{build, kind_spec, validate_config, KindSpec, SinkEnv};

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use auditrelay_format::Format;
 
-use crate::{datadog, elastic, generic_https, sentinel, splunk_hec, webhook, ConfigError, Secrets, Sink};
+use crate::{datadog, elastic, generic_https, sentinel, splunk_hec, syslog, webhook, ConfigError, Secrets, Sink};
 
 /// Process-wide settings every sink obeys.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +65,12 @@ const KINDS: &[KindSpec] = &[
         secrets: &["auth_value"],
         rotating_secrets: &[],
     },
+    KindSpec {
+        kind: "syslog",
+        formats: &["cef", "leef", "json"],
+        secrets: &[],
+        rotating_secrets: &[],
+    },
 ];
 
 /// Every kind named in the public contract, implemented or not, so the API can tell "unknown
@@ -113,6 +119,7 @@ pub async fn validate_config(
         "elastic" => elastic::validate(config, secrets, env).await,
         "datadog" => datadog::validate(config, secrets, env).await,
         "generic_https" => generic_https::validate(config, secrets, env).await,
+        "syslog" => syslog::validate(config, secrets, env).await,
         _ => Err(unknown_kind(kind)),
     }
 }
@@ -136,6 +143,7 @@ pub fn build(
                 "elastic" => elastic::build(config, secrets, format, env),
                 "datadog" => datadog::build(config, secrets, format, env),
                 "generic_https" => generic_https::build(config, secrets, format, env),
+                "syslog" => syslog::build(config, secrets, format, env),
                 _ => Err(unknown_kind(kind)),
             }
         }
