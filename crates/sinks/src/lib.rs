@@ -17,6 +17,7 @@ pub mod elastic;
 pub mod generic_https;
 pub mod http;
 pub mod registry;
+pub mod s3;
 pub mod sentinel;
 pub mod splunk_hec;
 pub mod syslog;

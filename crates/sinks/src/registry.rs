@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use auditrelay_format::Format;
 
-use crate::{datadog, elastic, generic_https, sentinel, splunk_hec, syslog, webhook, ConfigError, Secrets, Sink};
+use crate::{datadog, elastic, generic_https, s3, sentinel, splunk_hec, syslog, webhook, ConfigError, Secrets, Sink};
 
 /// Process-wide settings every sink obeys.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +66,12 @@ const KINDS: &[KindSpec] = &[
         rotating_secrets: &[],
     },
     KindSpec {
+        kind: "s3",
+        formats: &["json", "ocsf", "raw"],
+        secrets: &["access_key_id", "secret_access_key"],
+        rotating_secrets: &[],
+    },
+    KindSpec {
         kind: "syslog",
         formats: &["cef", "leef", "json"],
         secrets: &[],
@@ -119,6 +125,7 @@ pub async fn validate_config(
         "elastic" => elastic::validate(config, secrets, env).await,
         "datadog" => datadog::validate(config, secrets, env).await,
         "generic_https" => generic_https::validate(config, secrets, env).await,
+        "s3" => s3::validate(config, secrets, env).await,
         "syslog" => syslog::validate(config, secrets, env).await,
         _ => Err(unknown_kind(kind)),
     }
@@ -143,6 +150,7 @@ pub fn build(
                 "elastic" => elastic::build(config, secrets, format, env),
                 "datadog" => datadog::build(config, secrets, format, env),
                 "generic_https" => generic_https::build(config, secrets, format, env),
+                "s3" => s3::build(config, secrets, format, env),
                 "syslog" => syslog::build(config, secrets, format, env),
                 _ => Err(unknown_kind(kind)),
             }

@@ -1,0 +1,372 @@
+//! The `s3` sink against a real S3-compatible server: `moto` in server mode (PyPI, installed by
+//! `scripts/test-peers`), started with `INITIAL_NO_AUTH_ACTION_COUNT` so it checks every SigV4
+//! signature, and read back with `boto3` (`tests/peers/s3_read.py`). A moto that cannot start
+//! FAILS the test. moto keeps everything in memory: what survives a restart of the receiver is
+//! not ours to test; the outage test checks that delivery fails as `Retry` while it is down and
+//! succeeds once it is back.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use auditrelay_sinks::{build, validate_config, Outcome, Sink};
+use common::{batch, events, open_env, peer_python, repo_root, secrets};
+use serde_json::{json, Value};
+
+/// A moto server on 127.0.0.1. Killed on drop.
+struct Moto {
+    dir: tempfile::TempDir,
+    port: u16,
+    /// Check SigV4 (after the first 4 unauthenticated calls that create the IAM user).
+    auth: bool,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn moto_binary() -> PathBuf {
+    let bin = repo_root().join(".peers/venv/bin/moto_server");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `scripts/test-peers` first",
+        bin.display()
+    );
+    bin
+}
+
+impl Moto {
+    fn start(auth: bool) -> Moto {
+        let mut moto = Moto {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            auth,
+            child: None,
+        };
+        moto.spawn();
+        moto
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts moto and waits until it answers on its port.
+    fn spawn(&mut self) {
+        let log = File::create(self.dir.path().join("moto.log")).unwrap();
+        let mut cmd = Command::new(moto_binary());
+        cmd.args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log));
+        if self.auth {
+            cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", "4");
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start moto_server ({e}): run `scripts/test-peers` first"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "moto_server exited at start ({status}); see `scripts/test-peers`. Output:\n{}",
+                    std::fs::read_to_string(self.dir.path().join("moto.log")).unwrap_or_default()
+                );
+            }
+            let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "moto_server did not listen on {} within 30 s; see `scripts/test-peers`",
+                    self.port
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: a receiver crash.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Creates the IAM user + key (when checking auth) and `bucket`; returns the key pair.
+    fn setup(&self, bucket: &str) -> (String, String) {
+        let mut cmd = Command::new(peer_python());
+        cmd.arg(repo_root().join("tests/peers/s3_setup.py"))
+            .arg(self.endpoint())
+            .arg(bucket);
+        if !self.auth {
+            cmd.arg("--no-iam");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "s3_setup.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            v["access_key_id"].as_str().unwrap().to_owned(),
+            v["secret_access_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Every object in `bucket`, as boto3 reads it: key → (content type, content encoding, lines).
+    fn read(&self, bucket: &str, creds: &(String, String)) -> BTreeMap<String, (Value, Value, Vec<Value>)> {
+        let out = Command::new(peer_python())
+            .arg(repo_root().join("tests/peers/s3_read.py"))
+            .args([&self.endpoint(), bucket, &creds.0, &creds.1])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "s3_read.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let o: Value = serde_json::from_str(l).unwrap();
+                let lines = o["lines"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| serde_json::from_str(x.as_str().unwrap()).unwrap())
+                    .collect();
+                (
+                    o["key"].as_str().unwrap().to_owned(),
+                    (o["content_type"].clone(), o["content_encoding"].clone(), lines),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn sink(moto: &Moto, bucket: &str, creds: &(String, String), extra: Value) -> Arc<dyn Sink> {
+    let mut config = json!({"bucket": bucket, "endpoint": moto.endpoint(), "region": "us-east-1"});
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    let secrets = secrets(&[("access_key_id", &creds.0), ("secret_access_key", &creds.1)]);
+    build("s3", &config, &secrets, "json", &open_env()).unwrap()
+}
+
+/// Checks every object: each line's offset within the object's range in order, and returns the
+/// event ids seen (with their count, so duplicates show).
+fn ids_in(objects: &BTreeMap<String, (Value, Value, Vec<Value>)>) -> BTreeMap<String, usize> {
+    let mut ids = BTreeMap::new();
+    for (key, (_, _, lines)) in objects {
+        let offsets: Vec<u64> = lines.iter().map(|l| l["offset"].as_u64().unwrap()).collect();
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{key}: offsets out of order");
+        let name = format!("{:09}-{:09}", offsets[0], offsets[offsets.len() - 1]);
+        assert!(key.contains(&name), "{key} does not name its range {name}");
+        for l in lines {
+            *ids.entry(l["id"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+        }
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_events_ten_objects_each_event_once_retry_overwrites() {
+    let moto = Moto::start(true);
+    let creds = moto.setup("audit");
+    let gz = sink(&moto, "audit", &creds, json!({}));
+    let all = events("acme", 1..=10_000);
+    let started = Instant::now();
+    for (n, chunk) in all.chunks(1000).enumerate() {
+        let report = gz.deliver(&batch(&format!("b{n}"), chunk)).await;
+        assert_eq!(report.outcome, Outcome::Delivered, "batch {n}: {report:?}");
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "s3: 10,000 events in 10 objects in {elapsed:?} ({:.0} events/s, gzip, moto on 127.0.0.1)",
+        10_000.0 / elapsed.as_secs_f64()
+    );
+    // The engine retries a batch whose answer it never saw: same key, same object.
+    let report = gz.deliver(&batch("b3", &all[3000..4000])).await;
+    assert_eq!(report.outcome, Outcome::Delivered, "{report:?}");
+
+    // An uncompressed sink for another tenant lands beside it, under its own prefix.
+    let plain = sink(&moto, "audit", &creds, json!({"compression": "none"}));
+    let beta = events("beta", 1..=5);
+    let report = plain
+        .deliver(&auditrelay_sinks::Batch {
+            sink_id: "snk_test",
+            tenant_id: "beta",
+            batch_id: "b-beta",
+            events: &beta,
+        })
+        .await;
+    assert_eq!(report.outcome, Outcome::Delivered, "{report:?}");
+
+    let objects = moto.read("audit", &creds);
+    let keys: Vec<&String> = objects.keys().collect();
+    let mut want: Vec<String> = (0..10u64)
+        .map(|n| {
+            format!(
+                "tenant=acme/date=2026-06-01/{:09}-{:09}.jsonl.gz",
+                n * 1000 + 1,
+                n * 1000 + 1000
+            )
+        })
+        .collect();
+    want.push("tenant=beta/date=2026-06-01/000000001-000000005.jsonl".to_owned());
+    assert_eq!(keys, want.iter().collect::<Vec<_>>());
+    let (ctype, encoding, _) = &objects[&want[0]];
+    assert_eq!(
+        (ctype.as_str(), encoding.as_str()),
+        (Some("application/x-ndjson"), Some("gzip"))
+    );
+    assert!(
+        objects[&want[10]].1.is_null(),
+        "no Content-Encoding without compression"
+    );
+
+    // Event ids repeat across tenants in these fixtures: count per tenant.
+    let acme: BTreeMap<_, _> = objects
+        .iter()
+        .filter(|(k, _)| k.starts_with("tenant=acme/"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let ids = ids_in(&acme);
+    let dups: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "duplicates: {dups:?}");
+    let expected: BTreeSet<String> = all.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    // Byte-exact: each line is the `json` format of the event.
+    let first = &objects[&want[0]].2[0];
+    assert_eq!(first, &serde_json::from_str::<Value>(&all[0].to_json()).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_and_missing_bucket_are_misconfigured() {
+    let moto = Moto::start(true);
+    let creds = moto.setup("audit");
+    let evs = events("acme", 1..=3);
+
+    let wrong_secret = (creds.0.clone(), "hunter2-not-the-secret".to_owned());
+    let report = sink(&moto, "audit", &wrong_secret, json!({}))
+        .deliver(&batch("b", &evs))
+        .await;
+    assert_eq!(report.outcome, Outcome::Misconfigured, "{report:?}");
+    assert_eq!(report.status, Some(403));
+    let error = report.error.unwrap();
+    assert!(error.contains("SignatureDoesNotMatch"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
+
+    let wrong_id = ("AKIAUNKNOWN000000000".to_owned(), creds.1.clone());
+    let report = sink(&moto, "audit", &wrong_id, json!({}))
+        .deliver(&batch("b", &evs))
+        .await;
+    assert_eq!(report.outcome, Outcome::Misconfigured, "{report:?}");
+    assert!(
+        report.error.as_deref().unwrap().contains("InvalidAccessKeyId"),
+        "{report:?}"
+    );
+
+    let report = sink(&moto, "no-such-bucket", &creds, json!({}))
+        .deliver(&batch("b", &evs))
+        .await;
+    assert_eq!(report.outcome, Outcome::Misconfigured, "{report:?}");
+    assert_eq!(report.status, Some(404));
+    assert!(report.error.as_deref().unwrap().contains("NoSuchBucket"), "{report:?}");
+
+    // Nothing was written by the failed attempts.
+    assert!(moto.read("audit", &creds).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_is_retried_then_delivered() {
+    // Without IAM: moto generates a new key pair on every setup, and the point here is the same
+    // sink carrying on after the receiver comes back.
+    let mut moto = Moto::start(false);
+    let creds = moto.setup("audit");
+    let s3 = sink(&moto, "audit", &creds, json!({}));
+    let all = events("acme", 1..=2000);
+    let report = s3.deliver(&batch("b0", &all[..500])).await;
+    assert_eq!(report.outcome, Outcome::Delivered, "{report:?}");
+
+    moto.kill();
+    let report = s3.deliver(&batch("b1", &all[500..1000])).await;
+    assert_eq!(report.outcome, Outcome::Retry { after: None }, "{report:?}");
+    assert!(
+        report.error.as_deref().unwrap().contains("connection refused"),
+        "{report:?}"
+    );
+
+    // moto is in-memory: after the restart the bucket is re-created (the receiver's own
+    // durability is not ours to test), then the engine's retry of the same batch goes through.
+    moto.spawn();
+    moto.setup("audit");
+    for (n, range) in [(1, 500..1000), (2, 1000..1500), (3, 1500..2000)] {
+        let report = s3.deliver(&batch(&format!("b{n}"), &all[range])).await;
+        assert_eq!(report.outcome, Outcome::Delivered, "batch {n}: {report:?}");
+    }
+    let objects = moto.read("audit", &creds);
+    assert_eq!(objects.len(), 3);
+    let ids = ids_in(&objects);
+    assert_eq!(ids.len(), 1500);
+    assert!(ids.values().all(|n| *n == 1));
+    assert!(ids.contains_key(&all[500].id) && ids.contains_key(&all[1999].id));
+}
+
+#[tokio::test]
+async fn validation_names_the_field() {
+    let env = open_env();
+    let ok = json!({"bucket": "audit", "endpoint": "http://127.0.0.1:9"});
+    let mut s = secrets(&[("access_key_id", "AKIA1"), ("secret_access_key", "s")]);
+    assert!(validate_config("s3", &ok, &mut s, &env).await.unwrap().is_empty());
+    for (config, field) in [
+        (json!({"endpoint": "http://127.0.0.1:9"}), "config.bucket"),
+        (json!({"bucket": "audit", "compression": "zstd"}), "config.compression"),
+        (
+            json!({"bucket": "audit", "key_template": "{tenant}/{hour}/{first}"}),
+            "config.key_template",
+        ),
+        (
+            json!({"bucket": "audit", "key_template": "all.jsonl"}),
+            "config.key_template",
+        ),
+        (json!({"bucket": "audit", "acl": "private"}), "config.acl"),
+    ] {
+        let e = validate_config("s3", &config, &mut s, &env).await.unwrap_err();
+        assert_eq!(e.field, field, "{config}: {e}");
+    }
+    let mut only_id = secrets(&[("access_key_id", "AKIA1")]);
+    let e = validate_config("s3", &ok, &mut only_id, &env).await.unwrap_err();
+    assert_eq!(e.field, "secrets.secret_access_key");
+    let mut unknown = secrets(&[("token", "x")]);
+    let e = validate_config("s3", &ok, &mut unknown, &env).await.unwrap_err();
+    assert_eq!(e.field, "secrets.token");
+    // The SSRF guard applies to the endpoint.
+    let guarded = common::guarded_env();
+    let e = validate_config("s3", &ok, &mut s, &guarded).await.unwrap_err();
+    assert_eq!(e.field, "config.endpoint");
+    let e = build("s3", &json!({"bucket": "audit"}), &s, "cef", &env).err().unwrap();
+    assert_eq!(e.field, "format");
+}
