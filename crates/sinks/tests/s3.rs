@@ -3,11 +3,13 @@
 //! signature, and read back with `boto3` (`tests/peers/s3_read.py`). A moto that cannot start
 //! FAILS the test. moto keeps everything in memory: what survives a restart of the receiver is
 //! not ours to test; the outage test checks that delivery fails as `Retry` while it is down and
-//! succeeds once it is back.
+//! succeeds once it is back. The classification table runs against a scripted loopback receiver.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
+#[path = "common/scripted_receiver.rs"]
+mod scripted;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -19,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use auditrelay_sinks::{build, validate_config, Outcome, Sink};
 use common::{batch, events, open_env, peer_python, repo_root, secrets};
+use scripted::{Reply, ScriptedReceiver};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 /// A moto server on 127.0.0.1. Killed on drop.
 struct Moto {
@@ -369,4 +373,131 @@ async fn validation_names_the_field() {
     assert_eq!(e.field, "config.endpoint");
     let e = build("s3", &json!({"bucket": "audit"}), &s, "cef", &env).err().unwrap();
     assert_eq!(e.field, "format");
+}
+
+fn xml(status: u16, code: &str) -> Reply {
+    Reply::Answer {
+        status,
+        headers: vec![("content-type".into(), "application/xml".into())],
+        body: format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>m</Message></Error>"
+        ),
+    }
+}
+
+/// The classification table against a loopback receiver, S3's XML codes included, and the
+/// request as it arrives on the wire.
+#[tokio::test]
+async fn classification_table_and_wire_request() {
+    let retry = |s: Option<u64>| Outcome::Retry {
+        after: s.map(Duration::from_secs),
+    };
+    let cases: Vec<(&str, Reply, Outcome, Option<u16>)> = vec![
+        ("200", Reply::status(200), Outcome::Delivered, Some(200)),
+        ("204", Reply::status(204), Outcome::Delivered, Some(204)),
+        (
+            "301",
+            Reply::status(301).with_header("location", "http://x.example/"),
+            Outcome::Reject,
+            Some(301),
+        ),
+        (
+            "301 PermanentRedirect",
+            xml(301, "PermanentRedirect"),
+            Outcome::Misconfigured,
+            Some(301),
+        ),
+        ("400", Reply::status(400), Outcome::Reject, Some(400)),
+        (
+            "400 EntityTooLarge",
+            xml(400, "EntityTooLarge"),
+            Outcome::Reject,
+            Some(400),
+        ),
+        (
+            "400 AuthorizationHeaderMalformed",
+            xml(400, "AuthorizationHeaderMalformed"),
+            Outcome::Misconfigured,
+            Some(400),
+        ),
+        ("400 RequestTimeout", xml(400, "RequestTimeout"), retry(None), Some(400)),
+        ("401", Reply::status(401), Outcome::Misconfigured, Some(401)),
+        (
+            "403 SignatureDoesNotMatch",
+            xml(403, "SignatureDoesNotMatch"),
+            Outcome::Misconfigured,
+            Some(403),
+        ),
+        (
+            "403 InvalidAccessKeyId",
+            xml(403, "InvalidAccessKeyId"),
+            Outcome::Misconfigured,
+            Some(403),
+        ),
+        (
+            "404 NoSuchBucket",
+            xml(404, "NoSuchBucket"),
+            Outcome::Misconfigured,
+            Some(404),
+        ),
+        ("408", Reply::status(408), retry(None), Some(408)),
+        ("410", Reply::status(410), Outcome::Misconfigured, Some(410)),
+        ("413", Reply::status(413), Outcome::Reject, Some(413)),
+        (
+            "429 Retry-After",
+            Reply::status(429).with_header("retry-after", "30"),
+            retry(Some(30)),
+            Some(429),
+        ),
+        ("500 InternalError", xml(500, "InternalError"), retry(None), Some(500)),
+        (
+            "503 SlowDown",
+            xml(503, "SlowDown").with_header("retry-after", "5"),
+            retry(Some(5)),
+            Some(503),
+        ),
+        ("503", Reply::status(503), retry(None), Some(503)),
+        ("connection reset", Reply::Reset, retry(None), None),
+    ];
+    let evs = events("acme", 1..=2);
+    let secret = "hunter2-secret-key";
+    for (name, reply, want, status) in cases {
+        let receiver = ScriptedReceiver::always(reply).await;
+        let config = json!({"bucket": "audit", "endpoint": receiver.url("/").trim_end_matches('/')});
+        let sink = build(
+            "s3",
+            &config,
+            &secrets(&[("access_key_id", "AKIATEST"), ("secret_access_key", secret)]),
+            "json",
+            &open_env(),
+        )
+        .unwrap();
+        let report = sink.deliver(&batch("b", &evs)).await;
+        assert_eq!(report.outcome, want, "{name}: {report:?}");
+        assert_eq!(report.status, status, "{name}");
+        let error = report.error.unwrap_or_default();
+        assert_eq!(error.is_empty(), want == Outcome::Delivered, "{name}: {error}");
+        assert!(!error.contains(secret), "{name}: no secret in errors");
+        let requests = receiver.requests();
+        assert_eq!(requests.len(), 1, "{name}");
+        let r = &requests[0];
+        assert_eq!(r.method, "PUT");
+        assert_eq!(
+            r.target,
+            "/audit/tenant%3Dacme/date%3D2026-06-01/000000001-000000002.jsonl.gz"
+        );
+        assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        let digest: String = Sha256::digest(&r.body).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(r.header("x-amz-content-sha256"), Some(digest.as_str()));
+        let auth = r.header("authorization").unwrap();
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIATEST/")
+                && auth.contains(
+                    "/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature="
+                ),
+            "{auth}"
+        );
+        assert!(!r.headers.iter().any(|(_, v)| v.contains(secret)));
+    }
 }
