@@ -135,7 +135,7 @@ pub async fn attempt_once(ctx: &DeliveryCtx, job: &BatchJob) -> TimedAttempt {
     }
 }
 
-fn outcome_name(o: &Outcome) -> &'static str {
+pub(crate) fn outcome_name(o: &Outcome) -> &'static str {
     match o {
         Outcome::Delivered => "delivered",
         Outcome::Partial { .. } => "partial",
@@ -219,8 +219,13 @@ pub fn observe(
         "outcome": outcome,
         "status": report.status,
         "error": report.error,
-        "latency_ms": (latency_ms * 1000.0).round() / 1000.0,
+        "latency_ms": round_ms(latency_ms),
     })
+}
+
+/// Milliseconds to three decimals (microseconds), as answers and dead letters show them.
+pub(crate) fn round_ms(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
 }
 
 /// Sleeps unless `stop` fires first; `false` when stopped.

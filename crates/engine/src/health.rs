@@ -5,7 +5,7 @@ use auditrelay_store::{SinkRow, Store};
 use serde_json::{json, Value};
 
 use crate::spec::SinkSpec;
-use crate::supervisor::{tenants_of, Shared_};
+use crate::supervisor::{tenants_of, EngineShared};
 use crate::EngineError;
 
 /// Per tenant: (tenant, committed cursor if any, head).
@@ -33,7 +33,7 @@ fn lag(spec: &SinkSpec, cursor: Option<u64>, head: u64) -> u64 {
     }
 }
 
-pub(crate) async fn publish_lag(shared: &Shared_, sink_ids: &[String]) {
+pub(crate) async fn publish_lag(shared: &EngineShared, sink_ids: &[String]) {
     for id in sink_ids {
         let Ok(Some(row)) = shared.store.sink(id).await else {
             continue;
@@ -48,7 +48,7 @@ pub(crate) async fn publish_lag(shared: &Shared_, sink_ids: &[String]) {
     }
 }
 
-pub(crate) async fn health(shared: &Shared_, row: &SinkRow) -> Result<Value, EngineError> {
+pub(crate) async fn health(shared: &EngineShared, row: &SinkRow) -> Result<Value, EngineError> {
     let spec: SinkSpec = serde_json::from_str(&row.spec).map_err(|e| EngineError::Spec(e.to_string()))?;
     let pos = positions(shared.store.as_ref(), row, &spec).await?;
     let status = shared.status(&row.id, &spec).snapshot();

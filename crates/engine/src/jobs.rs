@@ -5,13 +5,16 @@
 use std::sync::{Arc, Mutex};
 
 use auditrelay_core::StoredEvent;
+use auditrelay_sinks::Outcome;
 use auditrelay_store::{DeadLetter, ReadQuery, SinkRow};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::deliver::{attempt_once, deliver_with_retries, observe, BatchJob, DeliveryCtx, Verdict};
-use crate::supervisor::Shared_;
+use crate::deliver::{
+    attempt_once, deliver_with_retries, observe, outcome_name, round_ms, BatchJob, DeliveryCtx, TimedAttempt, Verdict,
+};
+use crate::supervisor::EngineShared;
 use crate::EngineError;
 
 /// What one immediate attempt gave.
@@ -24,13 +27,14 @@ pub struct AttemptResult {
     pub error: Option<String>,
 }
 
-fn result_of(attempt: &Value) -> AttemptResult {
+fn result_of(timed: &TimedAttempt) -> AttemptResult {
+    let report = &timed.report;
     AttemptResult {
-        delivered: attempt["outcome"] == "delivered",
-        outcome: attempt["outcome"].as_str().unwrap_or("").to_owned(),
-        status: attempt["status"].as_u64().map(|s| s as u16),
-        latency_ms: attempt["latency_ms"].as_f64().unwrap_or(0.0),
-        error: attempt["error"].as_str().map(str::to_owned),
+        delivered: report.outcome == Outcome::Delivered,
+        outcome: outcome_name(&report.outcome).to_owned(),
+        status: report.status,
+        latency_ms: round_ms(timed.latency.as_secs_f64() * 1000.0),
+        error: report.error.clone(),
     }
 }
 
@@ -60,7 +64,7 @@ fn test_event(tenant: &str) -> StoredEvent {
     }
 }
 
-pub(crate) async fn test_delivery(shared: &Shared_, row: &SinkRow) -> Result<AttemptResult, EngineError> {
+pub(crate) async fn test_delivery(shared: &EngineShared, row: &SinkRow) -> Result<AttemptResult, EngineError> {
     let ctx = shared.delivery_ctx(row)?;
     let tenant = row
         .owner_tenant
@@ -74,12 +78,13 @@ pub(crate) async fn test_delivery(shared: &Shared_, row: &SinkRow) -> Result<Att
         id_salt: Some("test".into()),
     };
     let timed = attempt_once(&ctx, &job).await;
-    Ok(result_of(&observe(&ctx, &job, "test", 1, &timed, false)))
+    observe(&ctx, &job, "test", 1, &timed, false);
+    Ok(result_of(&timed))
 }
 
 /// The events a dead letter names, re-read from the log through the sink's filter.
 async fn dead_letter_events(
-    shared: &Shared_,
+    shared: &EngineShared,
     ctx: &DeliveryCtx,
     dl: &DeadLetter,
 ) -> Result<Vec<StoredEvent>, EngineError> {
@@ -101,7 +106,7 @@ async fn dead_letter_events(
 /// One attempt at a dead letter now. Delivered → the dead letter is deleted. Otherwise the
 /// attempt joins its history and it stays.
 pub(crate) async fn retry_dead_letter(
-    shared: &Shared_,
+    shared: &EngineShared,
     row: &SinkRow,
     dl: &DeadLetter,
 ) -> Result<AttemptResult, EngineError> {
@@ -122,7 +127,7 @@ pub(crate) async fn retry_dead_letter(
     let mut history: Vec<Value> = serde_json::from_str(&dl.attempts).unwrap_or_default();
     let timed = attempt_once(&ctx, &job).await;
     let attempt = observe(&ctx, &job, "dead_letter_retry", history.len() as u32 + 1, &timed, false);
-    let result = result_of(&attempt);
+    let result = result_of(&timed);
     if result.delivered {
         shared.store.delete_dead_letter(&row.id, &dl.id).await?;
     } else {
@@ -164,7 +169,7 @@ fn update(table: &ReplayTable, id: &str, f: impl FnOnce(&mut ReplayInfo)) {
 /// retry policy. Exhausted batches become dead letters; a misconfigured receiver fails the
 /// replay (the main lane pauses the sink on its own).
 pub(crate) async fn run_replay(
-    shared: Arc<Shared_>,
+    shared: Arc<EngineShared>,
     table: Arc<ReplayTable>,
     ctx: Arc<DeliveryCtx>,
     id: String,

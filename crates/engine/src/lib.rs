@@ -37,7 +37,7 @@ use tokio_util::task::TaskTracker;
 pub use jobs::{AttemptResult, ReplayInfo};
 pub use lane::PAUSE_AFTER_EXHAUSTED;
 pub use secrets::{MasterKey, SecretsError};
-use supervisor::{Control, Shared_};
+use supervisor::{Control, EngineShared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -63,7 +63,7 @@ pub struct EngineConfig {
 
 #[derive(Clone)]
 pub struct Engine {
-    shared: Arc<Shared_>,
+    shared: Arc<EngineShared>,
     replays: Arc<jobs::ReplayTable>,
     tasks: TaskTracker,
     supervisor: Arc<Mutex<Option<JoinHandle<()>>>>,
@@ -75,7 +75,7 @@ impl Engine {
     pub fn start(store: Arc<dyn Store>, config: EngineConfig) -> Engine {
         let (control, commands) = mpsc::unbounded_channel();
         let recorder = recorder::Recorder::new(config.delivery_log_retention);
-        let shared = Arc::new(Shared_ {
+        let shared = Arc::new(EngineShared {
             store: store.clone(),
             key: MasterKey::new(&config.master_key),
             env: config.env,

@@ -30,7 +30,7 @@ pub enum Control {
     TenantCreated(String),
 }
 
-pub(crate) struct Shared_ {
+pub(crate) struct EngineShared {
     pub store: Arc<dyn Store>,
     pub key: MasterKey,
     pub env: SinkEnv,
@@ -42,7 +42,7 @@ pub(crate) struct Shared_ {
     pub started_at: String,
 }
 
-impl Shared_ {
+impl EngineShared {
     pub fn status(&self, sink_id: &str, spec: &SinkSpec) -> Arc<SinkStatus> {
         self.statuses
             .lock()
@@ -91,7 +91,12 @@ struct WorkerTemplate {
     previous: Done,
 }
 
-fn spawn_lane(shared: &Shared_, template: &WorkerTemplate, tenant: String, stop: &CancellationToken) -> JoinHandle<()> {
+fn spawn_lane(
+    shared: &EngineShared,
+    template: &WorkerTemplate,
+    tenant: String,
+    stop: &CancellationToken,
+) -> JoinHandle<()> {
     let lane = Lane {
         ctx: template.ctx.clone(),
         store: shared.store.clone(),
@@ -135,7 +140,7 @@ fn finished(lanes: Vec<JoinHandle<()>>) -> Done {
     futures::future::join_all(lanes).map(|_| ()).boxed().shared()
 }
 
-pub(crate) async fn supervise(shared: Arc<Shared_>, mut commands: mpsc::UnboundedReceiver<Control>) {
+pub(crate) async fn supervise(shared: Arc<EngineShared>, mut commands: mpsc::UnboundedReceiver<Control>) {
     let mut workers: HashMap<String, Worker> = HashMap::new();
     // Start every stored sink.
     let mut after: Option<String> = None;
@@ -200,7 +205,7 @@ pub(crate) async fn supervise(shared: Arc<Shared_>, mut commands: mpsc::Unbounde
     futures::future::join_all(lanes).await;
 }
 
-async fn reload(shared: &Arc<Shared_>, workers: &mut HashMap<String, Worker>, id: &str) {
+async fn reload(shared: &Arc<EngineShared>, workers: &mut HashMap<String, Worker>, id: &str) {
     let previous = match workers.remove(id) {
         Some(old) => {
             old.stop.cancel();
@@ -277,7 +282,7 @@ async fn reload(shared: &Arc<Shared_>, workers: &mut HashMap<String, Worker>, id
 }
 
 /// Asks for another reload in a second (the store was unavailable).
-fn retry_later(shared: &Shared_, id: &str) {
+fn retry_later(shared: &EngineShared, id: &str) {
     let control = shared.control.clone();
     let id = id.to_owned();
     tokio::spawn(async move {

@@ -18,6 +18,7 @@ pub mod generic_https;
 pub mod http;
 pub mod registry;
 pub mod s3;
+mod secret_header;
 pub mod sentinel;
 pub mod splunk_hec;
 pub mod syslog;

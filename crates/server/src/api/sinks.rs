@@ -139,6 +139,16 @@ fn respond(state: &AppState, row: &SinkRow) -> ApiResult<Json<Value>> {
     Ok(Json(sink_json(row, &parse_spec(row)?, &open_secrets(state, row)?)))
 }
 
+/// The 404 for a sink that is missing or not this principal's.
+fn not_found_sink(id: &str) -> ApiError {
+    ApiError::not_found(format!("sink `{id}` not found"))
+}
+
+/// The cursor for the next page: the last item's key when the page is full.
+fn next_cursor<T>(items: &[T], limit: usize, key: impl Fn(&T) -> String) -> Option<String> {
+    (items.len() == limit).then(|| items.last().map(key)).flatten()
+}
+
 /// The sink if this principal may see it; 404 otherwise (also for another tenant's sink).
 async fn visible_sink(state: &AppState, principal: &Principal, id: &str) -> ApiResult<SinkRow> {
     principal.require(Scope::Manage)?;
@@ -146,7 +156,7 @@ async fn visible_sink(state: &AppState, principal: &Principal, id: &str) -> ApiR
     match (row, principal) {
         (Some(row), Principal::Operator) => Ok(row),
         (Some(row), Principal::Tenant { tenant, .. }) if row.owner_tenant.as_deref() == Some(tenant) => Ok(row),
-        _ => Err(ApiError::not_found(format!("sink `{id}` not found"))),
+        _ => Err(not_found_sink(id)),
     }
 }
 
@@ -247,9 +257,7 @@ pub async fn list_sinks(
         .store
         .list_sinks(owner.as_deref(), page.cursor.as_deref(), limit)
         .await?;
-    let next = (rows.len() == limit)
-        .then(|| rows.last().map(|r| r.id.clone()))
-        .flatten();
+    let next = next_cursor(&rows, limit, |r| r.id.clone());
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
         items.push(respond(&state, row)?.0);
@@ -340,7 +348,7 @@ pub async fn patch_sink(
         ..row
     };
     let Some(saved) = state.store.update_sink(updated).await? else {
-        return Err(ApiError::not_found(format!("sink `{id}` not found")));
+        return Err(not_found_sink(&id));
     };
     state.engine.reload(&saved.id);
     let mut out = sink_json(&saved, &next, &secrets);
@@ -357,7 +365,7 @@ pub async fn delete_sink(
 ) -> ApiResult<StatusCode> {
     let row = visible_sink(&state, &principal, &id).await?;
     if !state.store.delete_sink(&row.id).await? {
-        return Err(ApiError::not_found(format!("sink `{id}` not found")));
+        return Err(not_found_sink(&id));
     }
     state.engine.deleted(&row.id);
     tracing::info!(sink = %row.id, "sink deleted");
@@ -401,7 +409,7 @@ pub async fn pause_sink(
         .store
         .set_sink_paused(&row.id, true, Some(&reason))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("sink `{id}` not found")))?;
+        .ok_or_else(|| not_found_sink(&id))?;
     state.engine.reload(&row.id);
     respond(&state, &row)
 }
@@ -416,7 +424,7 @@ pub async fn resume_sink(
         .store
         .set_sink_paused(&row.id, false, None)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("sink `{id}` not found")))?;
+        .ok_or_else(|| not_found_sink(&id))?;
     state.engine.resumed(&row.id);
     respond(&state, &row)
 }
@@ -558,9 +566,7 @@ pub async fn list_dead_letters(
         .store
         .list_dead_letters(&row.id, page.cursor.as_deref(), limit)
         .await?;
-    let next = (items.len() == limit)
-        .then(|| items.last().map(|d| d.id.clone()))
-        .flatten();
+    let next = next_cursor(&items, limit, |d| d.id.clone());
     Ok(Json(json!({
         "items": items.iter().map(dead_letter_json).collect::<Vec<_>>(),
         "next_cursor": next,
@@ -649,9 +655,7 @@ pub async fn list_deliveries(
         ),
     };
     let rows = state.store.list_attempts(&row.id, before, limit).await?;
-    let next = (rows.len() == limit)
-        .then(|| rows.last().map(|(s, _)| s.to_string()))
-        .flatten();
+    let next = next_cursor(&rows, limit, |(s, _)| s.to_string());
     Ok(Json(json!({
         "items": rows.iter().map(|(s, a)| attempt_json(*s, a)).collect::<Vec<_>>(),
         "next_cursor": next,

@@ -1,13 +1,11 @@
 //! The `datadog` sink's `config` and `secrets`: parsing and save-time validation.
 
-use std::fmt;
-
 use auditrelay_format::FormatOptions;
-use reqwest::header::HeaderValue;
 use reqwest::Url;
 use serde_json::{Map, Value};
 
 use crate::http;
+use crate::secret_header::{secret_header, SecretHeader};
 use crate::{ConfigError, Secrets, SinkEnv};
 
 /// The Datadog API key (the `api_key` secret), sent as `DD-API-KEY`.
@@ -36,38 +34,10 @@ pub(crate) struct DatadogConfig {
 }
 
 /// The API key, ready for the `DD-API-KEY` header. Debug never shows it.
-#[derive(Clone)]
-pub(crate) struct ApiKey(HeaderValue);
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
-    }
-}
-
-impl ApiKey {
-    /// The header value, marked sensitive (redacted in Debug output).
-    pub(crate) fn header(&self) -> HeaderValue {
-        self.0.clone()
-    }
-}
+pub(crate) type ApiKey = SecretHeader;
 
 pub(crate) fn parse_api_key(secrets: &Secrets) -> Result<ApiKey, ConfigError> {
-    let field = format!("secrets.{API_KEY}");
-    let key = secrets
-        .get(API_KEY)
-        .ok_or_else(|| ConfigError::new(&field, "required (a Datadog API key)"))?;
-    if key.is_empty() || key.trim() != key {
-        return Err(ConfigError::new(
-            &field,
-            "must be non-empty, without leading or trailing whitespace",
-        ));
-    }
-    // The error never echoes the value.
-    let mut value =
-        HeaderValue::from_str(key).map_err(|_| ConfigError::new(&field, "must not contain control characters"))?;
-    value.set_sensitive(true);
-    Ok(ApiKey(value))
+    secret_header(secrets, API_KEY, "a Datadog API key", "", "ApiKey")
 }
 
 /// Parses `config` without touching the network (URL shape only; see [`validate`]).

@@ -1,13 +1,11 @@
 //! The `splunk_hec` sink's `config` and `secrets`: parsing and save-time validation.
 
-use std::fmt;
-
 use auditrelay_format::FormatOptions;
-use reqwest::header::HeaderValue;
 use reqwest::Url;
 use serde_json::{Map, Value};
 
 use crate::http;
+use crate::secret_header::{secret_header, SecretHeader};
 use crate::{ConfigError, Secrets, SinkEnv};
 
 /// The HEC token (the `token` secret).
@@ -87,39 +85,11 @@ impl Template {
     }
 }
 
-/// The HEC token, ready for the `Authorization` header. Debug never shows it.
-#[derive(Clone)]
-pub(crate) struct Token(HeaderValue);
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(<redacted>)")
-    }
-}
-
-impl Token {
-    /// The `Authorization` value, `Splunk <token>`, marked sensitive (redacted in Debug output).
-    pub(crate) fn header(&self) -> HeaderValue {
-        self.0.clone()
-    }
-}
+/// The HEC token, ready for the `Authorization` header as `Splunk <token>`. Debug never shows it.
+pub(crate) type Token = SecretHeader;
 
 pub(crate) fn parse_token(secrets: &Secrets) -> Result<Token, ConfigError> {
-    let field = format!("secrets.{TOKEN}");
-    let token = secrets
-        .get(TOKEN)
-        .ok_or_else(|| ConfigError::new(&field, "required (the HEC token)"))?;
-    if token.is_empty() || token.trim() != token {
-        return Err(ConfigError::new(
-            &field,
-            "must be non-empty, without leading or trailing whitespace",
-        ));
-    }
-    // The error never echoes the value.
-    let mut value = HeaderValue::from_str(&format!("Splunk {token}"))
-        .map_err(|_| ConfigError::new(&field, "must not contain control characters"))?;
-    value.set_sensitive(true);
-    Ok(Token(value))
+    secret_header(secrets, TOKEN, "the HEC token", "Splunk ", "Token")
 }
 
 /// Parses `config` without touching the network (URL shape only; see [`validate`]).
