@@ -3,13 +3,14 @@
 usage: s3_read.py ENDPOINT BUCKET ACCESS_KEY_ID SECRET_ACCESS_KEY
 
 Prints one JSON object per line, in key order: {"key": ..., "content_type": ..., "content_encoding":
-..., "lines": [each line of the object, decompressed when the key ends in .gz]}.
+..., "lines": [each line of the object, decompressed when the key ends in .gz or .zst]}.
 """
 import gzip
 import json
 import sys
 
 import boto3
+import zstandard
 
 endpoint, bucket, key_id, secret = sys.argv[1:5]
 s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
@@ -22,6 +23,8 @@ for key in sorted(keys):
     body = obj["Body"].read()
     if key.endswith(".gz"):
         body = gzip.decompress(body)
+    elif key.endswith(".zst"):
+        body = zstandard.ZstdDecompressor().decompressobj().decompress(body)
     text = body.decode("utf-8")
     assert text.endswith("\n"), f"{key}: object does not end with a newline"
     print(json.dumps({

@@ -91,7 +91,10 @@ impl Server {
             .arg("--data-dir")
             .arg(&data_dir)
             // The delivery scenarios point sinks at a receiver on loopback.
-            .arg("--allow-private-networks");
+            .arg("--allow-private-networks")
+            // The benchmark measures capacity with one tenant key on many connections: the
+            // per-key abuse limits (defaults 1000 requests/s, 16 streams) are turned off.
+            .args(["--rate-limit-rps", "0", "--max-streams-per-key", "0"]);
         if let Some(url) = &opts.database_url {
             cmd.arg("--database-url").arg(url);
         }

@@ -98,6 +98,9 @@ pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_secs(10))
+        // Below the server's idle-connection cut-off (its 10 s header-read timeout), so a pooled
+        // connection is never reused just as the server closes it.
+        .pool_idle_timeout(Duration::from_secs(5))
         .timeout(timeout)
         .user_agent(concat!("auditrelay-client/", env!("CARGO_PKG_VERSION")))
         .build()

@@ -11,19 +11,25 @@
 //! Only the public HTTP contract (`shared/api.md`) is used: this crate does not depend on the
 //! server's crates, so it is also what a third-party client would have to do.
 
+mod chain_check;
 mod conn;
 mod cursor;
 mod emit;
+mod integrity_cli;
 mod retry;
 mod split;
 mod tail;
 
+pub use chain_check::{
+    parse_public_key, Anchor, ChainChecker, CheckpointDoc, Problem, TenantSummary, GENESIS as CHAIN_GENESIS,
+};
 pub use conn::{http_client, ApiError, ConnectionArgs, ConnectionError};
 pub use cursor::{read_cursor_file, write_cursor_file, CursorFileError};
 pub use emit::{
     emit_events, emit_reader, plan_batches, AcceptedEvent, BatchReport, EmitArgs, EmitError, EmitOptions, EmitSummary,
     RequestFailure, DEFAULT_MAX_REQUEST_BYTES, MAX_BATCH_EVENTS,
 };
+pub use integrity_cli::{ExportArgs, VerifyArgs};
 pub use retry::Backoff;
 pub use split::{minify_json, split_events, SplitError};
 pub use tail::{tail_to, TailArgs, TailError, TailOptions, TailSummary};

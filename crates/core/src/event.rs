@@ -17,6 +17,14 @@ pub(crate) fn push_json_string(out: &mut String, value: &str) {
     }
 }
 
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+}
+
 /// An event that passed validation, before the server settles its tenant, id and receive time.
 #[derive(Debug, Clone)]
 pub struct ParsedEvent {
@@ -61,6 +69,7 @@ impl ParsedEvent {
             body.push_str(&self.rest);
         }
         body.push('}');
+        let canonical = crate::CanonicalBody::new(&body);
         NewEvent {
             tenant_id,
             id,
@@ -69,6 +78,7 @@ impl ParsedEvent {
             occurred_at,
             received_at: received_at.to_owned(),
             body,
+            canonical,
             raw: self.raw,
         }
     }
@@ -85,6 +95,9 @@ pub struct NewEvent {
     pub occurred_at: String,
     pub received_at: String,
     pub body: String,
+    /// `body` in RFC 8785 form, prepared here so the log's writer only splices the offset in
+    /// to compute the hash chain (`None` only for a body that is not an object).
+    pub canonical: Option<crate::CanonicalBody>,
     pub raw: String,
 }
 
@@ -99,19 +112,44 @@ pub struct StoredEvent {
     pub body: String,
     /// The event exactly as ingested, when the reader asked for it (`ReadQuery::with_raw`).
     pub raw: Option<String>,
+    /// The tenant's hash chain after this event (docs/integrity.md); `None` for an event that
+    /// is not in the log (a sink's synthetic `system.test`) or was stored before the chain.
+    pub chain: Option<[u8; 32]>,
 }
 
 impl StoredEvent {
     /// The canonical event as the API and the `json` format deliver it: `offset` first, then
-    /// the stored body. Splicing avoids re-serialising on every read.
+    /// the stored body, then `chain` (64 lowercase hex digits) when the event has one.
+    /// Splicing avoids re-serialising on every read.
     pub fn to_json(&self) -> String {
+        let mut out = self.to_json_without_chain();
+        if let Some(chain) = &self.chain {
+            out.pop(); // the closing brace
+            out.push_str(",\"chain\":\"");
+            push_hex(&mut out, chain);
+            out.push_str("\"}");
+        }
+        out
+    }
+
+    /// `to_json` minus the `chain` member: what the hash chain hashes (after RFC 8785).
+    pub fn to_json_without_chain(&self) -> String {
         let rest = self.body.strip_prefix('{').unwrap_or(&self.body);
-        let mut out = String::with_capacity(self.body.len() + 24);
+        let mut out = String::with_capacity(self.body.len() + 96);
         out.push_str("{\"offset\":");
         out.push_str(&self.offset.to_string());
         out.push(',');
         out.push_str(rest);
         out
+    }
+
+    /// The chain as 64 lowercase hex digits, as the formats carry it.
+    pub fn chain_hex(&self) -> Option<String> {
+        self.chain.as_ref().map(|c| {
+            let mut out = String::with_capacity(64);
+            push_hex(&mut out, c);
+            out
+        })
     }
 }
 
@@ -129,10 +167,32 @@ mod tests {
             event_type: "a.b".into(),
             body: r#"{"id":"e1","tenant_id":"t","type":"a.b"}"#.into(),
             raw: None,
+            chain: None,
         };
         let v: Value = serde_json::from_str(&ev.to_json()).unwrap();
         assert_eq!(v["offset"], 42);
         assert_eq!(v["id"], "e1");
         assert!(ev.to_json().starts_with("{\"offset\":42,\"id\""));
+        assert!(v.get("chain").is_none());
+    }
+
+    #[test]
+    fn the_chain_comes_last_as_lowercase_hex() {
+        let mut chain = [0u8; 32];
+        chain[0] = 0xab;
+        chain[31] = 0x01;
+        let ev = StoredEvent {
+            tenant_id: "t".into(),
+            offset: 1,
+            id: "e1".into(),
+            event_type: "a.b".into(),
+            body: r#"{"id":"e1"}"#.into(),
+            raw: None,
+            chain: Some(chain),
+        };
+        let hex = format!("ab{}01", "00".repeat(30));
+        assert_eq!(ev.to_json(), format!(r#"{{"offset":1,"id":"e1","chain":"{hex}"}}"#));
+        assert_eq!(ev.to_json_without_chain(), r#"{"offset":1,"id":"e1"}"#);
+        assert_eq!(ev.chain_hex(), Some(hex));
     }
 }

@@ -10,6 +10,10 @@ pub fn new_prefixed_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// The reserved tenant that holds auditrelay's own audit trail (administrative actions). It is
+/// created at start, cannot be created over the API, and only the server appends to it.
+pub const SYSTEM_TENANT: &str = "system";
+
 /// Tenant ids: 1–64 chars of `[a-z0-9_-]` (api.md).
 pub fn is_valid_tenant_id(s: &str) -> bool {
     !s.is_empty()

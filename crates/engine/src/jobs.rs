@@ -60,6 +60,7 @@ fn test_event(tenant: &str) -> StoredEvent {
         id,
         event_type: "system.test".into(),
         raw: Some(body.to_string()),
+        chain: None,
         body: body.to_string(),
     }
 }

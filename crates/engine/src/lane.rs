@@ -320,8 +320,9 @@ impl Batcher {
                 };
                 let got = events.len();
                 for event in events {
-                    // The JSON form is what most sinks send; its length is a fair size bound.
-                    let size = event.body.len() + 24;
+                    // The JSON form is what most sinks send; its length is a fair size bound
+                    // (`offset` in front, `"chain":"<64 hex>"` at the end).
+                    let size = event.body.len() + 24 + if event.chain.is_some() { 76 } else { 0 };
                     if !self.pending.is_empty() && self.pending_bytes + size > batch.max_bytes {
                         // Leave it for the next batch (it is re-read from the log).
                         full = true;

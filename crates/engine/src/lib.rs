@@ -15,6 +15,7 @@ mod deliver;
 mod health;
 mod jobs;
 mod lane;
+mod leases;
 pub mod metrics;
 mod recorder;
 pub mod secrets;
@@ -36,7 +37,7 @@ use tokio_util::task::TaskTracker;
 
 pub use jobs::{AttemptResult, ReplayInfo};
 pub use lane::PAUSE_AFTER_EXHAUSTED;
-pub use secrets::{MasterKey, SecretsError};
+pub use secrets::{KeyId, Keyring, SecretsError};
 use supervisor::{Control, EngineShared};
 
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +57,8 @@ pub enum EngineError {
 
 pub struct EngineConfig {
     pub env: SinkEnv,
-    pub master_key: [u8; 32],
+    /// The master keys: the current one seals, every one opens (retired keys after a rotation).
+    pub keyring: Keyring,
     /// How long the delivery log keeps attempts.
     pub delivery_log_retention: Duration,
 }
@@ -77,17 +79,19 @@ impl Engine {
         let recorder = recorder::Recorder::new(config.delivery_log_retention);
         let shared = Arc::new(EngineShared {
             store: store.clone(),
-            key: MasterKey::new(&config.master_key),
+            key: config.keyring,
             env: config.env,
             recorder: recorder.clone(),
             statuses: Mutex::new(HashMap::new()),
             control,
             shutdown: CancellationToken::new(),
             started_at: auditrelay_core::time::now_rfc3339(),
+            node_id: auditrelay_core::ids::new_prefixed_id("node"),
         });
         let tasks = TaskTracker::new();
         let recorder_stop = CancellationToken::new();
         tasks.spawn(recorder.run(store, recorder_stop.clone()));
+        tracing::info!(node = %shared.node_id, "delivery engine started");
         let supervisor = tokio::spawn(supervisor::supervise(shared.clone(), commands));
         Engine {
             shared,
@@ -98,7 +102,7 @@ impl Engine {
         }
     }
 
-    pub fn master_key(&self) -> &MasterKey {
+    pub fn master_key(&self) -> &Keyring {
         &self.shared.key
     }
 

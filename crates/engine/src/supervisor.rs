@@ -2,6 +2,10 @@
 //! API calls tell it that a sink changed (`reload`); it stops the old worker — which finishes
 //! the attempts on the wire and commits what was accepted — and starts the new one after it,
 //! so workers follow configuration changes without a restart and never overlap.
+//!
+//! A node drives only the sinks whose lease it holds (`leases.rs`): every heartbeat renews,
+//! claims and sheds leases and reloads what changed — sinks gained or lost, and sinks whose
+//! revision moved (an update made through another node).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -16,8 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::deliver::DeliveryCtx;
 use crate::lane::Lane;
+use crate::leases::{self, LeaseState};
 use crate::recorder::Recorder;
-use crate::secrets::MasterKey;
+use crate::secrets::{Keyring, SecretsError};
 use crate::spec::SinkSpec;
 use crate::status::SinkStatus;
 use crate::EngineError;
@@ -28,11 +33,13 @@ pub enum Control {
     Reload(String),
     /// A tenant appeared: sinks over every tenant start reading it.
     TenantCreated(String),
+    /// A shed lease was released (its worker had stopped): the sink may be claimed again.
+    LeaseReleased(String),
 }
 
 pub(crate) struct EngineShared {
     pub store: Arc<dyn Store>,
-    pub key: MasterKey,
+    pub key: Keyring,
     pub env: SinkEnv,
     pub recorder: Arc<Recorder>,
     pub statuses: Mutex<HashMap<String, Arc<SinkStatus>>>,
@@ -40,6 +47,8 @@ pub(crate) struct EngineShared {
     pub shutdown: CancellationToken,
     /// When this process started counting (the status counters are in-memory).
     pub started_at: String,
+    /// This process's name in the lease table (new at every start).
+    pub node_id: String,
 }
 
 impl EngineShared {
@@ -74,14 +83,23 @@ impl EngineShared {
     }
 }
 
-type Done = Shared<BoxFuture<'static, ()>>;
+pub(crate) type Done = Shared<BoxFuture<'static, ()>>;
 
-struct Worker {
+pub(crate) struct Worker {
     stop: CancellationToken,
+    /// The sink revision this worker runs; `None` when this node does not drive the sink (the
+    /// entry only keeps the old lanes' handles so a later worker waits for them).
+    revision: Option<u64>,
     lanes: Vec<JoinHandle<()>>,
     /// Set when the sink reads every tenant (new tenants get a lane).
     all_tenants: Option<WorkerTemplate>,
     tenants: HashSet<String>,
+}
+
+impl Worker {
+    pub(crate) fn revision(&self) -> Option<u64> {
+        self.revision
+    }
 }
 
 #[derive(Clone)]
@@ -119,7 +137,13 @@ async fn all_tenants(store: &dyn Store) -> Result<Vec<String>, EngineError> {
     let mut after: Option<String> = None;
     loop {
         let page = store.list_tenants(after.as_deref(), 1000).await?;
-        out.extend(page.iter().map(|t| t.id.clone()));
+        // The system tenant (auditrelay's own trail) is read only by sinks that name it: a
+        // customer-data pipe over "all tenants" should not start carrying operator activity.
+        out.extend(
+            page.iter()
+                .filter(|t| t.id != auditrelay_core::ids::SYSTEM_TENANT)
+                .map(|t| t.id.clone()),
+        );
         if page.len() < 1000 {
             return Ok(out);
         }
@@ -136,42 +160,31 @@ pub(crate) async fn tenants_of(store: &dyn Store, row: &SinkRow, spec: &SinkSpec
     })
 }
 
-fn finished(lanes: Vec<JoinHandle<()>>) -> Done {
+pub(crate) fn finished(lanes: Vec<JoinHandle<()>>) -> Done {
     futures::future::join_all(lanes).map(|_| ()).boxed().shared()
 }
 
 pub(crate) async fn supervise(shared: Arc<EngineShared>, mut commands: mpsc::UnboundedReceiver<Control>) {
     let mut workers: HashMap<String, Worker> = HashMap::new();
-    // Start every stored sink.
-    let mut after: Option<String> = None;
-    loop {
-        let page = match shared.store.list_sinks(None, after.as_deref(), 500).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot list sinks; retrying");
-                tokio::select! {
-                    _ = shared.shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
-        };
-        for row in &page {
-            let _ = shared.control.send(Control::Reload(row.id.clone()));
-        }
-        if page.len() < 500 {
-            break;
-        }
-        after = page.last().map(|r| r.id.clone());
-    }
+    let mut lease = LeaseState::default();
+    // Claim this node's share and start those sinks.
+    leases::round(&shared, &mut workers, &mut lease).await;
+    let mut heartbeat = tokio::time::interval(leases::HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.tick().await;
 
     let mut lag_tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         let command = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
             _ = lag_tick.tick() => {
-                let ids: Vec<String> = workers.keys().cloned().collect();
+                let ids: Vec<String> = lease.owned.iter().cloned().collect();
                 let shared = shared.clone();
                 tokio::spawn(async move { crate::health::publish_lag(&shared, &ids).await });
+                continue;
+            }
+            _ = heartbeat.tick() => {
+                leases::round(&shared, &mut workers, &mut lease).await;
                 continue;
             }
             c = commands.recv() => match c {
@@ -180,7 +193,13 @@ pub(crate) async fn supervise(shared: Arc<EngineShared>, mut commands: mpsc::Unb
             },
         };
         match command {
-            Control::Reload(id) => reload(&shared, &mut workers, &id).await,
+            // A sink this node drives is reloaded at once; any other change (a new sink, one
+            // driven elsewhere) goes through a lease round, which claims and reloads as needed.
+            Control::Reload(id) if lease.owned.contains(&id) => reload(&shared, &mut workers, &lease, &id).await,
+            Control::Reload(_) => leases::round(&shared, &mut workers, &mut lease).await,
+            Control::LeaseReleased(id) => {
+                lease.shedding.remove(&id);
+            }
             Control::TenantCreated(tenant) => {
                 for worker in workers.values_mut() {
                     if let Some(template) = &worker.all_tenants {
@@ -203,16 +222,44 @@ pub(crate) async fn supervise(shared: Arc<EngineShared>, mut commands: mpsc::Unb
         })
         .collect();
     futures::future::join_all(lanes).await;
+    // Every worker has stopped: hand the leases over now instead of after their expiry.
+    leases::release_all(&shared, &mut lease).await;
 }
 
-async fn reload(shared: &Arc<EngineShared>, workers: &mut HashMap<String, Worker>, id: &str) {
-    let previous = match workers.remove(id) {
+/// Stops a sink's worker (if any); the result completes when its lanes have finished.
+pub(crate) fn stop_worker(workers: &mut HashMap<String, Worker>, id: &str) -> Done {
+    match workers.remove(id) {
         Some(old) => {
             old.stop.cancel();
             finished(old.lanes)
         }
         None => finished(Vec::new()),
-    };
+    }
+}
+
+/// Keeps only the handles of a stopped worker's lanes, so a later worker waits for them.
+fn idle_worker(shared: &EngineShared, previous: Done, revision: Option<u64>) -> Worker {
+    Worker {
+        stop: shared.shutdown.child_token(),
+        revision,
+        lanes: vec![tokio::spawn(previous)],
+        all_tenants: None,
+        tenants: HashSet::new(),
+    }
+}
+
+pub(crate) async fn reload(
+    shared: &Arc<EngineShared>,
+    workers: &mut HashMap<String, Worker>,
+    lease: &LeaseState,
+    id: &str,
+) {
+    let previous = stop_worker(workers, id);
+    if !lease.owned.contains(id) {
+        // Another node drives it (or nobody yet): this node only remembers the old lanes.
+        workers.insert(id.to_owned(), idle_worker(shared, previous, None));
+        return;
+    }
     let row = match shared.store.sink(id).await {
         Ok(Some(row)) => row,
         Ok(None) => {
@@ -228,20 +275,17 @@ async fn reload(shared: &Arc<EngineShared>, workers: &mut HashMap<String, Worker
     let stop = shared.shutdown.child_token();
     if row.paused {
         // Keep the handles so a resume still waits for the old lanes to finish.
-        let lanes = vec![tokio::spawn(previous)];
-        workers.insert(
-            id.to_owned(),
-            Worker {
-                stop,
-                lanes,
-                all_tenants: None,
-                tenants: HashSet::new(),
-            },
-        );
+        workers.insert(id.to_owned(), idle_worker(shared, previous, Some(row.revision)));
         return;
     }
     let ctx = match shared.delivery_ctx(&row) {
         Ok(ctx) => ctx,
+        // A key the server lacks is the server's configuration, not the sink's: pausing would
+        // outlive the fix (every sink to resume by hand). Once restarted with the key, it runs.
+        Err(e @ EngineError::Secrets(SecretsError::UnknownKey(_))) => {
+            tracing::error!(sink = id, error = %e, "cannot start the sink until the server has its master key");
+            return;
+        }
         Err(e) => {
             let reason = format!("cannot start the sink: {e}");
             tracing::error!(sink = id, %reason);
@@ -274,6 +318,7 @@ async fn reload(shared: &Arc<EngineShared>, workers: &mut HashMap<String, Worker
         id.to_owned(),
         Worker {
             stop,
+            revision: Some(row.revision),
             lanes,
             all_tenants: all.then_some(template),
             tenants: tenants.into_iter().collect(),

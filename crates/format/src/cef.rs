@@ -85,6 +85,14 @@ pub(crate) fn encode(ev: &EventView<'_>, o: &FormatOptions) -> String {
     ext.labelled("cs4", "actor_type", a.kind.as_deref());
     ext.labelled("cs5", "actor_email", a.email.as_deref());
     ext.labelled("cs6", "source_instance", ev.source.instance.as_deref());
+    // The log position and hash chain (docs/integrity.md), so a SIEM's copy shows gaps,
+    // reordering and alterations: cn1 is CEF's 64-bit custom number, flexString1 a string.
+    ext.text("cn1", Some(&ev.offset.to_string()), STRING_MAX);
+    ext.text("cn1Label", Some("offset"), STRING_MAX);
+    if let Some(chain) = ev.chain.as_deref() {
+        ext.text("flexString1", Some(chain), STRING_MAX);
+        ext.text("flexString1Label", Some("chain"), STRING_MAX);
+    }
     ext.out
 }
 

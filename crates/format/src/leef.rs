@@ -88,6 +88,9 @@ pub(crate) fn encode(ev: &EventView<'_>, o: &FormatOptions) -> String {
     a.put("sourceInstance", ev.source.instance.as_deref(), VALUE_MAX);
     a.put("receivedTime", ev.received_ms().map(dev_time).as_deref(), VALUE_MAX);
     a.put("changes", ev.changes_json().as_deref(), VALUE_MAX);
+    // The log position and hash chain (docs/integrity.md).
+    a.put("offset", Some(&ev.offset.to_string()), VALUE_MAX);
+    a.put("chain", ev.chain.as_deref(), VALUE_MAX);
     a.out
 }
 

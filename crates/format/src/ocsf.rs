@@ -326,6 +326,12 @@ pub(crate) fn encode(ev: &EventView<'_>, o: &FormatOptions) -> Value {
     }
     // The event's position in its tenant's log: a consumer can spot gaps by it.
     metadata.insert("sequence".into(), json!(ev.offset));
+    // The hash chain after this event (docs/integrity.md); `offset` again beside it so the
+    // pair reads on its own.
+    if let Some(chain) = &ev.chain {
+        unmapped.insert("offset".into(), json!(ev.offset));
+        unmapped.insert("chain".into(), json!(chain));
+    }
 
     let mut out = Map::new();
     out.insert("class_uid".into(), json!(class.uid()));

@@ -42,6 +42,8 @@ pub(crate) struct EventView<'a> {
     pub tenant_id: &'a str,
     pub event_type: &'a str,
     pub offset: u64,
+    /// The tenant's hash chain after this event, 64 hex digits (docs/integrity.md).
+    pub chain: Option<String>,
     pub occurred_at: Option<String>,
     pub received_at: Option<String>,
     pub actor: Actor,
@@ -94,6 +96,7 @@ impl<'a> EventView<'a> {
             tenant_id: &event.tenant_id,
             event_type: &event.event_type,
             offset: event.offset,
+            chain: event.chain_hex(),
             occurred_at: text(&body, "occurred_at"),
             received_at: text(&body, "received_at"),
             actor: Actor {
@@ -171,6 +174,7 @@ mod tests {
             event_type: "a.b".into(),
             body: body.into(),
             raw: None,
+            chain: None,
         }
     }
 

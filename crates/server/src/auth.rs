@@ -102,7 +102,10 @@ struct CachedKey {
 }
 
 pub struct Authenticator {
-    operator_hash: [u8; 32],
+    /// Replaced by a rotation; read on every request (an uncontended read lock).
+    operator_hash: std::sync::RwLock<[u8; 32]>,
+    /// Serializes rotations so the hash file and the hash in memory always agree.
+    rotation: tokio::sync::Mutex<()>,
     store: Arc<dyn Store>,
     cache: Mutex<HashMap<[u8; 32], CachedKey>>,
     touched: Mutex<HashMap<String, Instant>>,
@@ -111,7 +114,8 @@ pub struct Authenticator {
 impl Authenticator {
     pub fn new(operator_hash: [u8; 32], store: Arc<dyn Store>) -> Self {
         Authenticator {
-            operator_hash,
+            operator_hash: std::sync::RwLock::new(operator_hash),
+            rotation: tokio::sync::Mutex::new(()),
             store,
             cache: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
@@ -120,7 +124,8 @@ impl Authenticator {
 
     pub async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
         let hash = hash_token(token);
-        if bool::from(hash.ct_eq(&self.operator_hash)) {
+        let operator_hash = *self.operator_hash.read().unwrap_or_else(|p| p.into_inner());
+        if bool::from(hash.ct_eq(&operator_hash)) {
             return Ok(Principal::Operator);
         }
         let cached = {
@@ -160,6 +165,38 @@ impl Authenticator {
             self.touch(key_id);
         }
         Ok(entry.principal)
+    }
+
+    /// Replaces the operator token: a new random token whose hash is first made durable in the
+    /// data dir (so a restart keeps it), then swapped in; the old token fails from the next
+    /// request on. Returns the new token, to show once.
+    pub async fn rotate_operator_token(&self, data_dir: &std::path::Path) -> Result<String, ApiError> {
+        let _one_at_a_time = self.rotation.lock().await;
+        let token = crate::keyfiles::random_token("aro");
+        let hash = hash_token(&token);
+        let dir = data_dir.to_owned();
+        let saved =
+            tokio::task::spawn_blocking(move || crate::keyfiles::store_rotated_operator_hash(&dir, &hash)).await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "could not store the rotated operator token; the old one stays"
+                );
+                return Err(ApiError::unavailable(
+                    "the new operator token could not be stored; the old one stays valid",
+                ));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the rotation task failed; the old operator token stays");
+                return Err(ApiError::unavailable(
+                    "the new operator token could not be stored; the old one stays valid",
+                ));
+            }
+        }
+        *self.operator_hash.write().unwrap_or_else(|p| p.into_inner()) = hash;
+        Ok(token)
     }
 
     /// Drops cached keys so a revocation takes effect at once on this node.
@@ -204,6 +241,11 @@ impl FromRequestParts<AppState> for Principal {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
-        state.auth.authenticate(token).await
+        let principal = state.auth.authenticate(token).await?;
+        // Rate limit per tenant key, before the handler does any work for it.
+        if let Principal::Tenant { key_id, .. } = &principal {
+            state.abuse.rate.check(key_id)?;
+        }
+        Ok(principal)
     }
 }

@@ -68,8 +68,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message, "detail": self.detail } });
         let mut resp = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
-            // The rest of an oversized body may be unread: do not reuse the connection.
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE || self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of an oversized or too slow body is unread: do not reuse the connection.
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }

@@ -4,17 +4,25 @@
 // boxing it would only add an allocation on the error path without a measurable gain.
 #![allow(clippy::result_large_err)]
 
+pub mod abuse;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod data_lock;
 pub mod error;
+pub mod http_serve;
+pub mod integrity;
 pub mod keyfiles;
+pub mod keys;
 pub mod metrics;
 pub mod state;
+pub mod tls;
 
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use auditrelay_store::postgres::PostgresStore;
 use auditrelay_store::sqlite::SqliteStore;
 use auditrelay_store::Store;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +38,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::Metrics::install());
 
     create_private_dir(&settings.data_dir)?;
+    // Held until exit: `keys rotate` must not re-seal secrets under a running server.
+    let _data_dir_lock = data_lock::DataDirLock::acquire_for_serve(&settings.data_dir)?;
+    // Read the certificate before opening anything, so a bad path fails the start at once.
+    let tls_config = settings.tls.as_ref().map(tls::server_config).transpose()?;
     let store: Arc<dyn Store> = match settings.database_url.as_deref() {
         None => {
             let store = SqliteStore::open(&settings.data_dir, Some(Arc::new(metrics::observe_group)))
@@ -38,13 +50,28 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Arc::new(store)
         }
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            bail!("the PostgreSQL backend is not built yet; unset --database-url to use the embedded store")
+            // The URL may carry a password: it is never logged or put into an error.
+            let store = PostgresStore::connect(url, Some(Arc::new(metrics::observe_group)))
+                .await
+                .context("connecting to PostgreSQL (--database-url)")?;
+            tracing::info!("PostgreSQL log open");
+            Arc::new(store)
         }
         Some(_) => bail!("--database-url must start with postgres:// (or be unset for the embedded store)"),
     };
 
     let (operator_hash, generated) = keyfiles::operator_token(&settings.data_dir, settings.admin_token.as_deref())?;
-    let master_key = keyfiles::master_key(&settings.data_dir, settings.master_key.as_deref())?;
+    let keyring = keyfiles::keyring(
+        &settings.data_dir,
+        settings.master_key.as_deref(),
+        &settings.previous_master_keys,
+    )?;
+    tracing::info!(current = %keyring.current_id(), retired = keyring.retired_ids().len(), "master keys loaded");
+
+    audit::ensure_system_tenant(store.as_ref()).await?;
+    let integrity = Arc::new(integrity::CheckpointSigner::from_seed(&keyfiles::integrity_key(
+        &settings.data_dir,
+    )?));
 
     // Publish current heads so /metrics shows every tenant from the start.
     let mut after: Option<String> = None;
@@ -65,13 +92,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         auditrelay_engine::EngineConfig {
             env: auditrelay_sinks::SinkEnv {
                 allow_private_networks: settings.allow_private_networks,
+                allowed_private_cidrs: settings.allow_private_cidrs.clone(),
             },
-            master_key,
+            keyring,
             delivery_log_retention: std::time::Duration::from_secs(settings.delivery_log_retention_hours * 3600),
         },
     );
     if settings.allow_private_networks {
         tracing::warn!("sinks may target private, loopback and link-local addresses (--allow-private-networks)");
+    } else if !settings.allow_private_cidrs.is_empty() {
+        let ranges: Vec<String> = settings.allow_private_cidrs.iter().map(|c| c.to_string()).collect();
+        tracing::warn!(ranges = %ranges.join(","), "sinks may target these private ranges (--allow-private-cidrs)");
     }
 
     let shutdown = CancellationToken::new();
@@ -84,7 +115,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tenants: Arc::new(KnownTenants::default()),
         shutdown: shutdown.clone(),
         metrics,
+        abuse: Arc::new(abuse::Abuse::new(&settings.abuse)),
+        data_dir: settings.data_dir.clone(),
+        integrity: integrity.clone(),
     };
+    let checkpoints = tokio::spawn(integrity::run_checkpoints(
+        store.clone(),
+        integrity,
+        std::time::Duration::from_secs(settings.checkpoint_interval_secs),
+        shutdown.clone(),
+    ));
     let app = api::router(state);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -94,14 +134,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(token) = generated {
         println!("auditrelay: generated operator token (shown once; store it now): {token}");
     }
-    println!("auditrelay: listening on http://{local}");
-    tracing::info!(%local, data_dir = %settings.data_dir.display(), "auditrelay serving");
+    let scheme = if tls_config.is_some() { "https" } else { "http" };
+    println!("auditrelay: listening on {scheme}://{local}");
+    tracing::info!(%local, scheme, data_dir = %settings.data_dir.display(), "auditrelay serving");
 
     tokio::spawn(wait_for_signal(shutdown.clone()));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("serving HTTP")?;
+    http_serve::serve(
+        listener,
+        app,
+        settings.abuse.header_read_timeout,
+        settings.abuse.body_read_timeout,
+        tls_config.map(tokio_rustls::TlsAcceptor::from),
+        shutdown.clone(),
+    )
+    .await
+    .context("serving HTTP")?;
 
     tracing::info!("draining: finishing deliveries on the wire and committing cursors");
     // Attempts on the wire finish (each bounded by its sink's timeout); past this bound we
@@ -112,6 +159,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     {
         tracing::warn!("deliveries still in flight after 30 s; they will be retried after the restart");
     }
+    // The last checkpoint covers everything appended before the stop.
+    let _ = checkpoints.await;
     tracing::info!("draining: finishing queued writes");
     store.close().await;
     tracing::info!("stopped");

@@ -21,6 +21,12 @@ enum Command {
     Emit(auditrelay_client::EmitArgs),
     /// Follow a tenant's log in the terminal, resumably.
     Tail(auditrelay_client::TailArgs),
+    /// Master-key maintenance (`keys rotate`).
+    Keys(auditrelay_server::keys::KeysArgs),
+    /// Export a tenant's events (a range, some types) as NDJSON or CSV, streamed.
+    Export(auditrelay_client::ExportArgs),
+    /// Check hash chains: of an export or a SIEM's copy (--file), or of the live log (--url).
+    Verify(auditrelay_client::VerifyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +43,9 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => auditrelay_server::serve(args).await,
             Command::Emit(args) => args.run().await,
             Command::Tail(args) => args.run().await,
+            Command::Keys(args) => args.run().await,
+            Command::Export(args) => args.run().await,
+            Command::Verify(args) => args.run().await,
         }
     });
     match result {

@@ -24,6 +24,12 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The delivery engine: sink routes tell it what changed.
     pub engine: Engine,
+    /// Per-key rate limit and stream cap.
+    pub abuse: Arc<crate::abuse::Abuse>,
+    /// Where a rotated operator token's hash is kept.
+    pub data_dir: std::path::PathBuf,
+    /// Signs hash-chain checkpoints; its public key is served at `/v1/integrity/key`.
+    pub integrity: Arc<crate::integrity::CheckpointSigner>,
 }
 
 /// Tenants known to exist. Only positive answers are cached (tenants are never deleted), so a

@@ -295,7 +295,11 @@ async fn every_siem_kind_names_its_missing_or_bad_fields() {
             json!({ "kind": "generic_https", "config": { "url": "http://127.0.0.1:1/x", "auth_header": "X-Key" } }),
             "secrets.auth_value",
         ),
-        (json!({ "kind": "kafka", "config": {} }), "kind"),
+        (json!({ "kind": "kafka", "config": {} }), "config.brokers"),
+        (
+            json!({ "kind": "kafka", "config": { "brokers": ["127.0.0.1:9092"], "topic": "t", "sasl_mechanism": "PLAIN", "sasl_username": "u" } }),
+            "secrets.sasl_password",
+        ),
     ];
     for (mut body, field) in cases {
         body["name"] = json!("x");

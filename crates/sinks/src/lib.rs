@@ -16,6 +16,8 @@ pub mod datadog;
 pub mod elastic;
 pub mod generic_https;
 pub mod http;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod registry;
 pub mod s3;
 mod secret_header;
@@ -79,6 +81,16 @@ impl AttemptReport {
             outcome: Outcome::Delivered,
             status,
             error: None,
+        }
+    }
+
+    /// An attempt that ended before any receiver answered (a refused address, a transport
+    /// failure, an invalid batch): no status, only the cause.
+    pub fn failed(outcome: Outcome, error: impl Into<String>) -> Self {
+        AttemptReport {
+            outcome,
+            status: None,
+            error: Some(error.into()),
         }
     }
 }

@@ -6,14 +6,19 @@ use serde_json::Value;
 
 use auditrelay_format::Format;
 
+#[cfg(feature = "kafka")]
+use crate::kafka;
 use crate::{datadog, elastic, generic_https, s3, sentinel, splunk_hec, syslog, webhook, ConfigError, Secrets, Sink};
 
 /// Process-wide settings every sink obeys.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct SinkEnv {
     /// Lets sinks target loopback, private, link-local and metadata addresses. Off by default
     /// (SSRF guard); tests and on-premises receivers turn it on explicitly.
     pub allow_private_networks: bool,
+    /// Ranges sinks may reach although the address policy forbids them (an internal collector
+    /// at `10.20.0.0/16`), while the rest of the policy stays in force.
+    pub allowed_private_cidrs: Vec<crate::http::Cidr>,
 }
 
 /// What a kind accepts, for save-time validation and the API's answers.
@@ -63,6 +68,13 @@ const KINDS: &[KindSpec] = &[
         kind: "generic_https",
         formats: &["json", "cef", "leef", "ocsf"],
         secrets: &["auth_value"],
+        rotating_secrets: &[],
+    },
+    #[cfg(feature = "kafka")]
+    KindSpec {
+        kind: "kafka",
+        formats: &["json", "cef", "leef", "ocsf", "raw"],
+        secrets: &["sasl_password"],
         rotating_secrets: &[],
     },
     KindSpec {
@@ -125,6 +137,8 @@ pub async fn validate_config(
         "elastic" => elastic::validate(config, secrets, env).await,
         "datadog" => datadog::validate(config, secrets, env).await,
         "generic_https" => generic_https::validate(config, secrets, env).await,
+        #[cfg(feature = "kafka")]
+        "kafka" => kafka::validate(config, secrets, env).await,
         "s3" => s3::validate(config, secrets, env).await,
         "syslog" => syslog::validate(config, secrets, env).await,
         _ => Err(unknown_kind(kind)),
@@ -150,6 +164,8 @@ pub fn build(
                 "elastic" => elastic::build(config, secrets, format, env),
                 "datadog" => datadog::build(config, secrets, format, env),
                 "generic_https" => generic_https::build(config, secrets, format, env),
+                #[cfg(feature = "kafka")]
+                "kafka" => kafka::build(config, secrets, format, env),
                 "s3" => s3::build(config, secrets, format, env),
                 "syslog" => syslog::build(config, secrets, format, env),
                 _ => Err(unknown_kind(kind)),

@@ -240,6 +240,7 @@ fn big_event(offset: u64, note_bytes: usize) -> StoredEvent {
                      "metadata": {"content": "x".repeat(note_bytes)}})
         .to_string(),
         raw: None,
+        chain: None,
     }
 }
 

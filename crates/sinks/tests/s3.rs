@@ -8,167 +8,23 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
+#[path = "common/moto.rs"]
+mod moto;
+#[path = "common/peer_process.rs"]
+mod peer_process;
 #[path = "common/scripted_receiver.rs"]
 mod scripted;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use auditrelay_sinks::{build, validate_config, Outcome, Sink};
-use common::{batch, events, open_env, peer_python, repo_root, secrets};
+use common::{batch, events, open_env, secrets};
+use moto::Moto;
 use scripted::{Reply, ScriptedReceiver};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-
-/// A moto server on 127.0.0.1. Killed on drop.
-struct Moto {
-    dir: tempfile::TempDir,
-    port: u16,
-    /// Check SigV4 (after the first 4 unauthenticated calls that create the IAM user).
-    auth: bool,
-    child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn moto_binary() -> PathBuf {
-    let bin = repo_root().join(".peers/venv/bin/moto_server");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `scripts/test-peers` first",
-        bin.display()
-    );
-    bin
-}
-
-impl Moto {
-    fn start(auth: bool) -> Moto {
-        let mut moto = Moto {
-            dir: tempfile::tempdir().unwrap(),
-            port: free_port(),
-            auth,
-            child: None,
-        };
-        moto.spawn();
-        moto
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts moto and waits until it answers on its port.
-    fn spawn(&mut self) {
-        let log = File::create(self.dir.path().join("moto.log")).unwrap();
-        let mut cmd = Command::new(moto_binary());
-        cmd.args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log));
-        if self.auth {
-            cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", "4");
-        }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start moto_server ({e}): run `scripts/test-peers` first"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "moto_server exited at start ({status}); see `scripts/test-peers`. Output:\n{}",
-                    std::fs::read_to_string(self.dir.path().join("moto.log")).unwrap_or_default()
-                );
-            }
-            let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!(
-                    "moto_server did not listen on {} within 30 s; see `scripts/test-peers`",
-                    self.port
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        self.child = Some(child);
-    }
-
-    /// SIGKILL: a receiver crash.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    /// Creates the IAM user + key (when checking auth) and `bucket`; returns the key pair.
-    fn setup(&self, bucket: &str) -> (String, String) {
-        let mut cmd = Command::new(peer_python());
-        cmd.arg(repo_root().join("tests/peers/s3_setup.py"))
-            .arg(self.endpoint())
-            .arg(bucket);
-        if !self.auth {
-            cmd.arg("--no-iam");
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "s3_setup.py: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        (
-            v["access_key_id"].as_str().unwrap().to_owned(),
-            v["secret_access_key"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    /// Every object in `bucket`, as boto3 reads it: key → (content type, content encoding, lines).
-    fn read(&self, bucket: &str, creds: &(String, String)) -> BTreeMap<String, (Value, Value, Vec<Value>)> {
-        let out = Command::new(peer_python())
-            .arg(repo_root().join("tests/peers/s3_read.py"))
-            .args([&self.endpoint(), bucket, &creds.0, &creds.1])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "s3_read.py: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let o: Value = serde_json::from_str(l).unwrap();
-                let lines = o["lines"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| serde_json::from_str(x.as_str().unwrap()).unwrap())
-                    .collect();
-                (
-                    o["key"].as_str().unwrap().to_owned(),
-                    (o["content_type"].clone(), o["content_encoding"].clone(), lines),
-                )
-            })
-            .collect()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn sink(moto: &Moto, bucket: &str, creds: &(String, String), extra: Value) -> Arc<dyn Sink> {
     let mut config = json!({"bucket": bucket, "endpoint": moto.endpoint(), "region": "us-east-1"});
@@ -228,6 +84,19 @@ async fn ten_thousand_events_ten_objects_each_event_once_retry_overwrites() {
         .await;
     assert_eq!(report.outcome, Outcome::Delivered, "{report:?}");
 
+    // And a zstd one: `.zst`, `Content-Encoding: zstd`, decompressed by Python's `zstandard`.
+    let zst = sink(&moto, "audit", &creds, json!({"compression": "zstd"}));
+    let gamma = events("gamma", 1..=5);
+    let report = zst
+        .deliver(&auditrelay_sinks::Batch {
+            sink_id: "snk_test",
+            tenant_id: "gamma",
+            batch_id: "b-gamma",
+            events: &gamma,
+        })
+        .await;
+    assert_eq!(report.outcome, Outcome::Delivered, "{report:?}");
+
     let objects = moto.read("audit", &creds);
     let keys: Vec<&String> = objects.keys().collect();
     let mut want: Vec<String> = (0..10u64)
@@ -240,6 +109,7 @@ async fn ten_thousand_events_ten_objects_each_event_once_retry_overwrites() {
         })
         .collect();
     want.push("tenant=beta/date=2026-06-01/000000001-000000005.jsonl".to_owned());
+    want.push("tenant=gamma/date=2026-06-01/000000001-000000005.jsonl.zst".to_owned());
     assert_eq!(keys, want.iter().collect::<Vec<_>>());
     let (ctype, encoding, _) = &objects[&want[0]];
     assert_eq!(
@@ -250,6 +120,10 @@ async fn ten_thousand_events_ten_objects_each_event_once_retry_overwrites() {
         objects[&want[10]].1.is_null(),
         "no Content-Encoding without compression"
     );
+    let (_, encoding, lines) = &objects[&want[11]];
+    assert_eq!(encoding.as_str(), Some("zstd"));
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[0], serde_json::from_str::<Value>(&gamma[0].to_json()).unwrap());
 
     // Event ids repeat across tenants in these fixtures: count per tenant.
     let acme: BTreeMap<_, _> = objects
@@ -347,7 +221,10 @@ async fn validation_names_the_field() {
     assert!(validate_config("s3", &ok, &mut s, &env).await.unwrap().is_empty());
     for (config, field) in [
         (json!({"endpoint": "http://127.0.0.1:9"}), "config.bucket"),
-        (json!({"bucket": "audit", "compression": "zstd"}), "config.compression"),
+        (
+            json!({"bucket": "audit", "compression": "brotli"}),
+            "config.compression",
+        ),
         (
             json!({"bucket": "audit", "key_template": "{tenant}/{hour}/{first}"}),
             "config.key_template",

@@ -5,170 +5,21 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
+#[path = "common/peer_process.rs"]
+mod peer_process;
+#[path = "common/syslog_ng.rs"]
+mod syslog_ng;
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use auditrelay_core::StoredEvent;
 use auditrelay_format::{encode, Format, FormatOptions};
 use auditrelay_sinks::{build, kind_spec, validate_config, Outcome, Secrets, Sink};
-use common::{batch, events, guarded_env, open_env, repo_root};
+use common::{batch, events, guarded_env, open_env};
+use peer_process::free_port;
 use serde_json::{json, Value};
-
-/// A syslog-ng process listening on 127.0.0.1 (a `syslog()` TCP source and a TLS source), writing
-/// every message as one JSON line. Killed on drop.
-struct SyslogNg {
-    dir: tempfile::TempDir,
-    tcp_port: u16,
-    tls_port: u16,
-    child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn syslog_ng_binary() -> PathBuf {
-    ["/usr/sbin/syslog-ng", "/usr/bin/syslog-ng"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("syslog-ng is not installed: run `scripts/test-peers` first"))
-}
-
-fn cert_dir() -> PathBuf {
-    let dir = repo_root().join(".peers/tls");
-    assert!(
-        ["ca.pem", "cert.pem", "key.pem"].iter().all(|f| dir.join(f).exists()),
-        "{} has no ca.pem/cert.pem/key.pem: run `scripts/test-peers` first",
-        dir.display()
-    );
-    dir
-}
-
-impl SyslogNg {
-    fn start() -> SyslogNg {
-        let dir = tempfile::tempdir().unwrap();
-        let mut sng = SyslogNg {
-            dir,
-            tcp_port: free_port(),
-            tls_port: free_port(),
-            child: None,
-        };
-        sng.write_config();
-        sng.spawn();
-        sng
-    }
-
-    fn out(&self) -> PathBuf {
-        self.dir.path().join("received.jsonl")
-    }
-
-    fn write_config(&self) {
-        let certs = cert_dir();
-        let conf = format!(
-            r#"@version: 3.38
-options {{ stats-freq(0); log-fifo-size(100000); keep-hostname(yes); }};
-source s_tcp {{ syslog(ip(127.0.0.1) port({tcp}) transport("tcp") log-iw-size(100000) max-connections(10)); }};
-source s_tls {{ syslog(ip(127.0.0.1) port({tls}) transport("tls") log-iw-size(100000) max-connections(10)
-    tls(key-file("{key}") cert-file("{cert}") peer-verify(optional-untrusted))); }};
-destination d_json {{ file("{out}" template("$(format-json --scope rfc5424 --scope nv-pairs)\n") flush-lines(1)); }};
-log {{ source(s_tcp); source(s_tls); destination(d_json); }};
-"#,
-            tcp = self.tcp_port,
-            tls = self.tls_port,
-            key = certs.join("key.pem").display(),
-            cert = certs.join("cert.pem").display(),
-            out = self.out().display(),
-        );
-        std::fs::write(self.dir.path().join("conf"), conf).unwrap();
-    }
-
-    /// Starts syslog-ng and waits until both ports accept connections.
-    fn spawn(&mut self) {
-        let d = self.dir.path();
-        let log = File::create(d.join("stderr.log")).unwrap();
-        let mut child = Command::new(syslog_ng_binary())
-            .args(["-F", "--no-caps", "-f"])
-            .arg(d.join("conf"))
-            .arg("-R")
-            .arg(d.join("persist"))
-            .arg("-p")
-            .arg(d.join("pid"))
-            .arg("-c")
-            .arg(d.join("ctl"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start syslog-ng ({e}): run `scripts/test-peers` first"));
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "syslog-ng exited at start ({status}); see `scripts/test-peers`. Output:\n{}",
-                    std::fs::read_to_string(d.join("stderr.log")).unwrap_or_default()
-                );
-            }
-            let up = [self.tcp_port, self.tls_port].iter().all(|p| {
-                TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], *p)), Duration::from_millis(200)).is_ok()
-            });
-            if up {
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!(
-                    "syslog-ng did not listen on {}/{} within 15 s; see `scripts/test-peers`. Output:\n{}",
-                    self.tcp_port,
-                    self.tls_port,
-                    std::fs::read_to_string(d.join("stderr.log")).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.child = Some(child);
-    }
-
-    /// SIGKILL: a receiver crash, not a clean shutdown.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    /// Every line written so far, parsed.
-    fn received(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.out())
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line from syslog-ng ({e}): {l}")))
-            .collect()
-    }
-
-    /// Waits until at least `n` lines arrived (syslog-ng writes asynchronously).
-    fn wait_for(&self, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let got = self.received();
-            if got.len() >= n || Instant::now() > deadline {
-                return got;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for SyslogNg {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use syslog_ng::{cert_dir, SyslogNg};
 
 fn sd<'a>(line: &'a Value, key: &str) -> &'a str {
     line["_SDATA"]["audit@32473"][key]

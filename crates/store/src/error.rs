@@ -9,6 +9,13 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// PostgreSQL could not do what was asked (unreachable, restarting, …); retry later (503).
+    #[error("{context}: {source}")]
+    Postgres {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -34,5 +41,9 @@ pub enum StoreError {
 impl StoreError {
     pub(crate) fn sqlite(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
         move |source| StoreError::Sqlite { context, source }
+    }
+
+    pub(crate) fn pg(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+        move |source| StoreError::Postgres { context, source }
     }
 }

@@ -7,20 +7,25 @@
 //!   that exhausted their retries, and one row per delivery attempt.
 //!
 //! The traits are what the server and the delivery engine see. A backend (SQLite in
-//! [`sqlite`], PostgreSQL next) implements all three plus [`Store`]. Wake-ups after a commit go
+//! [`sqlite`], PostgreSQL in [`postgres`]) implements all three plus [`Store`]. Wake-ups after a commit go
 //! through [`Notifier`], so consumers never poll the database in a loop.
 
+pub mod chain;
 mod error;
 mod model;
 mod notify;
+pub mod postgres;
 pub mod sqlite;
+mod time_search;
 
 use async_trait::async_trait;
 use auditrelay_core::{NewEvent, StoredEvent};
 use tokio::sync::watch;
 
 pub use error::StoreError;
-pub use model::{ApiKey, AppendOutcome, DeadLetter, DeliveryAttempt, NewApiKey, ReadQuery, SinkRow, Tenant};
+pub use model::{
+    ApiKey, AppendOutcome, Checkpoint, DeadLetter, DeliveryAttempt, NewApiKey, ReadQuery, SinkRow, Tenant,
+};
 pub use notify::Notifier;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -129,9 +134,46 @@ pub trait Catalog: Send + Sync {
     async fn touch_key(&self, key_id: &str, at: &str) -> Result<()>;
 }
 
+/// What one lease heartbeat left a node with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseGrant {
+    /// The sinks this node may drive until its next heartbeat is due.
+    pub held: Vec<String>,
+    /// Sinks per live node, rounded up: a node holding more sheds the rest.
+    pub fair_share: usize,
+}
+
+/// Which node drives which sink when several nodes share one database: each sink is driven by
+/// exactly one node at a time, through leases that expire unless renewed.
+#[async_trait]
+pub trait SinkLeases: Send + Sync {
+    /// One heartbeat of `node`: marks the node alive for `ttl`, renews its leases among `sinks`,
+    /// and claims free or expired leases among `sinks` up to its fair share. Time is the
+    /// database's clock, so nodes need not agree on theirs. A single-node backend grants all.
+    async fn heartbeat_leases(&self, node: &str, sinks: &[String], ttl: std::time::Duration) -> Result<LeaseGrant>;
+    /// Gives leases up (their workers have stopped) so another node can take them at once.
+    async fn release_leases(&self, node: &str, sinks: &[String]) -> Result<()>;
+}
+
+/// Signed checkpoints of the hash chain (docs/integrity.md). The store only keeps them; the
+/// server signs.
+#[async_trait]
+pub trait Checkpoints: Send + Sync {
+    /// A tenant's head and the chain value after it (`None` when its log is empty).
+    async fn chain_head(&self, tenant: &str) -> Result<Option<(u64, [u8; 32])>>;
+    /// Stores a checkpoint; one at the same (tenant, offset) already stored is kept.
+    async fn add_checkpoint(&self, checkpoint: Checkpoint) -> Result<()>;
+    /// A tenant's checkpoints with offset > `after`, in offset order, at most `limit`.
+    async fn list_checkpoints(&self, tenant: &str, after: u64, limit: usize) -> Result<Vec<Checkpoint>>;
+    /// The checkpoint with the highest offset of each tenant that has one, as (tenant, offset).
+    async fn latest_checkpoints(&self) -> Result<Vec<(String, u64)>>;
+}
+
 /// A complete backend.
 #[async_trait]
-pub trait Store: EventLog + Cursors + Catalog + SinkStore + DeadLetters + DeliveryLog {
+pub trait Store:
+    EventLog + Cursors + Catalog + SinkStore + DeadLetters + DeliveryLog + SinkLeases + Checkpoints
+{
     /// Cheap check that the store answers (readiness).
     async fn ping(&self) -> Result<()>;
     /// Finishes queued writes and releases the store. Later calls fail with `ShuttingDown`.

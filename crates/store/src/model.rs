@@ -110,3 +110,15 @@ pub struct DeliveryAttempt {
     pub error: Option<String>,
     pub at: String,
 }
+
+/// A signed statement "tenant's log had `chain` after `offset`, at `signed_at`".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub tenant_id: String,
+    pub offset: u64,
+    pub chain: [u8; 32],
+    /// Canonical RFC 3339 (UTC, `Z`).
+    pub signed_at: String,
+    /// Ed25519 over the bytes docs/integrity.md defines.
+    pub signature: [u8; 64],
+}

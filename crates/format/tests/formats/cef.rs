@@ -82,6 +82,9 @@ fn expected(ev: &GenEvent, o: &FormatOptions) -> Value {
             add(&format!("cs{n}"), v, 1023);
         }
     }
+    // The log position (generated events carry no chain value).
+    add("cn1", Some(&ev.offset.to_string()), 1023);
+    add("cn1Label", Some("offset"), 1023);
     let name = given(&ev.action).unwrap_or(&ev.event_type);
     json!({
         "ok": true,

@@ -90,6 +90,8 @@ const KEYS: &[&str] = &[
     "sourceInstance",
     "receivedTime",
     "changes",
+    "offset",
+    "chain",
 ];
 
 fn dev_time(ms: i64) -> String {
@@ -153,6 +155,7 @@ fn expected(ev: &GenEvent, o: &FormatOptions) -> Leef {
         .filter(|c| !c.is_empty())
         .map(|c| serde_json::to_string(c).unwrap());
     add("changes", changes.as_deref(), 1023);
+    add("offset", Some(&ev.offset.to_string()), 1023);
     Leef {
         header: vec![
             clean(&o.vendor, '|', usize::MAX),

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::extract::ApiQuery;
+use crate::abuse::StreamSlot;
 use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -45,15 +46,27 @@ fn parse_u64(name: &str, v: Option<&str>) -> ApiResult<Option<u64>> {
     .transpose()
 }
 
-fn parse_types(types: Option<&str>) -> ApiResult<TypeFilter> {
+pub(super) fn parse_types(types: Option<&str>) -> ApiResult<TypeFilter> {
     match types {
         None => Ok(TypeFilter::all()),
         Some(list) => TypeFilter::parse_list(list).map_err(|e| ApiError::invalid_param("types", e.to_string())),
     }
 }
 
+/// One of a tenant key's open-stream slots (the operator is not capped); 429 over the cap.
+fn stream_slot(state: &AppState, principal: &Principal) -> ApiResult<Option<StreamSlot>> {
+    match principal {
+        Principal::Operator => Ok(None),
+        Principal::Tenant { key_id, .. } => state.abuse.streams.acquire(key_id),
+    }
+}
+
 /// The tenant to read, checked to exist. Tenant keys read their own tenant only.
-async fn reading_tenant(state: &AppState, principal: &Principal, requested: Option<&str>) -> ApiResult<String> {
+pub(super) async fn reading_tenant(
+    state: &AppState,
+    principal: &Principal,
+    requested: Option<&str>,
+) -> ApiResult<String> {
     principal.require(Scope::Read)?;
     let tenant = principal
         .tenant_for(requested)?
@@ -103,6 +116,12 @@ pub async fn long_poll(
     };
     let filter = parse_types(q.types.as_deref())?;
     let deadline = Instant::now() + Duration::from_secs_f64(wait);
+    // A read that may wait holds one of the key's stream slots until it answers.
+    let _slot = if wait > 0.0 {
+        stream_slot(&state, &principal)?
+    } else {
+        None
+    };
 
     // Subscribe before the first read so a commit in between still wakes us.
     let mut heads = state.store.subscribe(&tenant);
@@ -162,6 +181,7 @@ pub async fn stream(
                 .ok_or_else(|| ApiError::invalid_param("Last-Event-ID", "Last-Event-ID must be an event offset"))
         })
         .transpose()?;
+    let slot = stream_slot(&state, &principal)?;
     let heads = state.store.subscribe(&tenant);
     let start = match (last_event_id, parse_u64("after", q.after.as_deref())?) {
         (Some(id), _) => id,
@@ -180,6 +200,7 @@ pub async fn stream(
             },
             heads,
             buffer: std::collections::VecDeque::new(),
+            _slot: slot,
         },
         next_sse_event,
     );
@@ -191,6 +212,8 @@ struct SseState {
     query: ReadQuery,
     heads: tokio::sync::watch::Receiver<u64>,
     buffer: std::collections::VecDeque<StoredEvent>,
+    /// Freed when the stream is dropped (the client went away or the server stops).
+    _slot: Option<StreamSlot>,
 }
 
 async fn next_sse_event(mut s: SseState) -> Option<(Result<Event, Infallible>, SseState)> {

@@ -31,7 +31,7 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let mut total = 0usize;
     use futures::StreamExt;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
+        let chunk = chunk.map_err(body_read_error)?;
         total += chunk.len();
         if total <= limit {
             buf.extend_from_slice(&chunk);
@@ -43,6 +43,26 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         return Err(auditrelay_core::IngestError::RequestTooLarge { size: total, limit }.into());
     }
     Ok(buf.freeze())
+}
+
+/// A body that failed to arrive: too slow (408, the connection is closed) or broken (400).
+fn body_read_error(e: axum::Error) -> ApiError {
+    let source = e.into_inner();
+    // The timeout may arrive wrapped (axum wraps body errors): look along the source chain.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+    while let Some(err) = cause {
+        let Some(timeout) = err.downcast_ref::<crate::http_serve::BodyTimedOut>() else {
+            cause = err.source();
+            continue;
+        };
+        return ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("{timeout}; send the body faster or split the request"),
+        )
+        .with_detail(serde_json::json!({ "timeout_secs": timeout.0.as_secs() }));
+    }
+    ApiError::bad_request(format!("could not read the request body: {source}"))
 }
 
 /// A JSON body (management routes): content type checked, size-limited, parse errors located.

@@ -132,6 +132,15 @@ async fn ingest(
                 .with_detail(json!({ "index": ev.index, "field": "tenant_id" })));
             }
         };
+        if tenant == auditrelay_core::ids::SYSTEM_TENANT {
+            // The system trail records what was done to this server; nobody may forge it.
+            return Err(ApiError::forbidden(format!(
+                "event {}: the `{}` tenant is written by auditrelay itself",
+                ev.index,
+                auditrelay_core::ids::SYSTEM_TENANT
+            ))
+            .with_detail(json!({ "index": ev.index, "field": "tenant_id" })));
+        }
         if !checked.contains(&tenant) {
             state.tenants.ensure(state.store.as_ref(), &tenant).await?;
             checked.push(tenant.clone());

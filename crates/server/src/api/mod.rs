@@ -1,9 +1,12 @@
 //! The HTTP surface (api.md "Routes"). Each file is one group of routes.
 
+mod admin;
 mod consume;
+mod export;
 mod extract;
 mod health;
 mod ingest;
+mod integrity;
 mod sinks;
 mod tenants;
 
@@ -42,6 +45,10 @@ pub fn router(state: AppState) -> Router {
             get(sinks::get_dead_letter).delete(sinks::delete_dead_letter),
         )
         .route("/v1/sinks/{id}/dead-letters/{dl}/retry", post(sinks::retry_dead_letter))
+        .route("/v1/admin/token/rotate", post(admin::rotate_token))
+        .route("/v1/export", get(export::export))
+        .route("/v1/integrity/key", get(integrity::public_key))
+        .route("/v1/integrity/checkpoints", get(integrity::list_checkpoints))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -17,6 +17,7 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::extract::{ApiJson, ApiQuery, Page};
+use crate::audit;
 use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -237,6 +238,16 @@ pub async fn create_sink(
     state.store.create_sink(row.clone()).await?;
     state.engine.reload(&row.id);
     tracing::info!(sink = %row.id, kind = %spec.kind, tenant = ?row.owner_tenant, "sink created");
+    let secret_names: Vec<&String> = secrets.keys().collect();
+    audit::sink_event(
+        &state,
+        &principal,
+        "sink.created",
+        "create",
+        &row,
+        json!({ "kind": spec.kind, "tenants": spec.tenants, "secrets_set": secret_names }),
+    )
+    .await?;
     let mut out = sink_json(&row, &spec, &secrets);
     if !generated.is_empty() {
         out["generated_secrets"] = json!(generated);
@@ -308,7 +319,9 @@ pub async fn patch_sink(
         .get("rotation_grace_secs")
         .and_then(Value::as_i64)
         .unwrap_or(DEFAULT_ROTATION_GRACE_SECS);
-    for (name, value) in secrets_patch(&body)? {
+    let patched_secrets = secrets_patch(&body)?;
+    let changed_secrets: Vec<String> = patched_secrets.iter().map(|(name, _)| name.clone()).collect();
+    for (name, value) in patched_secrets {
         let old = secrets.get(&name).cloned();
         match value {
             Some(v) => {
@@ -351,6 +364,16 @@ pub async fn patch_sink(
         return Err(not_found_sink(&id));
     };
     state.engine.reload(&saved.id);
+    let changed: Vec<&String> = body.keys().filter(|k| k.as_str() != "secrets").collect();
+    audit::sink_event(
+        &state,
+        &principal,
+        "sink.updated",
+        "update",
+        &saved,
+        json!({ "changed": changed, "secrets_changed": changed_secrets, "revision": saved.revision }),
+    )
+    .await?;
     let mut out = sink_json(&saved, &next, &secrets);
     if !generated.is_empty() {
         out["generated_secrets"] = json!(generated);
@@ -369,6 +392,7 @@ pub async fn delete_sink(
     }
     state.engine.deleted(&row.id);
     tracing::info!(sink = %row.id, "sink deleted");
+    audit::sink_event(&state, &principal, "sink.deleted", "delete", &row, json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -411,6 +435,7 @@ pub async fn pause_sink(
         .await?
         .ok_or_else(|| not_found_sink(&id))?;
     state.engine.reload(&row.id);
+    audit::sink_event(&state, &principal, "sink.paused", "pause", &row, json!({})).await?;
     respond(&state, &row)
 }
 
@@ -426,6 +451,7 @@ pub async fn resume_sink(
         .await?
         .ok_or_else(|| not_found_sink(&id))?;
     state.engine.resumed(&row.id);
+    audit::sink_event(&state, &principal, "sink.resumed", "resume", &row, json!({})).await?;
     respond(&state, &row)
 }
 
@@ -523,6 +549,15 @@ pub async fn replay_sink(
         .with_detail(json!({ "field": "from", "from_offset": from, "to_offset": to, "head": head })));
     }
     let info = state.engine.start_replay(&row, &tenant, from, to)?;
+    audit::sink_event(
+        &state,
+        &principal,
+        "sink.replayed",
+        "replay",
+        &row,
+        json!({ "replay_id": info.id, "replay_tenant": tenant, "from_offset": from, "to_offset": to }),
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(json!(info))).into_response())
 }
 
@@ -598,6 +633,16 @@ pub async fn retry_dead_letter(
     let row = visible_sink(&state, &principal, &id).await?;
     let dead_letter = visible_dead_letter(&state, &row, &dl).await?;
     let result = state.engine.retry_dead_letter(&row, &dead_letter).await?;
+    audit::sink_event_outcome(
+        &state,
+        &principal,
+        "dead_letter.retried",
+        "retry",
+        result.delivered,
+        &row,
+        json!({ "dead_letter_id": dl, "delivered": result.delivered }),
+    )
+    .await?;
     if result.delivered {
         return Ok((
             StatusCode::OK,
@@ -623,6 +668,15 @@ pub async fn delete_dead_letter(
 ) -> ApiResult<StatusCode> {
     let row = visible_sink(&state, &principal, &id).await?;
     if state.store.delete_dead_letter(&row.id, &dl).await? {
+        audit::sink_event(
+            &state,
+            &principal,
+            "dead_letter.deleted",
+            "delete",
+            &row,
+            json!({ "dead_letter_id": dl }),
+        )
+        .await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("dead letter `{dl}` not found")))

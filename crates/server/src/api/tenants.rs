@@ -1,6 +1,6 @@
 //! Operator routes: tenants and their keys.
 
-use auditrelay_core::ids::{is_valid_tenant_id, new_prefixed_id};
+use auditrelay_core::ids::{is_valid_tenant_id, new_prefixed_id, SYSTEM_TENANT};
 use auditrelay_store::{ApiKey, NewApiKey, Tenant};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::extract::{ApiJson, ApiQuery, Page};
+use crate::audit::{self, Target};
 use crate::auth::{hash_token, Principal, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::keyfiles::random_token;
@@ -52,6 +53,15 @@ pub async fn create_tenant(
             "tenant id must be 1–64 characters of [a-z0-9_-]",
         ));
     }
+    if body.id == SYSTEM_TENANT {
+        // It exists from the first start; named explicitly so the answer does not depend on that.
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("tenant id `{SYSTEM_TENANT}` is reserved for auditrelay's own audit trail"),
+        )
+        .with_detail(json!({ "field": "id" })));
+    }
     let name = body.name.unwrap_or_else(|| body.id.clone());
     if name.len() > 256 {
         return Err(ApiError::invalid_field("name", "tenant name must be at most 256 bytes"));
@@ -59,6 +69,19 @@ pub async fn create_tenant(
     let tenant = state.store.create_tenant(&body.id, &name).await?;
     state.tenants.insert(&tenant.id);
     state.engine.tenant_created(&tenant.id);
+    audit::record(
+        &state,
+        &principal,
+        "tenant.created",
+        "create",
+        Target {
+            kind: "tenant",
+            id: &tenant.id,
+            name: Some(&tenant.name),
+        },
+        json!({ "tenant": tenant.id }),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(tenant_json(&tenant))).into_response())
 }
 
@@ -140,6 +163,21 @@ pub async fn create_key(
             created_at: auditrelay_core::time::now_rfc3339(),
         })
         .await?;
+    // The secret is in this answer only: a failed audit append must not hide it (the event is
+    // then in the server log, see `audit`).
+    let _logged_on_failure = audit::record(
+        &state,
+        &principal,
+        "key.created",
+        "create",
+        Target {
+            kind: "api_key",
+            id: &key.id,
+            name: Some(&key.name),
+        },
+        json!({ "tenant": key.tenant_id, "scopes": key.scopes }),
+    )
+    .await;
     let mut body = key_json(&key);
     body["key"] = Value::String(secret);
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -170,6 +208,19 @@ pub async fn revoke_key(
     principal.require_operator()?;
     if state.store.revoke_key(&tenant, &key).await? {
         state.auth.forget_keys();
+        audit::record(
+            &state,
+            &principal,
+            "key.revoked",
+            "revoke",
+            Target {
+                kind: "api_key",
+                id: &key,
+                name: None,
+            },
+            json!({ "tenant": tenant }),
+        )
+        .await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!(

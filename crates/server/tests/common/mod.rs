@@ -3,6 +3,7 @@
 //! Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod receiver;
 pub mod siem;
 
@@ -142,6 +143,12 @@ impl TestServer {
                 );
             }
         }
+    }
+
+    /// Sets (or replaces) an environment variable for the next `restart`.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
     }
 
     /// Starts the server again on the same data dir (after `kill_9` or `sigterm`).
@@ -368,4 +375,23 @@ pub fn accepted_ids(answer: &Value) -> Vec<(String, u64)> {
             )
         })
         .collect()
+}
+
+/// The repository's root (the peers' scripts and venv live there).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root")
+}
+
+/// The peers' Python (`scripts/test-peers` creates it). Missing = the test FAILS.
+pub fn peer_python() -> PathBuf {
+    let python = repo_root().join(".peers/venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `scripts/test-peers` first",
+        python.display()
+    );
+    python
 }

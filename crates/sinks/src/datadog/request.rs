@@ -272,6 +272,7 @@ mod tests {
                          "received_at": occurred_at, "severity": severity, "metadata": {"note": note}})
             .to_string(),
             raw: None,
+            chain: None,
         }
     }
 

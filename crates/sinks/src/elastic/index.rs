@@ -154,6 +154,7 @@ mod tests {
             event_type: "user.login".into(),
             body: body.into(),
             raw: None,
+            chain: None,
         }
     }
 

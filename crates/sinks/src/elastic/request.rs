@@ -111,6 +111,7 @@ mod tests {
                 r#"{{"id":"evt_{offset}","tenant_id":"{tenant}","type":"user.login","occurred_at":"2026-06-01T10:13:20.000Z"}}"#
             ),
             raw: raw.map(str::to_owned),
+            chain: None,
         }
     }
 

@@ -137,11 +137,11 @@ impl Sink for ElasticSink {
         }
         // reqwest connects to IP-literal hosts without asking the guarding resolver.
         if let Err(message) = http::check_url_literal(&self.config.bulk_url, &self.env) {
-            return failure(Outcome::Misconfigured, message);
+            return AttemptReport::failed(Outcome::Misconfigured, message);
         }
         let request = match self.request(batch) {
             Ok(r) => r,
-            Err(message) => return failure(Outcome::Misconfigured, message),
+            Err(message) => return AttemptReport::failed(Outcome::Misconfigured, message),
         };
         let BulkBody { body, items, refused } = request.bulk;
         if items.is_empty() {
@@ -175,14 +175,6 @@ impl Sink for ElasticSink {
             );
         };
         classify_answer(&answer, status, &items, refused, n, after)
-    }
-}
-
-fn failure(outcome: Outcome, error: String) -> AttemptReport {
-    AttemptReport {
-        outcome,
-        status: None,
-        error: Some(error),
     }
 }
 

@@ -96,7 +96,7 @@ pub(super) fn snippet(body: &[u8], truncated: bool) -> String {
 
 /// Up to `limit` bytes of the body, and whether there was more. A read error ends the prefix:
 /// the status already says what matters.
-pub(super) async fn read_prefix(response: &mut Response, limit: usize) -> (Vec<u8>, bool) {
+pub(crate) async fn read_prefix(response: &mut Response, limit: usize) -> (Vec<u8>, bool) {
     let mut buf = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         let room = limit - buf.len();
@@ -137,7 +137,7 @@ pub fn transport_error(err: &reqwest::Error) -> AttemptReport {
             error: Some(refused.to_string()),
         };
     }
-    let target = err.url().map(host_port).unwrap_or_else(|| "the receiver".to_owned());
+    let target = err.url().map(url_target).unwrap_or_else(|| "the receiver".to_owned());
     AttemptReport {
         outcome: Outcome::Retry { after: None },
         status: None,
@@ -146,7 +146,7 @@ pub fn transport_error(err: &reqwest::Error) -> AttemptReport {
 }
 
 /// `host:port` of the URL, never its path or query.
-fn host_port(url: &Url) -> String {
+pub(crate) fn url_target(url: &Url) -> String {
     match (url.host_str(), url.port_or_known_default()) {
         (Some(host), Some(port)) => format!("{host}:{port}"),
         (Some(host), None) => host.to_owned(),
@@ -208,8 +208,8 @@ mod tests {
     }
 
     #[test]
-    fn host_port_hides_path_and_query() {
+    fn url_target_hides_path_and_query() {
         let url = Url::parse("https://hooks.example.com/in/abc?token=s3cret").unwrap();
-        assert_eq!(host_port(&url), "hooks.example.com:443");
+        assert_eq!(url_target(&url), "hooks.example.com:443");
     }
 }

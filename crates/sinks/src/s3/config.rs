@@ -34,6 +34,7 @@ const KEYS: &[&str] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Compression {
     Gzip,
+    Zstd,
     None,
 }
 
@@ -42,6 +43,7 @@ impl Compression {
     pub(crate) fn ext(self) -> &'static str {
         match self {
             Compression::Gzip => ".gz",
+            Compression::Zstd => ".zst",
             Compression::None => "",
         }
     }
@@ -222,17 +224,12 @@ pub(crate) fn parse_config(config: &Value) -> Result<S3Config, ConfigError> {
     }
     let compression = match optional_string(obj, "compression")?.as_deref() {
         None | Some("gzip") => Compression::Gzip,
+        Some("zstd") => Compression::Zstd,
         Some("none") => Compression::None,
-        Some("zstd") => {
-            return Err(ConfigError::new(
-                "config.compression",
-                "`zstd` is not available in this build yet; use `gzip` (the default) or `none`",
-            ))
-        }
         Some(other) => {
             return Err(ConfigError::new(
                 "config.compression",
-                format!("unknown compression `{other}` (known: gzip, none; zstd is not built yet)"),
+                format!("unknown compression `{other}` (known: gzip, zstd, none)"),
             ))
         }
     };
@@ -398,9 +395,6 @@ mod tests {
             err(json!({"bucket": "a.b", "path_style": false})).field,
             "config.path_style"
         );
-        let e = err(json!({"bucket": "abc", "compression": "zstd"}));
-        assert_eq!(e.field, "config.compression");
-        assert!(e.message.contains("not available"), "{e}");
         assert_eq!(
             err(json!({"bucket": "abc", "compression": "lz4"})).field,
             "config.compression"

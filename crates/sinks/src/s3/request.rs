@@ -37,9 +37,12 @@ pub(crate) enum RequestError {
     KeyTooLong(String),
     #[error("bad object URL: {0}")]
     Url(String),
-    #[error("could not gzip the object: {0}")]
+    #[error("could not compress the object: {0}")]
     Compress(#[from] std::io::Error),
 }
+
+/// zstd's default level: about gzip's ratio on JSON lines at several times its speed.
+const ZSTD_LEVEL: i32 = 3;
 
 /// The batch's object key, rendered from the batch alone so a retry gets the same key.
 /// `{date}` is the UTC date (`YYYY-MM-DD`) of the first event's `received_at` (the relay's own
@@ -114,6 +117,8 @@ pub(crate) fn request(
             gz.write_all(&raw)?;
             gz.finish()?
         }
+        // zstd frames carry no timestamp either: the same batch compresses to the same bytes.
+        Compression::Zstd => zstd::bulk::compress(&raw, ZSTD_LEVEL)?,
         Compression::None => raw,
     };
     let payload_hash = sha256_hex(&body);
@@ -141,8 +146,10 @@ pub(crate) fn request(
         secret_access_key: &creds.secret_access_key,
     });
     let mut headers = vec![("content-type", CONTENT_TYPE.to_owned())];
-    if cfg.compression == Compression::Gzip {
-        headers.push(("content-encoding", "gzip".to_owned()));
+    match cfg.compression {
+        Compression::Gzip => headers.push(("content-encoding", "gzip".to_owned())),
+        Compression::Zstd => headers.push(("content-encoding", "zstd".to_owned())),
+        Compression::None => {}
     }
     headers.push(("x-amz-content-sha256", payload_hash));
     headers.push(("x-amz-date", amz_date));
@@ -175,6 +182,7 @@ mod tests {
                              "occurred_at": "2026-11-22T23:59:59Z", "received_at": "2026-11-23T00:00:01Z"})
                 .to_string(),
                 raw: None,
+                chain: None,
             })
             .collect()
     }

@@ -256,6 +256,7 @@ mod tests {
             event_type: "user.login".into(),
             body: body.into(),
             raw: None,
+            chain: None,
         }
     }
 

@@ -152,7 +152,7 @@ impl SentinelSink {
         }
         *slot = None;
         if let Err(message) = http::check_url_literal(&config.token_url, &self.env) {
-            return Err(failure(
+            return Err(AttemptReport::failed(
                 Outcome::Misconfigured,
                 format!("config.authority_url: {message}"),
             ));
@@ -187,7 +187,7 @@ impl SentinelSink {
             return settle(&calls, rejected, Vec::new());
         }
         if let Err(message) = http::check_url_literal(&config.ingestion_url, &self.env) {
-            return failure(Outcome::Misconfigured, format!("config.endpoint: {message}"));
+            return AttemptReport::failed(Outcome::Misconfigured, format!("config.endpoint: {message}"));
         }
         let (token, fresh) = match self.token(config, secret, tokens).await {
             Ok(t) => t,
@@ -237,7 +237,7 @@ impl SentinelSink {
             return settle(&calls, rejected, Vec::new());
         }
         if let Err(message) = http::check_url_literal(&config.url, &self.env) {
-            return failure(Outcome::Misconfigured, format!("config.url: {message}"));
+            return AttemptReport::failed(Outcome::Misconfigured, format!("config.url: {message}"));
         }
         let mut reports = Vec::with_capacity(calls.len());
         for call in &calls {
@@ -245,7 +245,7 @@ impl SentinelSink {
             // than 15 minutes off.
             let request = match data_collector_request(config, key.expose(), call.body.clone(), (self.clock)()) {
                 Ok(r) => r,
-                Err(message) => return failure(Outcome::Misconfigured, message),
+                Err(message) => return AttemptReport::failed(Outcome::Misconfigured, message),
             };
             let mut report = self.send(request).await;
             if report.status == Some(400) {
@@ -284,7 +284,7 @@ impl Sink for SentinelSink {
         for (i, event) in batch.events.iter().enumerate() {
             match record(self.format, event, &self.options) {
                 Ok(r) => records.push((i, r)),
-                Err(RecordError::Format(message)) => return failure(Outcome::Misconfigured, message),
+                Err(RecordError::Format(message)) => return AttemptReport::failed(Outcome::Misconfigured, message),
                 Err(RecordError::Event(message)) => rejected.push((i, message)),
             }
         }
@@ -346,7 +346,7 @@ pub(crate) fn settle(calls: &[Call], mut rejected: Vec<(usize, String)>, reports
         if let Some(report) = reports.into_iter().next() {
             return report;
         }
-        return failure(Outcome::Retry { after: None }, "no answer".to_owned());
+        return AttemptReport::failed(Outcome::Retry { after: None }, "no answer".to_owned());
     }
     let total_calls = calls.len();
     let mut delivered_calls = 0;
@@ -424,14 +424,6 @@ fn report_with_prefix(mut report: AttemptReport, k: usize, total: usize) -> Atte
         report.error = report.error.map(|e| format!("call {} of {total}: {e}", k + 1));
     }
     report
-}
-
-fn failure(outcome: Outcome, error: String) -> AttemptReport {
-    AttemptReport {
-        outcome,
-        status: None,
-        error: Some(error),
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use reqwest::header::HeaderValue;
-use reqwest::{Response, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -122,7 +121,7 @@ pub(crate) async fn fetch(
     request: WireRequest,
     client_secret: &str,
 ) -> Result<Grant, AttemptReport> {
-    let target = http_target(&request.url);
+    let target = http::url_target(&request.url);
     let response = client
         .post(request.url.clone())
         .headers(request.headers)
@@ -135,7 +134,7 @@ pub(crate) async fn fetch(
     };
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let (body, _) = read_prefix(&mut response, MAX_TOKEN_RESPONSE).await;
+    let (body, _) = http::read_prefix(&mut response, MAX_TOKEN_RESPONSE).await;
     // Scrubbed before anything is cut short, so no fragment of the secret survives truncation.
     let scrubbed = scrub(&String::from_utf8_lossy(&body), client_secret);
     let fail = |outcome: Outcome, what: String| AttemptReport {
@@ -249,27 +248,6 @@ pub(crate) fn scrub(text: &str, secret: &str) -> String {
         out = out.replace(&encoded, "<redacted>");
     }
     out
-}
-
-fn http_target(url: &Url) -> String {
-    format!(
-        "{}:{}",
-        url.host_str().unwrap_or("?"),
-        url.port_or_known_default().unwrap_or(0)
-    )
-}
-
-async fn read_prefix(response: &mut Response, limit: usize) -> (Vec<u8>, bool) {
-    let mut buf = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = limit - buf.len();
-        if chunk.len() > room {
-            buf.extend_from_slice(&chunk[..room]);
-            return (buf, true);
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    (buf, false)
 }
 
 /// A token request that got no answer: retried, except the SSRF guard's refusal. The text names

@@ -201,6 +201,7 @@ mod tests {
             event_type: "user.login".into(),
             body: body.to_string(),
             raw: Some(r#"{ "type": "user.login",  "note": "as sent" }"#.into()),
+            chain: None,
         }
     }
 

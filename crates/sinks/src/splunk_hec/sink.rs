@@ -296,6 +296,7 @@ mod tests {
                 event_type: "a.b".into(),
                 body: "{}".into(),
                 raw: None,
+                chain: None,
             })
             .collect()
     }

@@ -123,6 +123,7 @@ mod tests {
             event_type: ty.to_owned(),
             body: body.to_owned(),
             raw: None,
+            chain: None,
         }
     }
 

@@ -123,7 +123,7 @@ impl SyslogSink {
         let allowed: Vec<SocketAddr> = addrs
             .iter()
             .copied()
-            .filter(|a| self.env.allow_private_networks || !http::is_forbidden(a.ip()))
+            .filter(|a| http::refusal(&self.env, a.ip()).is_none())
             .collect();
         if allowed.is_empty() {
             let list: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
@@ -132,10 +132,10 @@ impl SyslogSink {
                 outcome: Outcome::Misconfigured,
                 status: None,
                 error: Some(format!(
-                    "`{}` resolves only to forbidden addresses ({}); sinks may not reach private, loopback, \
-                     link-local or metadata addresses unless the server runs with --allow-private-networks",
+                    "`{}` resolves only to forbidden addresses ({}); {}",
                     self.cfg.host,
-                    list.join(", ")
+                    list.join(", "),
+                    http::POLICY
                 )),
             });
         }

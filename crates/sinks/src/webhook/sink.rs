@@ -102,11 +102,11 @@ impl Sink for WebhookSink {
     async fn deliver(&self, batch: &Batch<'_>) -> AttemptReport {
         // reqwest connects to IP-literal hosts without asking the guarding resolver.
         if let Err(message) = http::check_url_literal(&self.url, &self.env) {
-            return failure(Outcome::Misconfigured, message);
+            return AttemptReport::failed(Outcome::Misconfigured, message);
         }
         // The batch id is stable across attempts: receivers deduplicate on `webhook-id`.
         let Ok(msg_id) = HeaderValue::from_str(batch.batch_id) else {
-            return failure(Outcome::Reject, "batch id is not a valid header value".to_owned());
+            return AttemptReport::failed(Outcome::Reject, "batch id is not a valid header value".to_owned());
         };
         let body = batch_body(batch);
         let now = Timestamp::now();
@@ -127,14 +127,6 @@ impl Sink for WebhookSink {
     }
 }
 
-fn failure(outcome: Outcome, error: String) -> AttemptReport {
-    AttemptReport {
-        outcome,
-        status: None,
-        error: Some(error),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +142,7 @@ mod tests {
             event_type: "user.login".into(),
             body: format!(r#"{{"id":"ev{offset}","tenant_id":"acme","type":"user.login","note":"é \"q\""}}"#),
             raw: None,
+            chain: None,
         }
     }
 

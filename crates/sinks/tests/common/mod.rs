@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 pub fn open_env() -> SinkEnv {
     SinkEnv {
         allow_private_networks: true,
+        ..SinkEnv::default()
     }
 }
 
@@ -199,6 +200,7 @@ pub fn events(tenant: &str, offsets: std::ops::RangeInclusive<u64>) -> Vec<Store
                 })
                 .to_string(),
                 raw: None,
+                chain: None,
             }
         })
         .collect()

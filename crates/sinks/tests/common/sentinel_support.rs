@@ -93,6 +93,7 @@ pub(crate) fn sized_event(offset: u64, size: usize) -> StoredEvent {
         event_type: "file.uploaded".into(),
         body,
         raw: None,
+        chain: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! WAL, because the 202 promises the events survive a power cut, not just a process crash.
 //! Cursor commits are the one exception (see `commit_cursor`): losing one only re-delivers.
 
+mod chain_checkpoints;
 mod checkpointer;
 mod pool;
 mod schema;
@@ -21,6 +22,8 @@ use auditrelay_core::{NewEvent, StoredEvent};
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{oneshot, watch};
 
+pub(crate) use crate::time_search::not_a_timestamp;
+use crate::time_search::TimeSearch;
 use crate::{
     ApiKey, AppendOutcome, Catalog, Cursors, EventLog, NewApiKey, Notifier, ReadQuery, Result, Store, StoreError,
     Tenant,
@@ -149,9 +152,9 @@ impl EventLog for SqliteStore {
                 q.filter.patterns().iter().collect()
             };
             let mut sql = String::from(if q.with_raw {
-                "SELECT seq, id, type, body, raw FROM events WHERE tenant_id = ?1 AND seq > ?2"
+                "SELECT seq, id, type, body, raw, chain FROM events WHERE tenant_id = ?1 AND seq > ?2"
             } else {
-                "SELECT seq, id, type, body, NULL FROM events WHERE tenant_id = ?1 AND seq > ?2"
+                "SELECT seq, id, type, body, NULL, chain FROM events WHERE tenant_id = ?1 AND seq > ?2"
             });
             if !globs.is_empty() {
                 sql.push_str(" AND (");
@@ -185,6 +188,7 @@ impl EventLog for SqliteStore {
                         event_type: r.get(2)?,
                         body: r.get(3)?,
                         raw: r.get(4)?,
+                        chain: r.get::<_, Option<Vec<u8>>>(5)?.and_then(|c| c.try_into().ok()),
                     })
                 })
                 .map_err(StoreError::sqlite("reading events"))?;
@@ -211,50 +215,26 @@ impl EventLog for SqliteStore {
     }
 
     async fn offset_at_time(&self, tenant: &str, time: &str) -> Result<u64> {
-        // Compared as instants, not strings: `time` may carry an offset (`+02:00`), and stored
-        // timestamps use 3, 6 or 9 fractional digits, which do not sort as text.
-        let target = instant(time).ok_or_else(|| not_a_timestamp("offset_at_time", time))?;
         let tenant = tenant.to_owned();
+        let time = time.to_owned();
         self.read_with(move |conn| {
             let head: u64 = conn
                 .query_row("SELECT head FROM tenants WHERE id = ?1", [&tenant], |r| r.get(0))
                 .optional()
                 .map_err(StoreError::sqlite("reading tenant head"))?
                 .unwrap_or(0);
+            let mut search = TimeSearch::new(&tenant, head, &time)?;
             let mut received_at = conn
                 .prepare_cached("SELECT received_at FROM events WHERE tenant_id = ?1 AND seq = ?2")
                 .map_err(StoreError::sqlite("preparing received_at lookup"))?;
-            // received_at has no index (it would cost every append a second B-tree insert), so
-            // binary-search the offsets with primary-key point lookups: ~log2(head) reads.
-            // received_at is taken before the group commit, so concurrent requests can commit
-            // slightly out of time order; the answer is then off by a few events received within
-            // milliseconds of `time`, which is fine for a start position.
-            // Invariant: every offset < lo is before `time`; every offset >= hi is at or after it.
-            let (mut lo, mut hi) = (1u64, head.saturating_add(1));
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                let at: String = received_at
-                    .query_row(params![tenant, mid], |r| r.get(0))
+            while let Some(offset) = search.probe() {
+                let at: Option<String> = received_at
+                    .query_row(params![tenant, offset], |r| r.get(0))
                     .optional()
-                    .map_err(StoreError::sqlite("reading an event's received_at"))?
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!(
-                            "tenant `{tenant}` has head {head} but no event at offset {mid}"
-                        ))
-                    })?;
-                let at_instant = instant(&at).ok_or_else(|| {
-                    StoreError::Corrupt(format!(
-                        "event {mid} of tenant `{tenant}` has an invalid received_at `{at}`"
-                    ))
-                })?;
-                if at_instant >= target {
-                    hi = mid;
-                } else {
-                    lo = mid + 1;
-                }
+                    .map_err(StoreError::sqlite("reading an event's received_at"))?;
+                search.answer(offset, at.as_deref())?;
             }
-            // lo is the first event at or after `time` (head + 1 if none): the cursor is one before.
-            Ok(lo - 1)
+            Ok(search.cursor())
         })
         .await
     }
@@ -338,20 +318,9 @@ impl Cursors for SqliteStore {
     }
 }
 
-/// An RFC 3339 timestamp as nanoseconds since the epoch, for exact comparisons.
-fn instant(rfc3339: &str) -> Option<i128> {
-    auditrelay_core::time::parse_rfc3339(rfc3339).map(|t| t.as_nanosecond())
-}
-
 /// An RFC 3339 timestamp rendered in UTC with exactly 9 fractional digits (`…:20.123000000Z`).
 fn instant_text(rfc3339: &str) -> Option<String> {
     auditrelay_core::time::parse_rfc3339(rfc3339).map(|t| format!("{t:.9}"))
-}
-
-/// A caller passed a time that is not RFC 3339. Callers validate user input first, so this is a
-/// bug on their side; there is no "invalid argument" error kind, hence `Unavailable`.
-fn not_a_timestamp(operation: &str, value: &str) -> StoreError {
-    StoreError::Unavailable(format!("{operation}: `{value}` is not an RFC 3339 timestamp"))
 }
 
 fn tenant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
@@ -544,6 +513,26 @@ impl Catalog for SqliteStore {
     }
 }
 
+/// One process owns the SQLite file, so this node drives every sink.
+#[async_trait]
+impl crate::SinkLeases for SqliteStore {
+    async fn heartbeat_leases(
+        &self,
+        _node: &str,
+        sinks: &[String],
+        _ttl: std::time::Duration,
+    ) -> Result<crate::LeaseGrant> {
+        Ok(crate::LeaseGrant {
+            held: sinks.to_vec(),
+            fair_share: sinks.len(),
+        })
+    }
+
+    async fn release_leases(&self, _node: &str, _sinks: &[String]) -> Result<()> {
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
@@ -623,12 +612,6 @@ mod tests {
             instant_text("2026-01-03T00:00:00.123456Z").as_deref(),
             Some("2026-01-03T00:00:00.123456000Z")
         );
-        assert!(instant("2026-01-01T00:00:03.123Z") < instant("2026-01-01T00:00:03.1234Z"));
-        assert_eq!(
-            instant("2026-01-01T01:00:00+01:00"),
-            instant("2026-01-01T00:00:00.000000Z")
-        );
-        assert_eq!(instant("not a time"), None);
         assert_eq!(instant_text("2026-01-01"), None);
     }
 }

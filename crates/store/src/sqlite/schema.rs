@@ -109,7 +109,70 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX delivery_attempts_by_sink ON delivery_attempts (sink_id, seq);
     CREATE INDEX delivery_attempts_by_time ON delivery_attempts (at);
     "#,
+    // 3: the hash chain (docs/integrity.md) and its signed checkpoints. Existing events get
+    // their chain values computed in Rust right after this (`backfill_chains`).
+    r#"
+    ALTER TABLE events ADD COLUMN chain BLOB;     -- 32 bytes: SHA-256 after this event
+    ALTER TABLE tenants ADD COLUMN chain BLOB;    -- the chain after `head` (NULL = empty log)
+
+    CREATE TABLE checkpoints (
+        tenant_id   TEXT NOT NULL,
+        seq         INTEGER NOT NULL,   -- the offset the checkpoint covers
+        chain       BLOB NOT NULL,
+        signed_at   TEXT NOT NULL,
+        signature   BLOB NOT NULL,      -- Ed25519, 64 bytes
+        PRIMARY KEY (tenant_id, seq)
+    ) WITHOUT ROWID;
+    "#,
 ];
+
+/// The version whose migration adds the chain columns.
+const CHAIN_VERSION: usize = 3;
+
+/// Computes the chain of every event stored before the chain existed, tenant by tenant in
+/// offset order, inside the migration's transaction.
+fn backfill_chains(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    let tenants: Vec<String> = {
+        let mut stmt = tx
+            .prepare("SELECT id FROM tenants WHERE head > 0 ORDER BY id")
+            .map_err(StoreError::sqlite("listing tenants to chain"))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(StoreError::sqlite("listing tenants to chain"))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(StoreError::sqlite("listing tenants to chain"))?
+    };
+    let mut select = tx
+        .prepare("SELECT seq, body FROM events WHERE tenant_id = ?1 ORDER BY seq")
+        .map_err(StoreError::sqlite("reading events to chain"))?;
+    let mut update = tx
+        .prepare("UPDATE events SET chain = ?3 WHERE tenant_id = ?1 AND seq = ?2")
+        .map_err(StoreError::sqlite("storing a backfilled chain"))?;
+    for tenant in tenants {
+        let mut chain = crate::chain::GENESIS;
+        let mut rows = select
+            .query([&tenant])
+            .map_err(StoreError::sqlite("reading events to chain"))?;
+        let mut links = Vec::new();
+        while let Some(row) = rows.next().map_err(StoreError::sqlite("reading events to chain"))? {
+            let seq: i64 = row.get(0).map_err(StoreError::sqlite("reading events to chain"))?;
+            let body: String = row.get(1).map_err(StoreError::sqlite("reading events to chain"))?;
+            chain = crate::chain::link(&chain, seq as u64, &body)?;
+            links.push((seq, chain));
+        }
+        for (seq, chain) in &links {
+            update
+                .execute(rusqlite::params![tenant, seq, &chain[..]])
+                .map_err(StoreError::sqlite("storing a backfilled chain"))?;
+        }
+        tx.execute(
+            "UPDATE tenants SET chain = ?2 WHERE id = ?1",
+            rusqlite::params![tenant, &chain[..]],
+        )
+        .map_err(StoreError::sqlite("storing a tenant's chain"))?;
+    }
+    Ok(())
+}
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     let current: usize = conn
@@ -127,6 +190,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
         let tx = conn.transaction().map_err(StoreError::sqlite("starting migration"))?;
         tx.execute_batch(sql)
             .map_err(StoreError::sqlite("applying migration"))?;
+        if i + 1 == CHAIN_VERSION {
+            backfill_chains(&tx)?;
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)
             .map_err(StoreError::sqlite("recording schema version"))?;
         tx.commit().map_err(StoreError::sqlite("committing migration"))?;
@@ -205,6 +271,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(read.len(), 1);
+        // The event stored before the chain existed got its chain in the migration.
+        assert_eq!(
+            read[0].chain,
+            Some(crate::chain::link(&crate::chain::GENESIS, 1, "{}").unwrap())
+        );
         store.close().await;
         assert_eq!(user_version(&path), MIGRATIONS.len() as i64);
     }

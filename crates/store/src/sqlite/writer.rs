@@ -14,7 +14,7 @@ use auditrelay_core::NewEvent;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use crate::{AppendOutcome, Notifier, Result, StoreError};
+use crate::{chain, AppendOutcome, Notifier, Result, StoreError};
 
 /// Upper bound on events in one group, so a flood of big requests still commits regularly.
 const MAX_GROUP_EVENTS: usize = 50_000;
@@ -43,6 +43,9 @@ pub(crate) struct Writer {
     /// Cached heads per tenant; the `tenants.head` column is the durable copy. Cleared when a
     /// transaction fails, so a rolled-back group never leaves a hole or a reused offset.
     heads: HashMap<String, u64>,
+    /// The hash chain after each cached head (`tenants.chain` is the durable copy); cleared
+    /// together with `heads`.
+    chains: HashMap<String, [u8; 32]>,
     observer: Option<GroupObserver>,
 }
 
@@ -52,6 +55,7 @@ impl Writer {
             conn,
             notifier,
             heads: HashMap::new(),
+            chains: HashMap::new(),
             observer,
         }
     }
@@ -105,6 +109,7 @@ impl Writer {
                 // The whole group failed: nobody gets a 202, and cached heads are reloaded.
                 tracing::error!(error = %e, requests, events, "group commit failed");
                 self.heads.clear();
+                self.chains.clear();
                 let msg = e.to_string();
                 for (_, reply) in group {
                     let _ = reply.send(Err(StoreError::Unavailable(format!("appending events: {msg}"))));
@@ -130,15 +135,15 @@ impl Writer {
         let mut results = Vec::with_capacity(group.len());
         {
             let mut head_stmt = tx
-                .prepare_cached("SELECT head FROM tenants WHERE id = ?1")
+                .prepare_cached("SELECT head, chain FROM tenants WHERE id = ?1")
                 .map_err(StoreError::sqlite("preparing head lookup"))?;
             let mut dup_stmt = tx
                 .prepare_cached("SELECT seq FROM client_ids WHERE tenant_id = ?1 AND id = ?2")
                 .map_err(StoreError::sqlite("preparing dedup lookup"))?;
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO events (tenant_id, seq, id, type, occurred_at, received_at, body, raw)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO events (tenant_id, seq, id, type, occurred_at, received_at, body, raw, chain)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )
                 .map_err(StoreError::sqlite("preparing insert"))?;
             let mut insert_client_id = tx
@@ -149,13 +154,24 @@ impl Writer {
                 // Resolve every tenant of the request first: unknown → refuse just this request.
                 for ev in events {
                     if !touched.contains_key(&ev.tenant_id) && !self.heads.contains_key(&ev.tenant_id) {
-                        let head: Option<i64> = head_stmt
-                            .query_row([&ev.tenant_id], |r| r.get(0))
+                        let head: Option<(i64, Option<Vec<u8>>)> = head_stmt
+                            .query_row([&ev.tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))
                             .optional()
                             .map_err(StoreError::sqlite("reading tenant head"))?;
                         match head {
-                            Some(h) => {
+                            Some((h, chain)) => {
+                                let chain = match chain::from_column(chain, "tenants.chain")? {
+                                    Some(c) => c,
+                                    None if h == 0 => chain::GENESIS,
+                                    None => {
+                                        return Err(StoreError::Corrupt(format!(
+                                            "tenant {} has events but no chain value",
+                                            ev.tenant_id
+                                        )))
+                                    }
+                                };
                                 self.heads.insert(ev.tenant_id.clone(), h as u64);
+                                self.chains.insert(ev.tenant_id.clone(), chain);
                             }
                             None => {
                                 results.push(Err(StoreError::UnknownTenant(ev.tenant_id.clone())));
@@ -190,6 +206,12 @@ impl Writer {
                         .get_mut(&ev.tenant_id)
                         .ok_or_else(|| StoreError::Corrupt(format!("no cached head for tenant {}", ev.tenant_id)))?;
                     let offset = *head + 1;
+                    // Only stored events extend the chain: a duplicate (above) never reaches here.
+                    let previous = self
+                        .chains
+                        .get_mut(&ev.tenant_id)
+                        .ok_or_else(|| StoreError::Corrupt(format!("no cached chain for tenant {}", ev.tenant_id)))?;
+                    let next = chain::link_new(previous, offset, ev)?;
                     insert
                         .execute(params![
                             ev.tenant_id,
@@ -199,10 +221,12 @@ impl Writer {
                             ev.occurred_at,
                             ev.received_at,
                             ev.body,
-                            ev.raw
+                            ev.raw,
+                            &next[..]
                         ])
                         .map_err(StoreError::sqlite("inserting an event"))?;
                     *head = offset;
+                    *previous = next;
                     match touched.get_mut(&ev.tenant_id) {
                         Some(h) => *h = offset,
                         None => {
@@ -224,11 +248,15 @@ impl Writer {
                 results.push(Ok(outcomes));
             }
             let mut set_head = tx
-                .prepare_cached("UPDATE tenants SET head = ?2 WHERE id = ?1")
+                .prepare_cached("UPDATE tenants SET head = ?2, chain = ?3 WHERE id = ?1")
                 .map_err(StoreError::sqlite("preparing head update"))?;
             for (tenant, head) in &touched {
+                let chain = self
+                    .chains
+                    .get(tenant)
+                    .ok_or_else(|| StoreError::Corrupt(format!("no cached chain for tenant {tenant}")))?;
                 set_head
-                    .execute(params![tenant, *head as i64])
+                    .execute(params![tenant, *head as i64, &chain[..]])
                     .map_err(StoreError::sqlite("updating tenant head"))?;
             }
         }

@@ -1,0 +1,118 @@
+//! The per-tenant hash chain (docs/integrity.md), computed by every backend inside its append
+//! transaction with [`link`]:
+//!
+//! ```text
+//! chain(0) = 32 zero bytes                       (GENESIS)
+//! chain(n) = SHA-256( chain(n-1) as 32 raw bytes ‖ JCS(event n as `json` delivers it, minus `chain`) )
+//! ```
+//!
+//! JCS is RFC 8785: keys sorted by UTF-16 code units, no whitespace, numbers as ECMAScript
+//! prints them. Because the hash covers the canonical form and not our bytes, anyone can check
+//! a copy that went through a SIEM that re-serialised it.
+
+use sha2::{Digest, Sha256};
+
+use crate::StoreError;
+
+/// The chain value "before offset 1".
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// The chain value after the event with `offset` and canonical `body` (the stored JSON without
+/// `offset` — `NewEvent::body`), given the chain after the previous event of the same tenant
+/// (`GENESIS` for offset 1). Pure: a backend calls it once per stored event, in offset order,
+/// inside the transaction that stores the event, and stores the result beside it.
+pub fn link(previous: &[u8; 32], offset: u64, body: &str) -> Result<[u8; 32], StoreError> {
+    let canonical = canonical_bytes(offset, body)?;
+    let mut hasher = Sha256::new();
+    hasher.update(previous);
+    hasher.update(&canonical);
+    Ok(hasher.finalize().into())
+}
+
+/// [`link`] for an event about to be stored, using the canonical form prepared at ingest
+/// (`NewEvent::canonical`) so the writer does not parse and re-serialise the body.
+pub fn link_new(previous: &[u8; 32], offset: u64, event: &auditrelay_core::NewEvent) -> Result<[u8; 32], StoreError> {
+    match &event.canonical {
+        Some(canonical) => {
+            let mut hasher = Sha256::new();
+            hasher.update(previous);
+            hasher.update(canonical.with_offset(offset));
+            Ok(hasher.finalize().into())
+        }
+        None => link(previous, offset, &event.body),
+    }
+}
+
+/// RFC 8785 bytes of `{"offset":offset, …body}`: what [`link`] hashes after the previous chain.
+pub fn canonical_bytes(offset: u64, body: &str) -> Result<Vec<u8>, StoreError> {
+    let mut event: serde_json::Map<String, serde_json::Value> = serde_json::from_str(body)
+        .map_err(|e| StoreError::Corrupt(format!("event body at offset {offset} is not a JSON object: {e}")))?;
+    event.insert("offset".into(), offset.into());
+    serde_jcs::to_vec(&event)
+        .map_err(|e| StoreError::Corrupt(format!("canonicalising the event at offset {offset}: {e}")))
+}
+
+/// A chain value read back from a column: exactly 32 bytes or the store is damaged.
+pub fn from_column(bytes: Option<Vec<u8>>, what: &str) -> Result<Option<[u8; 32]>, StoreError> {
+    match bytes {
+        None => Ok(None),
+        Some(b) => b
+            .try_into()
+            .map(Some)
+            .map_err(|b: Vec<u8>| StoreError::Corrupt(format!("{what}: a chain value of {} bytes", b.len()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_bytes_sort_keys_and_print_numbers_like_ecmascript() {
+        let body = r#"{"type":"a.b","metadata":{"z":1.0,"a":[1e21,0.000001,-0.0],"é":"\u00e9"},"id":"x"}"#;
+        let bytes = canonical_bytes(7, body).unwrap();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            r#"{"id":"x","metadata":{"a":[1e+21,0.000001,0],"z":1,"é":"é"},"offset":7,"type":"a.b"}"#
+        );
+    }
+
+    #[test]
+    fn link_hashes_raw_previous_bytes_then_the_canonical_event() {
+        let body = r#"{"id":"x"}"#;
+        let one = link(&GENESIS, 1, body).unwrap();
+        let mut expected = Sha256::new();
+        expected.update([0u8; 32]);
+        expected.update(br#"{"id":"x","offset":1}"#);
+        assert_eq!(one, <[u8; 32]>::from(expected.finalize()));
+        // Any change to the previous value, the offset or the body changes the chain.
+        assert_ne!(link(&one, 1, body).unwrap(), one);
+        assert_ne!(link(&GENESIS, 2, body).unwrap(), one);
+        assert_ne!(link(&GENESIS, 1, r#"{"id":"y"}"#).unwrap(), one);
+    }
+
+    #[test]
+    fn the_prepared_canonical_form_matches_the_full_one() {
+        for body in [
+            r#"{"id":"x"}"#,
+            r#"{"type":"a.b","metadata":{"z":1.0,"a":[1e21,0.000001,-0.0]},"id":"x","outcome":"failure"}"#,
+            r#"{"zz":1,"of":2,"offseu":3,"offses":4,"é":5,"Z":6}"#,
+            r#"{}"#,
+        ] {
+            let prepared = auditrelay_core::CanonicalBody::new(body).unwrap();
+            for offset in [1, 42, u64::MAX] {
+                assert_eq!(
+                    prepared.with_offset(offset),
+                    canonical_bytes(offset, body).unwrap(),
+                    "{body}"
+                );
+            }
+        }
+        assert!(auditrelay_core::CanonicalBody::new(r#"{"offset":1}"#).is_none());
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused() {
+        assert!(link(&GENESIS, 1, "[1]").is_err());
+    }
+}
