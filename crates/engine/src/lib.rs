@@ -13,6 +13,7 @@ pub mod backoff;
 pub mod breaker;
 mod deliver;
 mod health;
+mod holds;
 mod jobs;
 mod lane;
 mod leases;
@@ -35,6 +36,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use holds::Hold;
 pub use jobs::{AttemptResult, ReplayInfo};
 pub use lane::PAUSE_AFTER_EXHAUSTED;
 pub use secrets::{KeyId, Keyring, SecretsError};
@@ -142,6 +144,11 @@ impl Engine {
 
     pub fn tenant_created(&self, tenant: &str) {
         let _ = self.shared.control.send(Control::TenantCreated(tenant.to_owned()));
+    }
+
+    /// What each sink reading `tenant` has yet to deliver there (retention's purge guard).
+    pub async fn holds(&self, tenant: &str) -> Result<Vec<Hold>, EngineError> {
+        holds::holds(self.shared.store.as_ref(), tenant).await
     }
 
     pub async fn health(&self, row: &SinkRow) -> Result<Value, EngineError> {

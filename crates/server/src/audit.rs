@@ -15,6 +15,7 @@
 //! failed action would then leave a trail of something that never happened.
 
 use auditrelay_core::ids::SYSTEM_TENANT;
+use auditrelay_core::time::Clock;
 use auditrelay_core::{parse_request, BodyFormat, Limits};
 use auditrelay_store::{Store, StoreError};
 use axum::http::StatusCode;
@@ -52,14 +53,13 @@ fn actor(principal: &Principal) -> (Value, Value) {
 
 /// Renders the event (public shape, without the server-set fields).
 fn event_json(
-    principal: &Principal,
+    (actor, acting_tenant): (Value, Value),
     event_type: &str,
     action: &str,
     success: bool,
     target: &Target,
     details: Value,
 ) -> Value {
-    let (actor, acting_tenant) = actor(principal);
     let mut metadata = Map::new();
     metadata.insert("acting_tenant".into(), acting_tenant);
     if let Value::Object(extra) = details {
@@ -103,7 +103,27 @@ pub async fn record_outcome(
     target: Target<'_>,
     details: Value,
 ) -> Result<(), ApiError> {
-    let event = event_json(principal, event_type, action, success, &target, details);
+    let event = event_json(actor(principal), event_type, action, success, &target, details);
+    append_event(state.store.as_ref(), state.clock.as_ref(), event).await
+}
+
+/// Appends one audit event for something auditrelay did by itself (a retention purge): the
+/// actor is `{"type": "system", "id": <component>}`.
+pub async fn record_system(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    component: &str,
+    event_type: &str,
+    action: &str,
+    target: Target<'_>,
+    details: Value,
+) -> Result<(), ApiError> {
+    let actor = json!({ "type": "system", "id": component, "name": format!("auditrelay {component}") });
+    let event = event_json((actor, Value::Null), event_type, action, true, &target, details);
+    append_event(store, clock, event).await
+}
+
+async fn append_event(store: &dyn Store, clock: &dyn Clock, event: Value) -> Result<(), ApiError> {
     let text = event.to_string();
     // The event goes through the same validation as ingested events: one shape for all.
     // Metadata is ours and small; a generous limit keeps a long sink name from failing it.
@@ -119,9 +139,9 @@ pub async fn record_outcome(
             return Err(audit_unavailable());
         }
     };
-    let received_at = auditrelay_core::time::now_rfc3339();
+    let received_at = clock.now_rfc3339();
     let new_event = parsed.into_new_event(SYSTEM_TENANT.to_owned(), &received_at);
-    match state.store.append(vec![new_event]).await {
+    match store.append(vec![new_event]).await {
         Ok(_) => Ok(()),
         Err(e) => {
             tracing::error!(error = %e, event = %text, "could not append the audit event; the action was applied");

@@ -46,6 +46,23 @@ pub struct ServeArgs {
     /// Seconds between signed checkpoints of each tenant's hash chain (default 60).
     #[arg(long, env = "AUDITRELAY_CHECKPOINT_INTERVAL_SECS")]
     pub checkpoint_interval_secs: Option<u64>,
+    /// Days events stay active (visible to /v1/events and /v1/stream) unless a tenant's policy
+    /// says otherwise (default 90).
+    #[arg(long, env = "AUDITRELAY_RETENTION_ACTIVE_DAYS")]
+    pub retention_active_days: Option<u32>,
+    /// Delete archived events past `--retention-purge-after-days` (default false).
+    /// `--retention-auto-purge` alone means true.
+    #[arg(long, env = "AUDITRELAY_RETENTION_AUTO_PURGE", num_args = 0..=1, default_missing_value = "true")]
+    pub retention_auto_purge: Option<bool>,
+    /// Days after which delivered events may be purged (default 365).
+    #[arg(long, env = "AUDITRELAY_RETENTION_PURGE_AFTER_DAYS")]
+    pub retention_purge_after_days: Option<u32>,
+    /// Days after which events are purged even if a sink has not delivered them (default 730).
+    #[arg(long, env = "AUDITRELAY_RETENTION_HARD_LIMIT_DAYS")]
+    pub retention_hard_limit_days: Option<u32>,
+    /// Seconds between retention passes (default 300).
+    #[arg(long, env = "AUDITRELAY_RETENTION_INTERVAL_SECS")]
+    pub retention_interval_secs: Option<u64>,
     /// Largest event in bytes (default 65536).
     #[arg(long, env = "AUDITRELAY_MAX_EVENT_BYTES")]
     pub max_event_bytes: Option<usize>,
@@ -92,6 +109,11 @@ struct FileSettings {
     sse_heartbeat_secs: Option<u64>,
     checkpoint_interval_secs: Option<u64>,
     delivery_log_retention_hours: Option<u64>,
+    retention_active_days: Option<u32>,
+    retention_auto_purge: Option<bool>,
+    retention_purge_after_days: Option<u32>,
+    retention_hard_limit_days: Option<u32>,
+    retention_interval_secs: Option<u64>,
     max_event_bytes: Option<usize>,
     max_request_bytes: Option<usize>,
     max_request_events: Option<usize>,
@@ -130,6 +152,9 @@ pub struct Settings {
     pub sse_heartbeat_secs: u64,
     pub checkpoint_interval_secs: u64,
     pub delivery_log_retention_hours: u64,
+    /// The retention policy of tenants without their own.
+    pub retention: crate::retention::RetentionPolicy,
+    pub retention_interval_secs: u64,
     pub limits: Limits,
     pub abuse: AbuseLimits,
 }
@@ -222,6 +247,32 @@ impl Settings {
                 .or(file.delivery_log_retention_hours)
                 .unwrap_or(72)
                 .max(1),
+            retention: {
+                let d = crate::retention::RetentionPolicy::default();
+                crate::retention::RetentionPolicy {
+                    active_days: args
+                        .retention_active_days
+                        .or(file.retention_active_days)
+                        .unwrap_or(d.active_days),
+                    auto_purge: args
+                        .retention_auto_purge
+                        .or(file.retention_auto_purge)
+                        .unwrap_or(d.auto_purge),
+                    purge_after_days: args
+                        .retention_purge_after_days
+                        .or(file.retention_purge_after_days)
+                        .unwrap_or(d.purge_after_days),
+                    hard_limit_days: args
+                        .retention_hard_limit_days
+                        .or(file.retention_hard_limit_days)
+                        .unwrap_or(d.hard_limit_days),
+                }
+            },
+            retention_interval_secs: args
+                .retention_interval_secs
+                .or(file.retention_interval_secs)
+                .unwrap_or(300)
+                .max(1),
             limits,
             abuse: AbuseLimits {
                 rate_limit_rps: args.rate_limit_rps.or(file.rate_limit_rps).unwrap_or(10_000),
@@ -241,6 +292,9 @@ impl Settings {
                 ),
             },
         };
+        if let Err(e) = settings.retention.validate() {
+            bail!("--retention-{}: {}", e.field.replace('_', "-"), e.message);
+        }
         if let Some(token) = &settings.admin_token {
             if token.len() < 16 {
                 bail!("the operator token must be at least 16 characters");

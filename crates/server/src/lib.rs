@@ -16,12 +16,14 @@ pub mod integrity;
 pub mod keyfiles;
 pub mod keys;
 pub mod metrics;
+pub mod retention;
 pub mod state;
 pub mod tls;
 
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use auditrelay_core::time::{Clock, SystemClock};
 use auditrelay_store::postgres::PostgresStore;
 use auditrelay_store::sqlite::SqliteStore;
 use auditrelay_store::Store;
@@ -31,9 +33,32 @@ use crate::auth::Authenticator;
 use crate::config::{ServeArgs, Settings};
 use crate::state::{AppState, KnownTenants};
 
+/// What a test running the server in its own process can swap in or listen to.
+#[derive(Default)]
+pub struct Hooks {
+    /// Replaces the wall clock (retention tests move time by months).
+    pub clock: Option<Arc<dyn Clock>>,
+    /// Receives the bound address and the retention service once the server listens.
+    pub on_listening: Option<tokio::sync::oneshot::Sender<Running>>,
+    /// Cancelling it stops the server like SIGTERM.
+    pub shutdown: Option<CancellationToken>,
+}
+
+/// A server that is listening.
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    pub retention: Arc<retention::RetentionService>,
+}
+
 /// `auditrelay serve`: open the store, bind, serve until SIGTERM/SIGINT, then drain and exit.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    serve_with(args, Hooks::default()).await
+}
+
+/// [`serve`] with test hooks.
+pub async fn serve_with(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
     init_tracing(&args.log);
+    let clock: Arc<dyn Clock> = hooks.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let settings = Settings::resolve(&args)?;
     let metrics = Arc::new(metrics::Metrics::install());
 
@@ -105,7 +130,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(ranges = %ranges.join(","), "sinks may target these private ranges (--allow-private-cidrs)");
     }
 
-    let shutdown = CancellationToken::new();
+    let shutdown = hooks.shutdown.unwrap_or_default();
+    let retention = Arc::new(retention::RetentionService::new(
+        store.clone(),
+        engine.clone(),
+        integrity.clone(),
+        clock.clone(),
+        settings.retention,
+    ));
     let state = AppState {
         engine: engine.clone(),
         auth: Arc::new(Authenticator::new(operator_hash, store.clone())),
@@ -118,7 +150,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         abuse: Arc::new(abuse::Abuse::new(&settings.abuse)),
         data_dir: settings.data_dir.clone(),
         integrity: integrity.clone(),
+        clock: clock.clone(),
+        retention: retention.clone(),
     };
+    let purges = tokio::spawn(retention.clone().run(
+        std::time::Duration::from_secs(settings.retention_interval_secs),
+        shutdown.clone(),
+    ));
     let checkpoints = tokio::spawn(integrity::run_checkpoints(
         store.clone(),
         integrity,
@@ -138,6 +176,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("auditrelay: listening on {scheme}://{local}");
     tracing::info!(%local, scheme, data_dir = %settings.data_dir.display(), "auditrelay serving");
 
+    if let Some(tx) = hooks.on_listening {
+        let _ = tx.send(Running { addr: local, retention });
+    }
     tokio::spawn(wait_for_signal(shutdown.clone()));
     http_serve::serve(
         listener,
@@ -161,6 +202,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     // The last checkpoint covers everything appended before the stop.
     let _ = checkpoints.await;
+    let _ = purges.await;
     tracing::info!("draining: finishing queued writes");
     store.close().await;
     tracing::info!("stopped");

@@ -30,6 +30,10 @@ pub struct AppState {
     pub data_dir: std::path::PathBuf,
     /// Signs hash-chain checkpoints; its public key is served at `/v1/integrity/key`.
     pub integrity: Arc<crate::integrity::CheckpointSigner>,
+    /// "Now" for `received_at` and retention (a fake clock in tests).
+    pub clock: Arc<dyn auditrelay_core::time::Clock>,
+    /// Retention policies, the active window of the consume routes, and purges.
+    pub retention: Arc<crate::retention::RetentionService>,
 }
 
 /// Tenants known to exist. Only positive answers are cached (tenants are never deleted), so a

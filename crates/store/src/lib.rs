@@ -169,10 +169,28 @@ pub trait Checkpoints: Send + Sync {
     async fn latest_checkpoints(&self) -> Result<Vec<(String, u64)>>;
 }
 
+/// Retention (docs/retention.md): each tenant's policy, kept as JSON the store does not
+/// interpret, and the purge of the oldest events. Purged offsets stay purged: reads start after
+/// them, offsets are never reused, and the chain continues from the last purged event's value
+/// (a signed checkpoint at the purge boundary lets verifiers start there).
+#[async_trait]
+pub trait Retention: Send + Sync {
+    /// The tenant's stored policy; `None` when it follows the server's defaults.
+    async fn retention_policy(&self, tenant: &str) -> Result<Option<String>>;
+    /// Stores (or, with `None`, clears) a tenant's policy; `UnknownTenant` if there is none.
+    async fn set_retention_policy(&self, tenant: &str, policy: Option<&str>) -> Result<()>;
+    /// Every offset at or below this has been purged (0: nothing was).
+    async fn purged_through(&self, tenant: &str) -> Result<u64>;
+    /// Deletes the tenant's oldest events with offset <= `through` (never past the head), at
+    /// most `max_events` in one short transaction so appends are never held up for long.
+    /// Returns the new `purged_through`; call again until it reaches `through`.
+    async fn purge_events(&self, tenant: &str, through: u64, max_events: u64) -> Result<u64>;
+}
+
 /// A complete backend.
 #[async_trait]
 pub trait Store:
-    EventLog + Cursors + Catalog + SinkStore + DeadLetters + DeliveryLog + SinkLeases + Checkpoints
+    EventLog + Cursors + Catalog + SinkStore + DeadLetters + DeliveryLog + SinkLeases + Checkpoints + Retention
 {
     /// Cheap check that the store answers (readiness).
     async fn ping(&self) -> Result<()>;

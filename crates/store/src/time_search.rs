@@ -16,7 +16,7 @@ pub(crate) fn not_a_timestamp(operation: &str, value: &str) -> StoreError {
     StoreError::Unavailable(format!("{operation}: `{value}` is not an RFC 3339 timestamp"))
 }
 
-/// Binary search over a tenant's offsets 1..=head for the first event received at or after a
+/// Binary search over a tenant's offsets first..=head (first = 1 unless a prefix was purged) for the first event received at or after a
 /// time. `received_at` has no index (it would cost every append a second B-tree insert), so a
 /// backend answers each [`probe`](Self::probe) with one primary-key point lookup: ~log2(head)
 /// reads. `received_at` is taken before the group commit, so concurrent requests can commit
@@ -32,13 +32,13 @@ pub(crate) struct TimeSearch {
 }
 
 impl TimeSearch {
-    pub(crate) fn new(tenant: &str, head: u64, time: &str) -> Result<TimeSearch> {
+    pub(crate) fn new(tenant: &str, first: u64, head: u64, time: &str) -> Result<TimeSearch> {
         let target = instant(time).ok_or_else(|| not_a_timestamp("offset_at_time", time))?;
         Ok(TimeSearch {
             tenant: tenant.to_owned(),
             head,
             target,
-            lo: 1,
+            lo: first.min(head.saturating_add(1)),
             hi: head.saturating_add(1),
         })
     }
@@ -100,7 +100,7 @@ mod tests {
             "2026-01-01T00:00:02.500001Z",
         ];
         let run = |time: &str| {
-            let mut s = TimeSearch::new("t", times.len() as u64, time).unwrap();
+            let mut s = TimeSearch::new("t", 1, times.len() as u64, time).unwrap();
             while let Some(offset) = s.probe() {
                 s.answer(offset, Some(times[offset as usize - 1])).unwrap();
             }
@@ -110,7 +110,7 @@ mod tests {
         assert_eq!(run("2026-01-01T00:00:02.5Z"), 1);
         assert_eq!(run("2026-01-01T00:00:02.5000001Z"), 2);
         assert_eq!(run("2026-01-01T00:00:03Z"), 3, "none after: the head");
-        let mut s = TimeSearch::new("t", 3, "2026-01-01T00:00:00Z").unwrap();
+        let mut s = TimeSearch::new("t", 1, 3, "2026-01-01T00:00:00Z").unwrap();
         let probe = s.probe().unwrap();
         assert!(matches!(s.answer(probe, None), Err(StoreError::Corrupt(_))));
     }

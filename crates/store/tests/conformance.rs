@@ -27,7 +27,11 @@ mod leases;
 #[path = "conformance/chain.rs"]
 mod chain_checks;
 
+#[path = "conformance/retention.rs"]
+mod retention_checks;
+
 use chain_checks::*;
+use retention_checks::*;
 use sinks_checks::*;
 
 pub(crate) fn events(tenant: &str, body: &str) -> Vec<NewEvent> {
@@ -265,6 +269,16 @@ macro_rules! backend {
             async fn chain() {
                 let (s, _g) = fresh().await;
                 chain_links_every_stored_event(s).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn retention_policies() {
+                let (s, _g) = fresh().await;
+                retention_policies_are_per_tenant(s).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn purge() {
+                let (s, _g) = fresh().await;
+                purges_remove_the_oldest_events_in_chunks(s).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn checkpoints() {

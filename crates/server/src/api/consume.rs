@@ -75,7 +75,9 @@ pub(super) async fn reading_tenant(
     Ok(tenant)
 }
 
-fn events_json(events: &[StoredEvent], next_cursor: u64) -> String {
+/// `archived_through` is set when the cursor was inside the archive (events past the tenant's
+/// active window) and moved to its end: the jump in offsets is retention, not loss.
+fn events_json(events: &[StoredEvent], next_cursor: u64, archived_through: Option<u64>) -> String {
     let mut out = String::with_capacity(64 + events.iter().map(|e| e.body.len() + 24).sum::<usize>());
     out.push_str("{\"events\":[");
     for (i, ev) in events.iter().enumerate() {
@@ -86,6 +88,10 @@ fn events_json(events: &[StoredEvent], next_cursor: u64) -> String {
     }
     out.push_str("],\"next_cursor\":");
     out.push_str(&next_cursor.to_string());
+    if let Some(archived) = archived_through {
+        out.push_str(",\"archived_through\":");
+        out.push_str(&archived.to_string());
+    }
     out.push('}');
     out
 }
@@ -134,10 +140,14 @@ pub async fn long_poll(
     };
     loop {
         heads.borrow_and_update();
-        let events = state.store.read(query.clone()).await?;
+        let (events, archived) = state.retention.read_active(query.clone()).await?;
         if !events.is_empty() {
             let next = events.last().map(|e| e.offset).unwrap_or(after);
-            return Ok(json_response(events_json(&events, next)));
+            return Ok(json_response(events_json(&events, next, archived)));
+        }
+        if let Some(archived) = archived {
+            // Everything after the cursor is archived: the client resumes from the boundary.
+            return Ok(json_response(events_json(&[], archived, Some(archived))));
         }
         tokio::select! {
             changed = heads.changed() => {
@@ -147,7 +157,7 @@ pub async fn long_poll(
             _ = state.shutdown.cancelled() => break,
         }
     }
-    Ok(json_response(events_json(&[], after)))
+    Ok(json_response(events_json(&[], after, None)))
 }
 
 fn json_response(body: String) -> Response {
@@ -226,8 +236,10 @@ async fn next_sse_event(mut s: SseState) -> Option<(Result<Event, Infallible>, S
             return None;
         }
         s.heads.borrow_and_update();
-        match s.state.store.read(s.query.clone()).await {
-            Ok(events) if !events.is_empty() => {
+        match s.state.retention.read_active(s.query.clone()).await {
+            Ok((events, archived)) if !events.is_empty() || archived.is_some() => {
+                // Archived events are not streamed: carry on from the end of the archive.
+                s.query.after = s.query.after.max(archived.unwrap_or(0));
                 s.query.after = events.last().map(|e| e.offset).unwrap_or(s.query.after);
                 s.buffer.extend(events);
             }

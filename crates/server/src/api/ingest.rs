@@ -107,7 +107,7 @@ async fn ingest(
     let parsed = parse_request(&bytes, format, &state.limits)?;
 
     // Settle every event's tenant before anything is stored: all or nothing.
-    let received_at = auditrelay_core::time::now_rfc3339();
+    let received_at = state.clock.now_rfc3339();
     let mut events: Vec<NewEvent> = Vec::with_capacity(parsed.len());
     let mut checked: Vec<String> = Vec::new();
     for ev in parsed {

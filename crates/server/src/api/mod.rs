@@ -7,6 +7,7 @@ mod extract;
 mod health;
 mod ingest;
 mod integrity;
+mod retention;
 mod sinks;
 mod tenants;
 
@@ -27,6 +28,12 @@ pub fn router(state: AppState) -> Router {
             post(tenants::create_key).get(tenants::list_keys),
         )
         .route("/v1/tenants/{tenant}/keys/{key}", delete(tenants::revoke_key))
+        .route(
+            "/v1/tenants/{tenant}/retention",
+            get(retention::get_retention)
+                .put(retention::put_retention)
+                .delete(retention::delete_retention),
+        )
         .route("/v1/sinks", post(sinks::create_sink).get(sinks::list_sinks))
         .route(
             "/v1/sinks/{id}",

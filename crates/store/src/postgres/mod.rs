@@ -10,6 +10,7 @@ mod catalog;
 mod chain_checkpoints;
 mod leases;
 mod listen;
+mod retention;
 mod schema;
 mod sinks;
 mod writer;
@@ -27,7 +28,7 @@ use tokio::task::JoinHandle;
 use crate::sqlite::GroupObserver;
 pub(crate) use crate::time_search::not_a_timestamp;
 use crate::time_search::{instant, TimeSearch};
-use crate::{AppendOutcome, Cursors, EventLog, Notifier, ReadQuery, Result, Store, StoreError};
+use crate::{AppendOutcome, Cursors, EventLog, Notifier, ReadQuery, Result, Retention, Store, StoreError};
 use writer::{PendingAppend, Writer};
 
 /// How long a request waits for a pooled connection before it fails (→ 503). Short, so ingest
@@ -203,7 +204,8 @@ impl EventLog for PostgresStore {
     }
 
     async fn offset_at_time(&self, tenant: &str, time: &str) -> Result<u64> {
-        let mut search = TimeSearch::new(tenant, self.tenant_head(tenant).await?, time)?;
+        let first = self.purged_through(tenant).await? + 1;
+        let mut search = TimeSearch::new(tenant, first, self.tenant_head(tenant).await?, time)?;
         while let Some(offset) = search.probe() {
             let at: Option<String> =
                 sqlx::query_scalar("SELECT received_at FROM events WHERE tenant_id = $1 AND seq = $2")

@@ -142,6 +142,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant_id, seq)
     );
     "#,
+    // 4: retention (docs/retention.md): a tenant's policy, and how far its log has been purged.
+    // Its own table, not columns of `tenants`: a purge then never waits for the row lock every
+    // append takes on `tenants`.
+    r#"
+    CREATE TABLE retention (
+        tenant_id      TEXT PRIMARY KEY REFERENCES tenants (id),
+        policy         TEXT,
+        purged_through BIGINT NOT NULL DEFAULT 0
+    );
+    "#,
 ];
 
 /// Applies every migration this database has not seen yet, each in its own transaction.

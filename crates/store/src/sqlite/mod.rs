@@ -8,6 +8,7 @@
 mod chain_checkpoints;
 mod checkpointer;
 mod pool;
+mod retention;
 mod schema;
 mod sinks;
 mod writer;
@@ -223,7 +224,8 @@ impl EventLog for SqliteStore {
                 .optional()
                 .map_err(StoreError::sqlite("reading tenant head"))?
                 .unwrap_or(0);
-            let mut search = TimeSearch::new(&tenant, head, &time)?;
+            let first = retention::purged_through(conn, &tenant)? + 1;
+            let mut search = TimeSearch::new(&tenant, first, head, &time)?;
             let mut received_at = conn
                 .prepare_cached("SELECT received_at FROM events WHERE tenant_id = ?1 AND seq = ?2")
                 .map_err(StoreError::sqlite("preparing received_at lookup"))?;

@@ -124,6 +124,15 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant_id, seq)
     ) WITHOUT ROWID;
     "#,
+    // 4: retention (docs/retention.md): a tenant's policy, and how far its log has been purged.
+    // A row exists only for tenants with a policy or a purge.
+    r#"
+    CREATE TABLE retention (
+        tenant_id      TEXT PRIMARY KEY REFERENCES tenants (id),
+        policy         TEXT,              -- JSON, NULL = the server's defaults
+        purged_through INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The version whose migration adds the chain columns.
