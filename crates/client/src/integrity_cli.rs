@@ -145,8 +145,20 @@ impl VerifyArgs {
         match (&self.file, &conn) {
             (Some(path), _) => {
                 let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-                for line in std::io::BufReader::with_capacity(1 << 20, file).lines() {
-                    checker.line(&line.with_context(|| format!("reading {}", path.display()))?)?;
+                let mut csv = false;
+                for (i, line) in std::io::BufReader::with_capacity(1 << 20, file).lines().enumerate() {
+                    let line = line.with_context(|| format!("reading {}", path.display()))?;
+                    if i == 0 && line.trim_end() == crate::export_csv::HEADER {
+                        // A CSV export: the event is the last column of each record.
+                        csv = true;
+                        checker.line("")?;
+                    } else if csv && !line.trim().is_empty() {
+                        let event = crate::export_csv::event_of(&line)
+                            .map_err(|reason| anyhow::anyhow!("line {}: {reason}", i + 1))?;
+                        checker.line(&event)?;
+                    } else {
+                        checker.line(&line)?;
+                    }
                 }
             }
             (None, Some(conn)) => {

@@ -15,6 +15,7 @@ mod chain_check;
 mod conn;
 mod cursor;
 mod emit;
+mod export_csv;
 mod integrity_cli;
 mod retry;
 mod split;

@@ -285,6 +285,28 @@ async fn export_is_ndjson_or_csv_ranged_typed_and_tenant_scoped() {
     );
     assert_eq!(csv.matches("\r\n").count(), 4);
 
+    // `verify` reads the CSV export too, and catches an edit of the event or of a column.
+    let dir = tempfile::tempdir().unwrap();
+    let full = get("?format=csv", &key).send().await.unwrap().text().await.unwrap();
+    let path = dir.path().join("export.csv");
+    std::fs::write(&path, &full).unwrap();
+    let (ok, out) = verify_file(&path, &[]);
+    assert!(ok && out.contains("intact: 12 events, offsets 1..12"), "{out}");
+    for (what, from, to, named) in [
+        (
+            "event edited",
+            "\"\"offset\"\":5,",
+            "\"\"offset\"\":5,\"\"x\"\":1,",
+            "offset 5",
+        ),
+        ("offset column edited", "\r\n6,", "\r\n60,", "offset column says 60"),
+    ] {
+        assert!(full.contains(from), "{what}: {from} not in the export");
+        std::fs::write(&path, full.replacen(from, to, 1)).unwrap();
+        let (ok, out) = verify_file(&path, &[]);
+        assert!(!ok && out.contains(named), "{what}: {out}");
+    }
+
     // Times: everything was received before now and after the epoch.
     let body = get("?from=2000-01-01T00:00:00Z&to=2999-01-01T00:00:00Z", &key)
         .send()
