@@ -106,6 +106,7 @@ struct FileSettings {
     admin_token: Option<String>,
     master_key: Option<String>,
     previous_master_keys: Option<Vec<String>>,
+    integrity_key: Option<String>,
     sse_heartbeat_secs: Option<u64>,
     checkpoint_interval_secs: Option<u64>,
     delivery_log_retention_hours: Option<u64>,
@@ -145,6 +146,9 @@ pub struct Settings {
     /// Operator token from env or file; `None` = generated into the data dir on first start.
     pub admin_token: Option<String>,
     /// Base64 master key from env or file; `None` = generated into the data dir.
+    /// Base64 Ed25519 seed that signs checkpoints, from env or file; `None` = generated into
+    /// the data dir. Nodes sharing one PostgreSQL log must share it (one signer per log).
+    pub integrity_key: Option<String>,
     pub master_key: Option<String>,
     /// Base64 keys that open (never seal) secrets sealed before a rotation, from
     /// `AUDITRELAY_PREVIOUS_MASTER_KEYS` (comma-separated) or the file.
@@ -228,6 +232,7 @@ impl Settings {
             },
             admin_token: env_nonempty("AUDITRELAY_ADMIN_TOKEN").or(file.admin_token),
             master_key: env_nonempty("AUDITRELAY_MASTER_KEY").or(file.master_key),
+            integrity_key: env_nonempty("AUDITRELAY_INTEGRITY_KEY").or(file.integrity_key),
             previous_master_keys: match env_nonempty("AUDITRELAY_PREVIOUS_MASTER_KEYS") {
                 Some(list) => list
                     .split(',')

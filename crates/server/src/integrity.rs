@@ -68,6 +68,44 @@ impl CheckpointSigner {
     }
 }
 
+/// Checks the newest checkpoint of each tenant against this server's key. Another key means
+/// another signer on the same log (nodes of a cluster started without one shared
+/// `AUDITRELAY_INTEGRITY_KEY`, or a replaced key): verifiers would then reject one of them, so
+/// say so loudly at start rather than at audit time.
+pub async fn warn_on_foreign_checkpoints(store: &dyn Store, signer: &CheckpointSigner) {
+    use ed25519_dalek::Verifier as _;
+    let latest = match store.latest_checkpoints().await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read checkpoints to check the signing key");
+            return;
+        }
+    };
+    let key = signer.key.verifying_key();
+    let mut foreign = Vec::new();
+    for (tenant, offset) in latest.into_iter().take(100) {
+        let Ok(page) = store.list_checkpoints(&tenant, offset.saturating_sub(1), 1).await else {
+            continue;
+        };
+        for cp in page {
+            let bytes = signed_bytes(&cp.tenant_id, cp.offset, &cp.chain, &cp.signed_at);
+            if key
+                .verify(&bytes, &ed25519_dalek::Signature::from_bytes(&cp.signature))
+                .is_err()
+            {
+                foreign.push(tenant.clone());
+            }
+        }
+    }
+    if !foreign.is_empty() {
+        tracing::error!(
+            tenants = %foreign.join(","),
+            "checkpoints in this log were signed by another integrity key: every node sharing a log \
+             must run with the same AUDITRELAY_INTEGRITY_KEY (docs/deployment-postgres.md)"
+        );
+    }
+}
+
 /// Every `interval`, signs a checkpoint for each tenant whose head moved since its last one.
 /// Runs until `shutdown`, then signs once more so a clean stop leaves the head covered.
 pub async fn run_checkpoints(

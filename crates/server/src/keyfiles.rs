@@ -96,13 +96,10 @@ pub fn operator_token(data_dir: &Path, configured: Option<&str>) -> anyhow::Resu
 pub fn decode_key(b64: &str, from: &str) -> anyhow::Result<[u8; 32]> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
-        .map_err(|_| anyhow::anyhow!("the master key from {from} is not valid base64"))?;
+        .map_err(|_| anyhow::anyhow!("{from} is not valid base64"))?;
     match <[u8; 32]>::try_from(bytes.as_slice()) {
         Ok(k) => Ok(k),
-        Err(_) => bail!(
-            "the master key from {from} must be 32 bytes of base64, got {}",
-            bytes.len()
-        ),
+        Err(_) => bail!("{from} must be 32 bytes of base64, got {}", bytes.len()),
     }
 }
 
@@ -150,11 +147,11 @@ pub fn master_key(data_dir: &Path, configured: Option<&str>) -> anyhow::Result<[
 /// The current master key if there is one (configured, or `master.key`); generates nothing.
 pub fn current_key(data_dir: &Path, configured: Option<&str>) -> anyhow::Result<Option<[u8; 32]>> {
     if let Some(b64) = configured {
-        return decode_key(b64, "configuration").map(Some);
+        return decode_key(b64, "the master key from the configuration").map(Some);
     }
     let path = data_dir.join(MASTER_KEY_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => decode_key(&text, &path.display().to_string()).map(Some),
+        Ok(text) => decode_key(&text, &format!("the master key in {}", path.display())).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
@@ -180,7 +177,7 @@ pub fn retired_keys(data_dir: &Path) -> anyhow::Result<Vec<[u8; 32]>> {
         .iter()
         .map(|path| {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            decode_key(&text, &path.display().to_string())
+            decode_key(&text, &format!("the master key in {}", path.display()))
         })
         .collect()
 }
@@ -250,7 +247,10 @@ fn sync_dir(dir: &Path) -> anyhow::Result<()> {
 
 /// The Ed25519 seed (32 bytes, base64 in the file) that signs hash-chain checkpoints,
 /// generated into the data dir on first start.
-pub fn integrity_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+pub fn integrity_key(data_dir: &Path, configured: Option<&str>) -> anyhow::Result<[u8; 32]> {
+    if let Some(b64) = configured {
+        return decode_key(b64, "the integrity key (AUDITRELAY_INTEGRITY_KEY)");
+    }
     let engine = base64::engine::general_purpose::STANDARD;
     let path = data_dir.join(INTEGRITY_KEY_FILE);
     match std::fs::read_to_string(&path) {

@@ -94,7 +94,10 @@ async fn rotate(args: RotateArgs) -> anyhow::Result<()> {
     let (new, generated) = match &args.new_master_key_file {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            (keyfiles::decode_key(&text, &path.display().to_string())?, false)
+            (
+                keyfiles::decode_key(&text, &format!("the master key in {}", path.display()))?,
+                false,
+            )
         }
         None => (keyfiles::generate_key(), true),
     };

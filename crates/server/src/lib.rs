@@ -96,7 +96,9 @@ pub async fn serve_with(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
     audit::ensure_system_tenant(store.as_ref()).await?;
     let integrity = Arc::new(integrity::CheckpointSigner::from_seed(&keyfiles::integrity_key(
         &settings.data_dir,
+        settings.integrity_key.as_deref(),
     )?));
+    integrity::warn_on_foreign_checkpoints(store.as_ref(), &integrity).await;
 
     // Publish current heads so /metrics shows every tenant from the start.
     let mut after: Option<String> = None;

@@ -33,12 +33,18 @@ struct InProcess {
 
 impl InProcess {
     async fn start() -> InProcess {
+        InProcess::start_on(None).await
+    }
+
+    /// `database_url`: `None` = the embedded SQLite log.
+    async fn start_on(database_url: Option<String>) -> InProcess {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
         std::fs::write(&config, format!("admin_token = \"{ADMIN_TOKEN}\"\n")).unwrap();
         let args = ServeArgs {
             listen: Some("127.0.0.1:0".parse().unwrap()),
             data_dir: Some(dir.path().join("data")),
+            database_url,
             config: Some(config),
             allow_private_networks: Some(true),
             // Passes run when the test says so, not on a timer.
@@ -324,7 +330,16 @@ async fn policies_are_validated_and_reset() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_waits_for_sinks_until_the_hard_limit_and_leaves_a_verifiable_log() {
-    let s = InProcess::start().await;
+    purge_waits_for_sinks(InProcess::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_waits_for_sinks_on_postgres_too() {
+    let db = common::pg::FreshDatabase::create("retention");
+    purge_waits_for_sinks(InProcess::start_on(Some(db.url())).await).await;
+}
+
+async fn purge_waits_for_sinks(s: InProcess) {
     s.tenant("acme").await;
     s.set_policy(
         "acme",
