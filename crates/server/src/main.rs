@@ -16,7 +16,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (embedded SQLite by default; no config needed).
-    Serve(auditrelay_server::config::ServeArgs),
+    Serve(Box<auditrelay_server::config::ServeArgs>),
     /// Send events from a file or stdin (JSON object, JSON array or NDJSON).
     Emit(auditrelay_client::EmitArgs),
     /// Follow a tenant's log in the terminal, resumably.
@@ -40,7 +40,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => auditrelay_server::serve(args).await,
+            Command::Serve(args) => auditrelay_server::serve(*args).await,
             Command::Emit(args) => args.run().await,
             Command::Tail(args) => args.run().await,
             Command::Keys(args) => args.run().await,

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 //! Retention with a fake clock (docs/retention.md): the server runs in this process with a
 //! clock the test moves forward by months, so "90 days later" takes a millisecond.
 //!

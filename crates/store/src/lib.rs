@@ -15,6 +15,7 @@ mod error;
 mod model;
 mod notify;
 pub mod postgres;
+pub mod purge;
 pub mod sqlite;
 mod time_search;
 

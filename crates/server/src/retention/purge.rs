@@ -3,11 +3,12 @@
 //! the sinks owe.
 //!
 //! Before the first delete of a pass, the chain value at the new boundary is signed as a
-//! checkpoint, so `auditrelay verify` can start there once the prefix is gone. Deletes go in
-//! chunks of [`CHUNK`] events, one short transaction each, yielding in between: ingest keeps
-//! its latency while a year of events is purged. What a pass deleted is recorded as a
+//! checkpoint, so `auditrelay verify` can start there once the prefix is gone. Deletes are paced
+//! (`auditrelay_store::purge::purge_paced`): ingest keeps its latency while a year of events
+//! is purged. What a pass deleted is recorded as a
 //! `retention.purged` event in the `system` tenant.
 
+use auditrelay_store::purge::purge_paced;
 use auditrelay_store::{ReadQuery, StoreError};
 use serde::Serialize;
 use serde_json::json;
@@ -15,9 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::RetentionService;
 use crate::audit::{self, Target};
-
-/// Events deleted per transaction.
-const CHUNK: u64 = 2_000;
 
 /// What one pass did to one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -98,14 +96,7 @@ impl RetentionService {
         }
 
         self.checkpoint_at(tenant, target).await?;
-        let mut through = done;
-        while through < target {
-            if shutdown.is_cancelled() {
-                break;
-            }
-            through = self.store.purge_events(tenant, target, CHUNK).await?;
-            tokio::task::yield_now().await;
-        }
+        let through = purge_paced(self.store.as_ref(), tenant, target, || shutdown.is_cancelled()).await?;
         if through <= done {
             return Ok(None);
         }
