@@ -9,6 +9,8 @@ pub const COMMIT_GROUP_REQUESTS: &str = "auditrelay_commit_group_requests";
 pub const COMMIT_GROUP_EVENTS: &str = "auditrelay_commit_group_events";
 pub const LOG_HEAD: &str = "auditrelay_log_head";
 pub const DUPLICATES: &str = "auditrelay_events_duplicate_total";
+pub const PURGED: &str = "auditrelay_retention_purged_events_total";
+pub const PURGE_FORCED: &str = "auditrelay_retention_forced_purges_total";
 
 pub struct Metrics {
     handle: Option<PrometheusHandle>,

@@ -394,6 +394,22 @@ async fn purge_waits_for_sinks(s: InProcess) {
     let (_, retention) = s.get("/v1/tenants/acme/retention").await;
     assert_eq!(retention["log"]["purged_through"], 10, "{retention}");
 
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "auditrelay_retention_purged_events_total{tenant=\"acme\"} 10",
+        "auditrelay_retention_forced_purges_total{tenant=\"acme\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in /metrics:\n{metrics}");
+    }
+
     let (_, trail) = s.get("/v1/events?tenant=system&types=retention.purged").await;
     let purged = &trail["events"][0];
     assert_eq!(purged["actor"]["type"], "system", "{trail}");

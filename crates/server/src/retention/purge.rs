@@ -108,6 +108,10 @@ impl RetentionService {
             forced,
             held_by,
         };
+        ::metrics::counter!(crate::metrics::PURGED, "tenant" => tenant.to_owned()).increment(through - done);
+        if !report.forced.is_empty() {
+            ::metrics::counter!(crate::metrics::PURGE_FORCED, "tenant" => tenant.to_owned()).increment(1);
+        }
         self.record(&report, policy).await;
         tracing::info!(%tenant, from = report.from, through, forced = report.forced.len(), "purged events past retention");
         Ok(Some(report))
