@@ -414,11 +414,16 @@ async fn postgres_reconnect_keeps_log_and_heads() {
         .unwrap();
     assert_eq!((out[0].offset, out[1].offset, out[1].duplicate), (3, 1, true));
     assert_eq!(all_offsets(&store, "p").await, vec![1, 2, 3]);
-    let versions: i64 = sqlx::query_scalar("SELECT count(*) FROM auditrelay_schema")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(versions, 3, "each migration recorded once (leases, chain)");
+    let (rows, versions): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT version) FROM auditrelay_schema")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        (rows, versions),
+        (4, 4),
+        "each migration recorded once (log, leases, chain, retention)"
+    );
     store.close().await;
 }
 
