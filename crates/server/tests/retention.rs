@@ -442,6 +442,13 @@ async fn purge_waits_for_sinks(s: InProcess) {
     );
     assert!(out.status.success(), "{text}");
     assert!(text.contains("offsets 11..12"), "{text}");
+
+    // The next forced pass reports only what it took: from 11, not again from 1.
+    s.clock.advance(21 * DAY);
+    let reports = s.purge().await;
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!((reports[0].from, reports[0].through), (11, 12));
+    assert_eq!(reports[0].forced, vec![(owing.clone(), 11)]);
     s.stop().await;
 }
 

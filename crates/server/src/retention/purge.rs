@@ -83,10 +83,12 @@ impl RetentionService {
             .filter(|h| h.through < eligible && h.through >= target)
             .map(|h| h.sink_id.clone())
             .collect();
+        // What each overridden sink loses in this pass: from its hold (or from where earlier
+        // passes stopped, whose losses they reported) up to the target.
         let forced: Vec<(String, u64)> = holds
             .iter()
             .filter(|h| h.through < target)
-            .map(|h| (h.sink_id.clone(), h.through + 1))
+            .map(|h| (h.sink_id.clone(), h.through.max(done) + 1))
             .collect();
         if target <= done {
             if !held_by.is_empty() {
