@@ -55,16 +55,7 @@ impl ExportArgs {
             None => Box::new(std::io::BufWriter::new(std::io::stdout())),
         };
         let client = http_client(EXPORT_TIMEOUT).context("building the HTTP client")?;
-        let resp = client
-            .get(url)
-            .bearer_auth(self.conn.bearer()?)
-            .send()
-            .await
-            .context("requesting the export")?;
-        if !resp.status().is_success() {
-            bail!("{}", ApiError::from_response(resp).await);
-        }
-        let mut body = resp.bytes_stream();
+        let mut body = export_stream(&client, &self.conn, url).await?;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.context("reading the export (the server stopped before the end)")?;
             out.write_all(&chunk).context("writing the export")?;
@@ -162,17 +153,7 @@ impl VerifyArgs {
                 }
             }
             (None, Some(conn)) => {
-                let url = conn.endpoint("/v1/export")?;
-                let resp = client
-                    .get(url)
-                    .bearer_auth(conn.bearer()?)
-                    .send()
-                    .await
-                    .context("requesting the export")?;
-                if !resp.status().is_success() {
-                    bail!("{}", ApiError::from_response(resp).await);
-                }
-                let mut body = resp.bytes_stream();
+                let mut body = export_stream(&client, conn, conn.endpoint("/v1/export")?).await?;
                 let mut pending: Vec<u8> = Vec::new();
                 while let Some(chunk) = body.next().await {
                     pending.extend_from_slice(&chunk.context("reading the export")?);
@@ -200,6 +181,25 @@ fn print_summaries(summaries: &[TenantSummary]) {
     for s in summaries {
         println!("{s}");
     }
+}
+
+/// The body of `GET /v1/export` (`url` carries the query), as a stream of chunks; a non-2xx
+/// answer becomes the server's error.
+async fn export_stream(
+    client: &reqwest::Client,
+    conn: &ConnectionArgs,
+    url: reqwest::Url,
+) -> anyhow::Result<impl futures::Stream<Item = reqwest::Result<bytes::Bytes>>> {
+    let resp = client
+        .get(url)
+        .bearer_auth(conn.bearer()?)
+        .send()
+        .await
+        .context("requesting the export")?;
+    if !resp.status().is_success() {
+        bail!("{}", ApiError::from_response(resp).await);
+    }
+    Ok(resp.bytes_stream())
 }
 
 /// `GET` of a URL built by `conn.endpoint` (which adds `?tenant=`), with the token, as JSON;

@@ -117,6 +117,13 @@ pub struct StoredEvent {
     pub chain: Option<[u8; 32]>,
 }
 
+/// The two times of a stored event, as RFC 3339 text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct EventTimes {
+    pub occurred_at: Option<String>,
+    pub received_at: Option<String>,
+}
+
 impl StoredEvent {
     /// The canonical event as the API and the `json` format deliver it: `offset` first, then
     /// the stored body, then `chain` (64 lowercase hex digits) when the event has one.
@@ -141,6 +148,12 @@ impl StoredEvent {
         out.push(',');
         out.push_str(rest);
         out
+    }
+
+    /// `occurred_at` and `received_at` from the stored body, in one parse that reads only
+    /// those two members (`None` for a body that is not ours, which cannot happen).
+    pub fn times(&self) -> EventTimes {
+        serde_json::from_str(&self.body).unwrap_or_default()
     }
 
     /// The chain as 64 lowercase hex digits, as the formats carry it.

@@ -13,7 +13,7 @@ pub mod time;
 mod validate;
 
 pub use canonical::CanonicalBody;
-pub use event::{NewEvent, ParsedEvent, StoredEvent};
+pub use event::{EventTimes, NewEvent, ParsedEvent, StoredEvent};
 pub use glob::{GlobError, TypeFilter};
 pub use ingest::{parse_request, BodyFormat, IngestError};
 pub use limits::Limits;

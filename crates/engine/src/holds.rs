@@ -6,7 +6,7 @@
 use auditrelay_store::{SinkRow, Store};
 
 use crate::spec::SinkSpec;
-use crate::supervisor::tenants_of;
+use crate::supervisor::reads_tenant;
 use crate::EngineError;
 
 /// One sink's claim on a tenant's log: it has not delivered the event at `through + 1`.
@@ -40,7 +40,7 @@ pub(crate) async fn holds(store: &dyn Store, tenant: &str) -> Result<Vec<Hold>, 
 
 async fn hold_of(store: &dyn Store, row: &SinkRow, tenant: &str) -> Result<Option<Hold>, EngineError> {
     let spec: SinkSpec = serde_json::from_str(&row.spec).map_err(|e| EngineError::Spec(e.to_string()))?;
-    if !tenants_of(store, row, &spec).await?.iter().any(|t| t == tenant) {
+    if !reads_tenant(row, &spec, tenant) {
         return Ok(None);
     }
     // Before its first lane start a sink has no cursor: it will start where `start_at` says.

@@ -160,6 +160,15 @@ pub(crate) async fn tenants_of(store: &dyn Store, row: &SinkRow, spec: &SinkSpec
     })
 }
 
+/// Whether a sink reads `tenant`: [`tenants_of`] without listing every tenant.
+pub(crate) fn reads_tenant(row: &SinkRow, spec: &SinkSpec, tenant: &str) -> bool {
+    match (&row.owner_tenant, &spec.tenants) {
+        (Some(owner), _) => owner == tenant,
+        (None, Some(list)) => list.iter().any(|t| t == tenant),
+        (None, None) => tenant != auditrelay_core::ids::SYSTEM_TENANT,
+    }
+}
+
 pub(crate) fn finished(lanes: Vec<JoinHandle<()>>) -> Done {
     futures::future::join_all(lanes).map(|_| ()).boxed().shared()
 }

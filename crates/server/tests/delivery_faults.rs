@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::receiver::{Fault, Receiver};
-use common::{assert_error, send};
+use common::{assert_error, send_text};
 use serde_json::json;
 use support::*;
 
@@ -59,15 +59,7 @@ async fn every_event_arrives_in_order_through_every_kind_of_fault() {
     assert_eq!(h["state"], "active", "{h}");
     // Every request was signed and carried the same webhook-id on each retry of a batch.
     assert!(reqs.iter().all(|q| q.headers.contains_key("webhook-signature")));
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, metrics) = send_text(s.http.get(s.url("/metrics"))).await;
     let delivered: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix(&format!("auditrelay_sink_delivered_events_total{{sink=\"{id}\"}} ")))
@@ -176,12 +168,7 @@ async fn redirects_are_not_followed_and_refused_batches_become_dead_letters_that
         more.iter().all(|(i, _)| !ids.contains(i)),
         "the second dead letter was not retried"
     );
-    let (status, _) = send(
-        s.http
-            .get(s.url(&format!("/v1/sinks/{id}/dead-letters/{dl}")))
-            .bearer_auth(&s.admin),
-    )
-    .await;
+    let (status, _) = s.get_as_operator(&format!("/v1/sinks/{id}/dead-letters/{dl}")).await;
     assert_eq!(status, 404);
     // Retry against a failing receiver: 502, the dead letter stays with one more attempt.
     let dl2 = items[1]["id"].as_str().unwrap();

@@ -10,7 +10,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::receiver::Receiver;
-use common::{assert_error, peer_python, repo_root, send, TestServer};
+use common::{assert_error, peer_python, repo_root, send, send_text, TestServer};
 use serde_json::{json, Value};
 
 fn server() -> TestServer {
@@ -112,12 +112,9 @@ fn write_lines(path: &Path, lines: &[String]) {
 
 async fn wait_for_checkpoint(s: &TestServer, tenant: &str, offset: u64) -> Value {
     for _ in 0..100 {
-        let (status, body) = send(
-            s.http
-                .get(s.url(&format!("/v1/integrity/checkpoints?tenant={tenant}")))
-                .bearer_auth(&s.admin),
-        )
-        .await;
+        let (status, body) = s
+            .get_as_operator(&format!("/v1/integrity/checkpoints?tenant={tenant}"))
+            .await;
         assert_eq!(status, 200, "{body}");
         if let Some(cp) = body["checkpoints"]
             .as_array()
@@ -287,7 +284,7 @@ async fn export_is_ndjson_or_csv_ranged_typed_and_tenant_scoped() {
 
     // `verify` reads the CSV export too, and catches an edit of the event or of a column.
     let dir = tempfile::tempdir().unwrap();
-    let full = get("?format=csv", &key).send().await.unwrap().text().await.unwrap();
+    let (_, full) = send_text(get("?format=csv", &key)).await;
     let path = dir.path().join("export.csv");
     std::fs::write(&path, &full).unwrap();
     let (ok, out) = verify_file(&path, &[]);
@@ -308,13 +305,7 @@ async fn export_is_ndjson_or_csv_ranged_typed_and_tenant_scoped() {
     }
 
     // Times: everything was received before now and after the epoch.
-    let body = get("?from=2000-01-01T00:00:00Z&to=2999-01-01T00:00:00Z", &key)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, body) = send_text(get("?from=2000-01-01T00:00:00Z&to=2999-01-01T00:00:00Z", &key)).await;
     assert_eq!(body.lines().count(), 12);
 
     // A tenant key sees its own tenant only; another tenant answers like a missing one.

@@ -218,12 +218,7 @@ async fn make_objects(s: &TestServer, tenant: &str, receiver: &Receiver) -> Obje
     // The receiver refuses (400) with one attempt allowed: the batch becomes a dead letter.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let dl = loop {
-        let (status, page) = send(
-            s.http
-                .get(s.url(&format!("/v1/sinks/{sink}/dead-letters")))
-                .bearer_auth(&s.admin),
-        )
-        .await;
+        let (status, page) = s.get_as_operator(&format!("/v1/sinks/{sink}/dead-letters")).await;
         assert_eq!(status, 200, "{page}");
         if let Some(id) = page["items"][0]["id"].as_str() {
             break id.to_owned();

@@ -16,7 +16,7 @@ use auditrelay_core::time::FakeClock;
 use auditrelay_server::config::ServeArgs;
 use auditrelay_server::{Hooks, Running};
 use common::receiver::{Fault, Receiver};
-use common::{assert_error, send, ADMIN_TOKEN};
+use common::{assert_error, send, send_text, ADMIN_TOKEN};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -141,18 +141,14 @@ impl InProcess {
 
     /// Offsets the compliance export returns for a tenant (archived events included).
     async fn exported(&self, tenant: &str) -> Vec<u64> {
-        let resp = self
-            .http
-            .get(self.url(&format!("/v1/export?tenant={tenant}&format=ndjson")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.text()
-            .await
-            .unwrap()
-            .lines()
+        let (status, text) = send_text(
+            self.http
+                .get(self.url(&format!("/v1/export?tenant={tenant}&format=ndjson")))
+                .bearer_auth(ADMIN_TOKEN),
+        )
+        .await;
+        assert_eq!(status, 200);
+        text.lines()
             .map(|l| serde_json::from_str::<Value>(l).unwrap()["offset"].as_u64().unwrap())
             .collect()
     }
@@ -394,15 +390,7 @@ async fn purge_waits_for_sinks(s: InProcess) {
     let (_, retention) = s.get("/v1/tenants/acme/retention").await;
     assert_eq!(retention["log"]["purged_through"], 10, "{retention}");
 
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, metrics) = send_text(s.http.get(s.url("/metrics"))).await;
     for line in [
         "auditrelay_retention_purged_events_total{tenant=\"acme\"} 10",
         "auditrelay_retention_forced_purges_total{tenant=\"acme\"} 1",

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use common::receiver::{Fault, Receiver};
-use common::{send, TestServer};
+use common::{send, send_text, TestServer};
 use serde_json::{json, Value};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -245,25 +245,12 @@ async fn no_secret_of_any_kind_reaches_the_database_or_the_log() {
         "the generic sink sent its (patched) credential"
     );
 
-    let (_, list) = send(s.http.get(s.url("/v1/sinks")).bearer_auth(&s.admin)).await;
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, list) = s.get_as_operator("/v1/sinks").await;
+    let (_, metrics) = send_text(s.http.get(s.url("/metrics"))).await;
     let mut answers = list.to_string();
     for id in &ids {
         for path in ["", "/health", "/deliveries", "/dead-letters"] {
-            let (_, got) = send(
-                s.http
-                    .get(s.url(&format!("/v1/sinks/{id}{path}")))
-                    .bearer_auth(&s.admin),
-            )
-            .await;
+            let (_, got) = s.get_as_operator(&format!("/v1/sinks/{id}{path}")).await;
             answers.push_str(&got.to_string());
         }
     }

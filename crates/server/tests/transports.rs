@@ -46,12 +46,7 @@ async fn create_sink(s: &TestServer, body: Value) -> String {
 }
 
 async fn lag(s: &TestServer, id: &str) -> Value {
-    let (status, h) = send(
-        s.http
-            .get(s.url(&format!("/v1/sinks/{id}/health")))
-            .bearer_auth(&s.admin),
-    )
-    .await;
+    let (status, h) = s.get_as_operator(&format!("/v1/sinks/{id}/health")).await;
     assert_eq!(status, 200, "{h}");
     h
 }

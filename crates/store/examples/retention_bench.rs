@@ -131,7 +131,7 @@ async fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let live = tokio::spawn(live_appends(store.clone(), stop.clone(), 1_000_000));
     let t = Instant::now();
-    let through = purge_paced(store.as_ref(), "old", n as u64, || false)
+    let through = purge_paced(store.as_ref(), "old", 0, n as u64, || false)
         .await
         .expect("purging");
     assert_eq!(through, n as u64);

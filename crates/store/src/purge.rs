@@ -14,10 +14,17 @@ pub const CHUNK: u64 = 1_000;
 /// The shortest rest between chunks.
 pub const MIN_REST: Duration = Duration::from_millis(5);
 
-/// Purges `tenant` through `through` (never past its head), chunk by chunk, until done or
-/// `stopped()` says to stop. Returns the new `purged_through`.
-pub async fn purge_paced(store: &dyn Store, tenant: &str, through: u64, stopped: impl Fn() -> bool) -> Result<u64> {
-    let mut done = store.purged_through(tenant).await?;
+/// Purges `tenant` from `purged_through` (the caller has just read it) through `through`
+/// (never past its head), chunk by chunk, until done or `stopped()` says to stop. Returns the
+/// new `purged_through`.
+pub async fn purge_paced(
+    store: &dyn Store,
+    tenant: &str,
+    purged_through: u64,
+    through: u64,
+    stopped: impl Fn() -> bool,
+) -> Result<u64> {
+    let mut done = purged_through;
     while done < through && !stopped() {
         let started = Instant::now();
         let next = store.purge_events(tenant, through, CHUNK).await?;

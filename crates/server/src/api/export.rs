@@ -139,12 +139,13 @@ fn render(out: &mut String, ev: &StoredEvent, format: ExportFormat) {
     match format {
         ExportFormat::Ndjson => out.push_str(&json),
         ExportFormat::Csv => {
+            let times = ev.times();
             out.push_str(&ev.offset.to_string());
             for field in [
                 ev.id.as_str(),
                 ev.event_type.as_str(),
-                json_str(&ev.body, "occurred_at").as_deref().unwrap_or(""),
-                json_str(&ev.body, "received_at").as_deref().unwrap_or(""),
+                times.occurred_at.as_deref().unwrap_or(""),
+                times.received_at.as_deref().unwrap_or(""),
                 ev.chain_hex().as_deref().unwrap_or(""),
                 &json,
             ] {
@@ -155,20 +156,6 @@ fn render(out: &mut String, ev: &StoredEvent, format: ExportFormat) {
         }
     }
     out.push('\n');
-}
-
-/// A top-level string member of the canonical body (the body is ours, so it parses).
-fn json_str(body: &str, key: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Times {
-        occurred_at: Option<String>,
-        received_at: Option<String>,
-    }
-    let t: Times = serde_json::from_str(body).ok()?;
-    match key {
-        "occurred_at" => t.occurred_at,
-        _ => t.received_at,
-    }
 }
 
 /// RFC 4180: quote a field that holds a comma, quote or line break; double inner quotes.

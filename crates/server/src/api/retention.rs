@@ -32,10 +32,6 @@ async fn retention_json(state: &AppState, tenant: &str) -> ApiResult<Json<Value>
     })))
 }
 
-async fn existing_tenant(state: &AppState, tenant: &str) -> ApiResult<()> {
-    state.tenants.ensure(state.store.as_ref(), tenant).await
-}
-
 pub async fn get_retention(
     State(state): State<AppState>,
     principal: Principal,
@@ -43,7 +39,7 @@ pub async fn get_retention(
 ) -> ApiResult<Json<Value>> {
     // Another tenant's id answers 404, like a missing one.
     let tenant = principal.tenant_for(Some(&tenant))?.unwrap_or(tenant);
-    existing_tenant(&state, &tenant).await?;
+    state.tenants.ensure(state.store.as_ref(), &tenant).await?;
     retention_json(&state, &tenant).await
 }
 
@@ -55,7 +51,7 @@ pub async fn put_retention(
 ) -> ApiResult<Json<Value>> {
     principal.require_operator()?;
     let ApiJson(over) = body?;
-    existing_tenant(&state, &tenant).await?;
+    state.tenants.ensure(state.store.as_ref(), &tenant).await?;
     // As given: a stored policy whose windows stop nesting after a change of the server's
     // defaults is widened when read, but a request that does not nest is a mistake to report.
     state
@@ -64,22 +60,7 @@ pub async fn put_retention(
         .exactly_with(&over)
         .validate()
         .map_err(|e| ApiError::invalid_field(e.field, e.message))?;
-    state.retention.set_override(&tenant, Some(&over)).await?;
-    let answer = retention_json(&state, &tenant).await?;
-    audit::record(
-        &state,
-        &principal,
-        "tenant.retention_updated",
-        "update",
-        Target {
-            kind: "tenant",
-            id: &tenant,
-            name: None,
-        },
-        json!({ "tenant": tenant, "overrides": over, "policy": answer.0["policy"] }),
-    )
-    .await?;
-    Ok(answer)
+    apply(&state, &principal, &tenant, Some(&over)).await
 }
 
 pub async fn delete_retention(
@@ -88,20 +69,31 @@ pub async fn delete_retention(
     Path(tenant): Path<String>,
 ) -> ApiResult<Json<Value>> {
     principal.require_operator()?;
-    existing_tenant(&state, &tenant).await?;
-    state.retention.set_override(&tenant, None).await?;
-    let answer = retention_json(&state, &tenant).await?;
+    state.tenants.ensure(state.store.as_ref(), &tenant).await?;
+    apply(&state, &principal, &tenant, None).await
+}
+
+/// Stores the tenant's overrides (`None`: back to the defaults), records the change in the
+/// `system` tenant, and answers the new state.
+async fn apply(
+    state: &AppState,
+    principal: &Principal,
+    tenant: &str,
+    over: Option<&PolicyOverride>,
+) -> ApiResult<Json<Value>> {
+    state.retention.set_override(tenant, over).await?;
+    let answer = retention_json(state, tenant).await?;
     audit::record(
-        &state,
-        &principal,
+        state,
+        principal,
         "tenant.retention_updated",
         "update",
         Target {
             kind: "tenant",
-            id: &tenant,
+            id: tenant,
             name: None,
         },
-        json!({ "tenant": tenant, "overrides": null, "policy": answer.0["policy"] }),
+        json!({ "tenant": tenant, "overrides": over, "policy": answer.0["policy"] }),
     )
     .await?;
     Ok(answer)

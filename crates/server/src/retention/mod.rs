@@ -13,10 +13,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use auditrelay_core::time::{render_micros, Clock};
+use auditrelay_core::time::{parse_rfc3339, render_micros, Clock};
 use auditrelay_core::StoredEvent;
 use auditrelay_engine::Engine;
 use auditrelay_store::{ReadQuery, Store, StoreError};
+use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 pub use policy::{PolicyError, PolicyOverride, RetentionPolicy};
@@ -97,15 +98,20 @@ impl RetentionService {
         Ok(())
     }
 
-    /// `days` before now, rendered like `received_at`.
-    fn days_ago(&self, days: u32) -> String {
+    /// `days` before now.
+    fn days_ago(&self, days: u32) -> Timestamp {
         let ago = jiff::SignedDuration::from_hours(i64::from(days) * 24);
-        render_micros(self.clock.now().saturating_sub(ago).unwrap_or(jiff::Timestamp::MIN))
+        self.clock.now().saturating_sub(ago).unwrap_or(Timestamp::MIN)
     }
 
-    /// The last offset received before the window of `days` (0 when none is that old).
+    /// The last offset received before `cutoff` (0 when none is that old).
+    async fn received_before(&self, tenant: &str, cutoff: Timestamp) -> Result<u64, StoreError> {
+        self.store.offset_at_time(tenant, &render_micros(cutoff)).await
+    }
+
+    /// The last offset received before the window of `days`.
     async fn older_than(&self, tenant: &str, days: u32) -> Result<u64, StoreError> {
-        self.store.offset_at_time(tenant, &self.days_ago(days)).await
+        self.received_before(tenant, self.days_ago(days)).await
     }
 
     /// The last archived offset of a tenant: every event at or below it is past the active
@@ -128,10 +134,12 @@ impl RetentionService {
         };
         let policy = self.effective(&query.tenant).await?;
         let cutoff = self.days_ago(policy.active_days);
-        if !is_before(first, &cutoff) {
+        let received = first.times().received_at.as_deref().and_then(parse_rfc3339);
+        // Active (or, for a body without the time, which ours always has, treated as such).
+        if received.is_none_or(|r| r >= cutoff) {
             return Ok((events, None));
         }
-        let boundary = self.store.offset_at_time(&query.tenant, &cutoff).await?;
+        let boundary = self.received_before(&query.tenant, cutoff).await?;
         if boundary <= query.after {
             return Ok((events, None));
         }
@@ -150,16 +158,5 @@ impl RetentionService {
                 tracing::warn!(error = %e, "retention pass failed; trying again next interval");
             }
         }
-    }
-}
-
-/// Whether the event was received before `cutoff` (both RFC 3339; compared as instants).
-fn is_before(event: &StoredEvent, cutoff: &str) -> bool {
-    let received = serde_json::from_str::<serde_json::Value>(&event.body)
-        .ok()
-        .and_then(|b| b["received_at"].as_str().and_then(auditrelay_core::time::parse_rfc3339));
-    match (received, auditrelay_core::time::parse_rfc3339(cutoff)) {
-        (Some(r), Some(c)) => r < c,
-        _ => false,
     }
 }

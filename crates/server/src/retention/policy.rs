@@ -103,17 +103,10 @@ impl RetentionPolicy {
     /// `over` laid on these defaults. Windows that no longer nest (a server default changed
     /// under a stored override) are widened, never narrowed: retention errs on keeping.
     pub fn with(&self, over: &PolicyOverride) -> RetentionPolicy {
-        let active_days = over.active_days.unwrap_or(self.active_days);
-        let purge_after_days = over.purge_after_days.unwrap_or(self.purge_after_days).max(active_days);
-        RetentionPolicy {
-            active_days,
-            auto_purge: over.auto_purge.unwrap_or(self.auto_purge),
-            purge_after_days,
-            hard_limit_days: over
-                .hard_limit_days
-                .unwrap_or(self.hard_limit_days)
-                .max(purge_after_days),
-        }
+        let mut p = self.exactly_with(over);
+        p.purge_after_days = p.purge_after_days.max(p.active_days);
+        p.hard_limit_days = p.hard_limit_days.max(p.purge_after_days);
+        p
     }
 }
 

@@ -98,7 +98,7 @@ impl RetentionService {
         }
 
         self.checkpoint_at(tenant, target).await?;
-        let through = purge_paced(self.store.as_ref(), tenant, target, || shutdown.is_cancelled()).await?;
+        let through = purge_paced(self.store.as_ref(), tenant, done, target, || shutdown.is_cancelled()).await?;
         if through <= done {
             return Ok(None);
         }

@@ -197,6 +197,11 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
+    /// `GET path` with the operator token → (status, JSON body).
+    pub async fn get_as_operator(&self, path: &str) -> (u16, Value) {
+        send(self.http.get(self.url(path)).bearer_auth(&self.admin)).await
+    }
+
     pub async fn create_tenant(&self, id: &str) {
         let (status, body) = send(
             self.http
@@ -324,16 +329,21 @@ impl Drop for TestServer {
 /// Sends a request and returns the status and the JSON body. Panics when the body is not JSON:
 /// every answer of the API, errors included, is JSON.
 pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let (status, text) = send_text(req).await;
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text:?}"));
+    (status, body)
+}
+
+/// Sends a request and returns the status and the body as text (`/metrics`, exports).
+pub async fn send_text(req: reqwest::RequestBuilder) -> (u16, String) {
     let resp = req
         .timeout(Duration::from_secs(90))
         .send()
         .await
         .expect("sending the request");
     let status = resp.status().as_u16();
-    let text = resp.text().await.expect("reading the response body");
-    let body =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text:?}"));
-    (status, body)
+    (status, resp.text().await.expect("reading the response body"))
 }
 
 /// Asserts a JSON error answer: status, `error.code`, a message, and an object `detail`.

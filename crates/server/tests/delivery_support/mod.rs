@@ -64,7 +64,7 @@ pub(crate) async fn ingest(s: &TestServer, tenant: &str, n: usize, per_request: 
 }
 
 pub(crate) async fn get(s: &TestServer, path: &str) -> Value {
-    let (status, body) = send(s.http.get(s.url(path)).bearer_auth(&s.admin)).await;
+    let (status, body) = s.get_as_operator(path).await;
     assert_eq!(status, 200, "GET {path}: {body}");
     body
 }
