@@ -16,6 +16,7 @@ mod model;
 mod notify;
 pub mod postgres;
 pub mod purge;
+pub mod seglog;
 pub mod sqlite;
 mod time_search;
 

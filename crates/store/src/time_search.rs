@@ -51,24 +51,32 @@ impl TimeSearch {
     /// The `received_at` of the event at `offset` (the last probe); `None` if there is no such
     /// event, which below the head means the store is damaged.
     pub(crate) fn answer(&mut self, offset: u64, received_at: Option<&str>) -> Result<()> {
-        let at = received_at.ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "tenant `{}` has head {} but no event at offset {offset}",
-                self.tenant, self.head
-            ))
-        })?;
+        let at = received_at.ok_or_else(|| self.missing(offset))?;
         let at_instant = instant(at).ok_or_else(|| {
             StoreError::Corrupt(format!(
                 "event {offset} of tenant `{}` has an invalid received_at `{at}`",
                 self.tenant
             ))
         })?;
+        self.answer_instant(offset, Some(at_instant))
+    }
+
+    /// [`answer`](Self::answer) with the time as nanoseconds since the epoch.
+    pub(crate) fn answer_instant(&mut self, offset: u64, received_at: Option<i128>) -> Result<()> {
+        let at_instant = received_at.ok_or_else(|| self.missing(offset))?;
         if at_instant >= self.target {
             self.hi = offset;
         } else {
             self.lo = offset + 1;
         }
         Ok(())
+    }
+
+    fn missing(&self, offset: u64) -> StoreError {
+        StoreError::Corrupt(format!(
+            "tenant `{}` has head {} but no event at offset {offset}",
+            self.tenant, self.head
+        ))
     }
 
     /// The cursor from which a reader sees the events at or after the time: one before the

@@ -2,7 +2,7 @@
 //! `checkpointer.rs`, which copies SQLite's WAL into the database file.
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 use super::SqliteStore;
 use crate::chain::from_column;
@@ -11,20 +11,7 @@ use crate::{Checkpoint, Checkpoints, Result, StoreError};
 #[async_trait]
 impl Checkpoints for SqliteStore {
     async fn chain_head(&self, tenant: &str) -> Result<Option<(u64, [u8; 32])>> {
-        let tenant = tenant.to_owned();
-        self.read_with(move |conn| {
-            let row: Option<(i64, Option<Vec<u8>>)> = conn
-                .query_row("SELECT head, chain FROM tenants WHERE id = ?1", [&tenant], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()
-                .map_err(StoreError::sqlite("reading a tenant's chain"))?;
-            match row {
-                Some((head, chain)) if head > 0 => Ok(from_column(chain, "tenants.chain")?.map(|c| (head as u64, c))),
-                _ => Ok(None),
-            }
-        })
-        .await
+        Ok(self.log.chain_head(tenant))
     }
 
     async fn add_checkpoint(&self, cp: Checkpoint) -> Result<()> {

@@ -7,6 +7,7 @@
 
 mod chain_checkpoints;
 mod checkpointer;
+mod import_log;
 mod pool;
 mod retention;
 mod schema;
@@ -24,7 +25,6 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{oneshot, watch};
 
 pub(crate) use crate::time_search::not_a_timestamp;
-use crate::time_search::TimeSearch;
 use crate::{
     ApiKey, AppendOutcome, Catalog, Cursors, EventLog, NewApiKey, Notifier, ReadQuery, Result, Store, StoreError,
     Tenant,
@@ -38,6 +38,8 @@ pub const DB_FILE: &str = "auditrelay.db";
 
 pub struct SqliteStore {
     path: PathBuf,
+    /// The event log itself (events, heads, client ids, the chain); SQLite keeps the catalog.
+    log: Arc<crate::seglog::SegLog>,
     stop_checkpointer: Arc<std::sync::atomic::AtomicBool>,
     checkpointer: Mutex<Option<JoinHandle<()>>>,
     jobs: Mutex<Option<Sender<Job>>>,
@@ -77,13 +79,21 @@ impl SqliteStore {
         schema::migrate(&mut conn)?;
 
         let notifier = Arc::new(Notifier::default());
+        let tenants = catalog_tenants(&conn)?;
+        let log = Arc::new(crate::seglog::SegLog::open(
+            &data_dir.join(crate::seglog::LOG_DIR),
+            &tenants,
+            notifier.clone(),
+            observer,
+        )?);
+        import_log::import_old_log(&mut conn, &log)?;
         let (tx, rx) = mpsc::channel();
-        let writer = Writer::new(conn, notifier.clone(), observer);
+        let writer = Writer::new(conn);
         let handle = std::thread::Builder::new()
-            .name("log-writer".into())
+            .name("catalog-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|source| StoreError::Io {
-                context: "starting the log writer thread".into(),
+                context: "starting the catalog writer thread".into(),
                 source,
             })?;
         let stop_checkpointer = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -93,6 +103,7 @@ impl SqliteStore {
             stop_checkpointer,
             checkpointer: Mutex::new(Some(checkpointer)),
             path,
+            log,
             jobs: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
             notifier,
@@ -138,77 +149,18 @@ impl SqliteStore {
 #[async_trait]
 impl EventLog for SqliteStore {
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Job::Append { events, reply })?;
-        rx.await.map_err(|_| StoreError::ShuttingDown)?
+        self.log.append(events).await
     }
 
     async fn read(&self, q: ReadQuery) -> Result<Vec<StoredEvent>> {
-        self.read_with(move |conn| {
-            // Globs translate directly: SQLite GLOB has the same `*` and `?`, and type names
-            // cannot contain its other metacharacters (validated in core).
-            let globs: Vec<&String> = if q.filter.is_all() {
-                Vec::new()
-            } else {
-                q.filter.patterns().iter().collect()
-            };
-            let mut sql = String::from(if q.with_raw {
-                "SELECT seq, id, type, body, raw, chain FROM events WHERE tenant_id = ?1 AND seq > ?2"
-            } else {
-                "SELECT seq, id, type, body, NULL, chain FROM events WHERE tenant_id = ?1 AND seq > ?2"
-            });
-            if !globs.is_empty() {
-                sql.push_str(" AND (");
-                for i in 0..globs.len() {
-                    if i > 0 {
-                        sql.push_str(" OR ");
-                    }
-                    sql.push_str(&format!("type GLOB ?{}", i + 4));
-                }
-                sql.push(')');
-            }
-            sql.push_str(" ORDER BY seq LIMIT ?3");
-            let mut stmt = conn
-                .prepare_cached(&sql)
-                .map_err(StoreError::sqlite("preparing read"))?;
-            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(3 + globs.len());
-            let after = q.after.min(i64::MAX as u64) as i64;
-            let limit = q.limit as i64;
-            values.push(&q.tenant);
-            values.push(&after);
-            values.push(&limit);
-            for g in &globs {
-                values.push(*g);
-            }
-            let rows = stmt
-                .query_map(values.as_slice(), |r| {
-                    Ok(StoredEvent {
-                        tenant_id: q.tenant.clone(),
-                        offset: r.get::<_, i64>(0)? as u64,
-                        id: r.get(1)?,
-                        event_type: r.get(2)?,
-                        body: r.get(3)?,
-                        raw: r.get(4)?,
-                        chain: r.get::<_, Option<Vec<u8>>>(5)?.and_then(|c| c.try_into().ok()),
-                    })
-                })
-                .map_err(StoreError::sqlite("reading events"))?;
-            rows.collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(StoreError::sqlite("reading events"))
-        })
-        .await
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || log.read(&q))
+            .await
+            .map_err(|_| StoreError::ShuttingDown)?
     }
 
     async fn head(&self, tenant: &str) -> Result<u64> {
-        let tenant = tenant.to_owned();
-        self.read_with(move |conn| {
-            let head: Option<i64> = conn
-                .query_row("SELECT head FROM tenants WHERE id = ?1", [&tenant], |r| r.get(0))
-                .optional()
-                .map_err(StoreError::sqlite("reading tenant head"))?;
-            Ok(head.unwrap_or(0) as u64)
-        })
-        .await
+        Ok(self.log.head(tenant))
     }
 
     fn subscribe(&self, tenant: &str) -> watch::Receiver<u64> {
@@ -216,30 +168,24 @@ impl EventLog for SqliteStore {
     }
 
     async fn offset_at_time(&self, tenant: &str, time: &str) -> Result<u64> {
-        let tenant = tenant.to_owned();
-        let time = time.to_owned();
-        self.read_with(move |conn| {
-            let head: u64 = conn
-                .query_row("SELECT head FROM tenants WHERE id = ?1", [&tenant], |r| r.get(0))
-                .optional()
-                .map_err(StoreError::sqlite("reading tenant head"))?
-                .unwrap_or(0);
-            let first = retention::purged_through(conn, &tenant)? + 1;
-            let mut search = TimeSearch::new(&tenant, first, head, &time)?;
-            let mut received_at = conn
-                .prepare_cached("SELECT received_at FROM events WHERE tenant_id = ?1 AND seq = ?2")
-                .map_err(StoreError::sqlite("preparing received_at lookup"))?;
-            while let Some(offset) = search.probe() {
-                let at: Option<String> = received_at
-                    .query_row(params![tenant, offset], |r| r.get(0))
-                    .optional()
-                    .map_err(StoreError::sqlite("reading an event's received_at"))?;
-                search.answer(offset, at.as_deref())?;
-            }
-            Ok(search.cursor())
-        })
-        .await
+        let log = self.log.clone();
+        let (tenant, time) = (tenant.to_owned(), time.to_owned());
+        tokio::task::spawn_blocking(move || log.offset_at_time(&tenant, &time))
+            .await
+            .map_err(|_| StoreError::ShuttingDown)?
     }
+}
+
+/// Every tenant of the catalog, so the log knows each of them.
+fn catalog_tenants(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare("SELECT id FROM tenants ORDER BY id")
+        .map_err(StoreError::sqlite("listing tenants for the log"))?;
+    let rows = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(StoreError::sqlite("listing tenants for the log"))?;
+    rows.collect::<std::result::Result<Vec<String>, _>>()
+        .map_err(StoreError::sqlite("listing tenants for the log"))
 }
 
 #[async_trait]
@@ -386,6 +332,7 @@ impl Catalog for SqliteStore {
             Ok(())
         })
         .await?;
+        self.log.register(&tenant.id).await?;
         Ok(tenant)
     }
 
@@ -538,6 +485,7 @@ impl crate::SinkLeases for SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
+        self.log.ping().await?;
         self.read_with(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))
                 .map_err(StoreError::sqlite("pinging the database"))
@@ -548,6 +496,8 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        let log = self.log.clone();
+        let _ = tokio::task::spawn_blocking(move || log.close()).await;
         let sender = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
         drop(sender);
         let handle = self.writer_thread.lock().unwrap_or_else(|p| p.into_inner()).take();
