@@ -30,6 +30,9 @@ mod chain_checks;
 #[path = "conformance/retention.rs"]
 mod retention_checks;
 
+#[path = "conformance/seglog.rs"]
+mod seglog;
+
 use chain_checks::*;
 use retention_checks::*;
 use sinks_checks::*;

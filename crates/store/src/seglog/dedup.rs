@@ -160,7 +160,10 @@ fn scan_run(run: &Run, mut f: impl FnMut(Key, Seen) -> Result<()>) -> Result<()>
         let want = buf.len().min((total - at) as usize);
         let n = read_full_at(&run.file, &mut buf[..want], at).map_err(io(format!("reading {}", run.path.display())))?;
         if n < want {
-            return Err(crate::StoreError::Corrupt(format!("{} is shorter than its entries", run.path.display())));
+            return Err(crate::StoreError::Corrupt(format!(
+                "{} is shorter than its entries",
+                run.path.display()
+            )));
         }
         for e in buf[..n].chunks_exact(ENTRY) {
             let (k, s) = decode(e);
@@ -331,13 +334,11 @@ impl ClientIds {
         let dir = self.dir.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         self.merging = Some(rx);
-        let spawned = std::thread::Builder::new()
-            .name("dedup-merge".into())
-            .spawn(move || {
-                let replaced = inputs.iter().map(|r| r.id).collect();
-                let run = merge_runs(&dir, id, &inputs, &purged);
-                let _ = tx.send(Merged { replaced, run });
-            });
+        let spawned = std::thread::Builder::new().name("dedup-merge".into()).spawn(move || {
+            let replaced = inputs.iter().map(|r| r.id).collect();
+            let run = merge_runs(&dir, id, &inputs, &purged);
+            let _ = tx.send(Merged { replaced, run });
+        });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "could not start a dedup merge; will try again later");
             self.merging = None;
@@ -366,7 +367,11 @@ impl ClientIds {
                 return Ok(false);
             }
         };
-        let first = self.runs.iter().position(|r| merged.replaced.contains(&r.id)).unwrap_or(0);
+        let first = self
+            .runs
+            .iter()
+            .position(|r| merged.replaced.contains(&r.id))
+            .unwrap_or(0);
         self.runs.retain(|r| !merged.replaced.contains(&r.id));
         self.runs.insert(first.min(self.runs.len()), Arc::new(run));
         self.obsolete.extend(merged.replaced);
@@ -495,7 +500,11 @@ mod tests {
         }
         assert!(ids.runs.len() <= MAX_RUNS, "{} runs", ids.runs.len());
         for i in [11, 12, MEMTABLE_MAX as u64, total / 2, total] {
-            assert_eq!(ids.lookup(&key(1, format!("evt-{i}").as_bytes())).unwrap(), Some(seen(1, i)), "{i}");
+            assert_eq!(
+                ids.lookup(&key(1, format!("evt-{i}").as_bytes())).unwrap(),
+                Some(seen(1, i)),
+                "{i}"
+            );
         }
         // The merge dropped what retention purged (offsets <= 10), the other tenant is unknown.
         assert_eq!(ids.lookup(&key(1, b"evt-3")).unwrap(), None);

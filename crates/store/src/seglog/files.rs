@@ -186,8 +186,8 @@ impl Segments {
             return Ok(None);
         };
         let mut buf = vec![0u8; len];
-        let n = read_full_at(&seg.file, &mut buf, pos - seg.base)
-            .map_err(io(format!("reading {}", seg.path.display())))?;
+        let n =
+            read_full_at(&seg.file, &mut buf, pos - seg.base).map_err(io(format!("reading {}", seg.path.display())))?;
         buf.truncate(n);
         Ok(Some(buf))
     }

@@ -93,7 +93,30 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn tenant(&self, name: &str) -> Option<Arc<TenantLog>> {
-        self.tenants.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+        self.tenants
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+}
+
+/// Sizes that tests shrink; the defaults suit production.
+#[derive(Debug, Clone, Copy)]
+pub struct LogOptions {
+    /// A segment that reached this size is closed and a new one started.
+    pub segment_bytes: u64,
+    /// The index files are synced and the manifest rewritten after this much log, which bounds
+    /// what recovery reads.
+    pub checkpoint_bytes: u64,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            segment_bytes: 128 << 20,
+            checkpoint_bytes: 64 << 20,
+        }
     }
 }
 
@@ -111,10 +134,11 @@ impl SegLog {
         known_tenants: &[String],
         notifier: Arc<Notifier>,
         observer: Option<GroupObserver>,
+        options: LogOptions,
     ) -> Result<SegLog> {
         let recovered = recover::open(dir)?;
         let shared = recovered.shared.clone();
-        let mut writer = writer::Writer::new(dir.to_path_buf(), recovered, notifier, observer);
+        let mut writer = writer::Writer::new(dir.to_path_buf(), recovered, notifier, observer, options);
         for tenant in known_tenants {
             writer.register(tenant)?;
         }
@@ -222,8 +246,9 @@ pub(crate) fn manifest_path(dir: &Path) -> PathBuf {
 fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = manifest_path(dir);
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display()))),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
         Err(e) => Err(files::io(format!("reading {}", path.display()))(e)),
     }

@@ -27,9 +27,13 @@ pub(crate) fn read(shared: &Shared, q: &ReadQuery) -> Result<Vec<StoredEvent>> {
     let mut out = Vec::with_capacity(q.limit.min(4096));
     while out.len() < q.limit && next <= head {
         let missing = (q.limit - out.len()) as u64;
-        let want = if q.filter.is_all() { missing } else { missing.max(SCAN_CHUNK) }
-            .min(head - next + 1)
-            .min(16 * SCAN_CHUNK);
+        let want = if q.filter.is_all() {
+            missing
+        } else {
+            missing.max(SCAN_CHUNK)
+        }
+        .min(head - next + 1)
+        .min(16 * SCAN_CHUNK);
         let positions = positions(&t, next, want)?;
         for_each_record(shared, &positions, |pos, r| {
             let event_type = text(r.event_type, pos)?;
@@ -70,7 +74,11 @@ fn positions(t: &TenantLog, first: u64, count: u64) -> Result<Vec<u64>> {
 }
 
 /// Calls `f` with each record at `positions` (ascending), reading neighbours together.
-fn for_each_record(shared: &Shared, positions: &[u64], mut f: impl FnMut(u64, RecordOut<'_>) -> Result<()>) -> Result<()> {
+fn for_each_record(
+    shared: &Shared,
+    positions: &[u64],
+    mut f: impl FnMut(u64, RecordOut<'_>) -> Result<()>,
+) -> Result<()> {
     let mut buf = Vec::new();
     let mut i = 0;
     while i < positions.len() {
@@ -85,7 +93,8 @@ fn for_each_record(shared: &Shared, positions: &[u64], mut f: impl FnMut(u64, Re
         }
         let span = (positions[j - 1] - start + TAIL_GUESS) as usize;
         buf.resize(span, 0);
-        let n = read_full_at(&seg.file, &mut buf, start - seg.base).map_err(io(format!("reading {}", seg.path.display())))?;
+        let n = read_full_at(&seg.file, &mut buf, start - seg.base)
+            .map_err(io(format!("reading {}", seg.path.display())))?;
         for &pos in &positions[i..j] {
             let rel = (pos - start) as usize;
             let size = buf

@@ -133,8 +133,12 @@ pub(crate) fn open(dir: &Path) -> Result<Recovered> {
         let mut at = from.saturating_sub(seg.base);
         while at < len {
             let mut header = [0u8; GROUP_HEADER];
-            let got = read_full_at(&seg.file, &mut header, at).map_err(io(format!("reading {}", seg.path.display())))?;
-            let Some(h) = (got == GROUP_HEADER).then(|| frame::decode_group_header(&header)).flatten() else {
+            let got =
+                read_full_at(&seg.file, &mut header, at).map_err(io(format!("reading {}", seg.path.display())))?;
+            let Some(h) = (got == GROUP_HEADER)
+                .then(|| frame::decode_group_header(&header))
+                .flatten()
+            else {
                 truncate_tail(seg, at, len)?;
                 end = seg.base + at;
                 break 'segments;
@@ -196,7 +200,8 @@ pub(crate) fn open(dir: &Path) -> Result<Recovered> {
         if let Some((offset, hex_chain)) = manifest.imported_chains.get(&t.no) {
             if *offset == head {
                 let bytes = hex::decode(hex_chain).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
-                let chain = bytes.ok_or_else(|| StoreError::Corrupt(format!("a bad imported chain for `{}`", t.name)))?;
+                let chain =
+                    bytes.ok_or_else(|| StoreError::Corrupt(format!("a bad imported chain for `{}`", t.name)))?;
                 *t.chain.lock().unwrap_or_else(|p| p.into_inner()) = chain;
                 continue;
             }
@@ -264,8 +269,8 @@ fn flush_pending(by_no: &[TenantLog], pending: &mut HashMap<u32, (u64, Vec<u64>)
 
 /// A whole record at `pos`, given the first bytes read there (reads more if it is longer).
 pub(crate) fn read_record_at(segments: &Segments, pos: u64, mut bytes: Vec<u8>) -> Result<OwnedRecord> {
-    let size = frame::record_size(&bytes)
-        .ok_or_else(|| StoreError::Corrupt(format!("no record at log position {pos}")))?;
+    let size =
+        frame::record_size(&bytes).ok_or_else(|| StoreError::Corrupt(format!("no record at log position {pos}")))?;
     if bytes.len() < size {
         bytes = segments
             .read(pos, size)?

@@ -16,17 +16,12 @@ use super::dedup::{self, ClientIds, Seen};
 use super::files::{io, OffsetIndex, Segment};
 use super::frame::{GroupBuilder, RecordIn, GROUP_HEADER};
 use super::recover::{add_tenant_line, index_path, Recovered};
-use super::{write_manifest, Manifest, Shared, TenantLog};
+use super::{write_manifest, LogOptions, Manifest, Shared, TenantLog};
 use crate::sqlite::GroupObserver;
 use crate::{chain, AppendOutcome, Notifier, Result, StoreError};
 
 /// Upper bound on events in one group, so a flood of big requests still commits regularly.
 const MAX_GROUP_EVENTS: usize = 50_000;
-/// A segment that reached this size is closed and a new one started.
-const SEGMENT_BYTES: u64 = 128 << 20;
-/// The index files are synced and the manifest rewritten after this much log, which bounds
-/// what recovery reads.
-const CHECKPOINT_BYTES: u64 = 64 << 20;
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
@@ -90,6 +85,7 @@ pub(crate) struct Writer {
     observer: Option<GroupObserver>,
     /// The last `received_at` parsed, shared by every event of a request.
     last_received: (String, i64),
+    options: LogOptions,
 }
 
 /// A group that is durable: what to answer and what to publish.
@@ -113,6 +109,7 @@ impl Writer {
         recovered: Recovered,
         notifier: Arc<Notifier>,
         observer: Option<GroupObserver>,
+        options: LogOptions,
     ) -> Writer {
         let active = recovered.shared.segments.active();
         Writer {
@@ -128,6 +125,7 @@ impl Writer {
             notifier,
             observer,
             last_received: (String::new(), 0),
+            options,
         }
     }
 
@@ -299,7 +297,10 @@ impl Writer {
             let mut outcomes = Vec::with_capacity(events.len());
             for ev in events {
                 let Some(t) = tenants.iter().find(|t| t.name == ev.tenant_id) else {
-                    return Err(StoreError::Corrupt(format!("tenant {} vanished mid-group", ev.tenant_id)));
+                    return Err(StoreError::Corrupt(format!(
+                        "tenant {} vanished mid-group",
+                        ev.tenant_id
+                    )));
                 };
                 let client_key = ev.client_supplied_id.then(|| dedup::key(t.no, ev.id.as_bytes()));
                 if let Some(k) = &client_key {
@@ -366,7 +367,7 @@ impl Writer {
             return Ok(());
         }
         // Start a new segment when the active one is full (between groups, never inside one).
-        if self.end - self.active.base >= SEGMENT_BYTES {
+        if self.end - self.active.base >= self.options.segment_bytes {
             self.roll()?;
         }
         let at = self.end - self.active.base;
@@ -451,7 +452,13 @@ impl Writer {
         self.write_built(&placed)?;
         for p in &placed {
             if let Some(k) = p.client_key {
-                self.ids.insert(k, Seen { tenant: p.tenant, offset: p.offset });
+                self.ids.insert(
+                    k,
+                    Seen {
+                        tenant: p.tenant,
+                        offset: p.offset,
+                    },
+                );
             }
         }
         *t.chain.lock().unwrap_or_else(|p| p.into_inner()) = chain;
@@ -511,7 +518,7 @@ impl Writer {
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "could not write a client-id run; will retry"),
         }
-        if self.end - self.manifest.index_synced_through >= CHECKPOINT_BYTES {
+        if self.end - self.manifest.index_synced_through >= self.options.checkpoint_bytes {
             if let Err(e) = self.checkpoint() {
                 tracing::warn!(error = %e, "could not checkpoint the log index; will retry");
             }
@@ -564,4 +571,3 @@ impl Writer {
         Ok(())
     }
 }
-

@@ -69,6 +69,15 @@ fn configure(conn: &Connection) -> Result<()> {
 impl SqliteStore {
     /// Opens (creating and migrating on first start) `<data_dir>/auditrelay.db`.
     pub fn open(data_dir: &Path, observer: Option<GroupObserver>) -> Result<Self> {
+        Self::open_with(data_dir, observer, crate::seglog::LogOptions::default())
+    }
+
+    /// [`open`](Self::open) with the event log's sizes chosen (tests use small segments).
+    pub fn open_with(
+        data_dir: &Path,
+        observer: Option<GroupObserver>,
+        log_options: crate::seglog::LogOptions,
+    ) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
             context: format!("creating data dir {}", data_dir.display()),
             source,
@@ -85,6 +94,7 @@ impl SqliteStore {
             &tenants,
             notifier.clone(),
             observer,
+            log_options,
         )?);
         import_log::import_old_log(&mut conn, &log)?;
         let (tx, rx) = mpsc::channel();
