@@ -378,7 +378,7 @@ async fn a_webhook_receivers_copy_verifies() {
     );
 }
 
-/// Tampering with the database itself, caught by `verify --url` on the live server.
+/// Tampering with the log's files themselves, caught by `verify --url` on the live server.
 #[tokio::test]
 async fn tampering_with_the_store_is_caught_by_verify_against_the_live_log() {
     let mut s = server();
@@ -399,113 +399,160 @@ async fn tampering_with_the_store_is_caught_by_verify_against_the_live_log() {
     );
     assert_eq!(s.sigterm().await.code(), Some(0));
 
-    let db = s.data_dir().join("auditrelay.db");
-    let backup = s.data_dir().join("backup.db");
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
-    }
-    std::fs::copy(&db, &backup).unwrap();
-    let body_of = |conn: &rusqlite::Connection, seq: i64| -> String {
-        conn.query_row(
-            "SELECT body FROM events WHERE tenant_id='acme' AND seq=?1",
-            [seq],
-            |r| r.get(0),
-        )
-        .unwrap()
-    };
-    type Tamper = Box<dyn Fn(&rusqlite::Connection)>;
+    let log = s.data_dir().join("log");
+    let backup = s.data_dir().join("log-backup");
+    copy_dir(&log, &backup);
+    let files = LogFiles::new(&log, "acme");
+    type Tamper = Box<dyn Fn(&LogFiles)>;
     let cases: Vec<(&str, Tamper, &str)> = vec![
         (
             "alter",
-            Box::new(move |c: &rusqlite::Connection| {
-                let body = body_of(c, 7).replace("usr_6", "usr_X");
-                c.execute("UPDATE events SET body=?1 WHERE tenant_id='acme' AND seq=7", [body])
-                    .unwrap();
+            Box::new(|f: &LogFiles| {
+                let body = f.body(7).replace("usr_6", "usr_X");
+                f.set_body(7, &body);
             }),
             "altered or inserted event at offset 7",
         ),
         (
             "delete",
-            Box::new(|c: &rusqlite::Connection| {
-                c.execute("DELETE FROM events WHERE tenant_id='acme' AND seq=7", [])
-                    .unwrap();
+            // Offset 7's index entry now leads to the record after it: 7 is gone from reads.
+            Box::new(|f: &LogFiles| f.set_position(7, f.position(8))),
+            "offset 7 is missing",
+        ),
+        (
+            "reorder",
+            Box::new(|f: &LogFiles| {
+                let (p7, p8) = (f.position(7), f.position(8));
+                f.set_position(7, p8);
+                f.set_position(8, p7);
             }),
             "offset 7 is missing",
         ),
         (
-            "insert",
-            Box::new(move |c: &rusqlite::Connection| {
-                // Make room at offset 7 and put a fabricated event there.
-                for seq in (7..=20).rev() {
-                    c.execute("UPDATE events SET seq=seq+1 WHERE tenant_id='acme' AND seq=?1", [seq])
-                        .unwrap();
-                }
-                c.execute(
-                "INSERT INTO events (tenant_id, seq, id, type, occurred_at, received_at, body, raw, chain)
-                 SELECT tenant_id, 7, 'fake', type, occurred_at, received_at, replace(body, 'usr_5', 'usr_F'), raw, chain
-                 FROM events WHERE tenant_id='acme' AND seq=6",
-                [],
-            )
-            .unwrap();
-            }),
-            "altered or inserted event at offset 7",
-        ),
-        (
-            "reorder",
-            Box::new(move |c: &rusqlite::Connection| {
-                let (b7, b8) = (body_of(c, 7), body_of(c, 8));
-                c.execute("UPDATE events SET body=?1 WHERE tenant_id='acme' AND seq=7", [b8])
-                    .unwrap();
-                c.execute("UPDATE events SET body=?1 WHERE tenant_id='acme' AND seq=8", [b7])
-                    .unwrap();
-            }),
-            "altered or inserted event at offset 7",
-        ),
-        (
             "rewrite history",
-            Box::new(move |c: &rusqlite::Connection| {
+            Box::new(|f: &LogFiles| {
                 // Alter offset 7 and recompute every later chain value: only a signed checkpoint
                 // can tell.
-                let mut chain: [u8; 32] = c
-                    .query_row("SELECT chain FROM events WHERE tenant_id='acme' AND seq=6", [], |r| {
-                        r.get::<_, Vec<u8>>(0)
-                    })
-                    .unwrap()
-                    .try_into()
-                    .unwrap();
-                let body = body_of(c, 7).replace("usr_6", "usr_X");
-                c.execute("UPDATE events SET body=?1 WHERE tenant_id='acme' AND seq=7", [body])
-                    .unwrap();
-                for seq in 7..=20i64 {
-                    chain = auditrelay_store::chain::link(&chain, seq as u64, &body_of(c, seq)).unwrap();
-                    c.execute(
-                        "UPDATE events SET chain=?1 WHERE tenant_id='acme' AND seq=?2",
-                        rusqlite::params![&chain[..], seq],
-                    )
-                    .unwrap();
+                let mut chain = f.chain(6);
+                let body = f.body(7).replace("usr_6", "usr_X");
+                f.set_body(7, &body);
+                for seq in 7..=20u64 {
+                    chain = auditrelay_store::chain::link(&chain, seq, &f.body(seq)).unwrap();
+                    f.set_chain(seq, &chain);
                 }
             }),
             "disagrees with the signed checkpoint at that offset",
         ),
     ];
     for (what, tamper, expected) in cases {
-        {
-            let conn = rusqlite::Connection::open(&db).unwrap();
-            tamper(&conn);
-        }
+        tamper(&files);
         s.restart();
         let base = s.url("");
         let (ok, out) = verify_live(&base, &key);
         assert!(!ok, "{what}: verify accepted it: {out}");
         assert!(out.contains(expected), "{what}: {out}");
         assert_eq!(s.sigterm().await.code(), Some(0));
-        std::fs::copy(&backup, &db).unwrap();
-        for ext in ["-wal", "-shm"] {
-            let _ = std::fs::remove_file(s.data_dir().join(format!("auditrelay.db{ext}")));
-        }
+        std::fs::remove_dir_all(&log).unwrap();
+        copy_dir(&backup, &log);
     }
     s.restart();
     let (ok, out) = verify_live(&s.url(""), &key);
     assert!(ok, "restored: {out}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The embedded log's files as an attacker with disk access sees them (the layout in
+/// `crates/store/src/seglog/frame.rs`), read and patched without the server's code.
+struct LogFiles {
+    dir: std::path::PathBuf,
+    tenant_no: u32,
+}
+
+/// Where a record's fields start: length 4, tenant 4, offset 8, received_at 8, flags 1.
+const CHAIN_AT: u64 = 25;
+const BODY_LEN_AT: u64 = 69;
+const BODY_AT: u64 = 73;
+
+impl LogFiles {
+    fn new(dir: &std::path::Path, tenant: &str) -> LogFiles {
+        let tenants = std::fs::read_to_string(dir.join("tenants")).unwrap();
+        let tenant_no = tenants
+            .lines()
+            .find_map(|l| l.split_once(' ').filter(|(_, n)| *n == tenant).map(|(no, _)| no.parse().unwrap()))
+            .unwrap();
+        LogFiles {
+            dir: dir.to_owned(),
+            tenant_no,
+        }
+    }
+    fn index(&self) -> std::path::PathBuf {
+        self.dir.join("index").join(format!("{}.idx", self.tenant_no))
+    }
+    fn position(&self, offset: u64) -> u64 {
+        let bytes = std::fs::read(self.index()).unwrap();
+        let at = ((offset - 1) * 8) as usize;
+        u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) - 1
+    }
+    fn set_position(&self, offset: u64, pos: u64) {
+        let mut bytes = std::fs::read(self.index()).unwrap();
+        let at = ((offset - 1) * 8) as usize;
+        bytes[at..at + 8].copy_from_slice(&(pos + 1).to_le_bytes());
+        std::fs::write(self.index(), bytes).unwrap();
+    }
+    /// The segment holding `pos` and `pos` within it.
+    fn segment(&self, pos: u64) -> (std::path::PathBuf, usize) {
+        let mut bases: Vec<u64> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().to_str()?.strip_suffix(".seg")?.parse().ok())
+            .collect();
+        bases.sort();
+        let base = *bases.iter().rev().find(|b| **b <= pos).unwrap();
+        (self.dir.join(format!("{base:020}.seg")), (pos - base) as usize)
+    }
+    fn patch(&self, offset: u64, f: impl FnOnce(&mut Vec<u8>, usize)) {
+        let (path, at) = self.segment(self.position(offset));
+        let mut bytes = std::fs::read(&path).unwrap();
+        f(&mut bytes, at);
+        std::fs::write(&path, bytes).unwrap();
+    }
+    fn body(&self, offset: u64) -> String {
+        let (path, at) = self.segment(self.position(offset));
+        let bytes = std::fs::read(path).unwrap();
+        let len_at = at + BODY_LEN_AT as usize;
+        let len = u32::from_le_bytes(bytes[len_at..len_at + 4].try_into().unwrap()) as usize;
+        let body_at = at + BODY_AT as usize;
+        String::from_utf8(bytes[body_at..body_at + len].to_vec()).unwrap()
+    }
+    /// Replaces a body with one of the same length (the records around it stay in place).
+    fn set_body(&self, offset: u64, body: &str) {
+        assert_eq!(body.len(), self.body(offset).len());
+        self.patch(offset, |bytes, at| {
+            let body_at = at + BODY_AT as usize;
+            bytes[body_at..body_at + body.len()].copy_from_slice(body.as_bytes());
+        });
+    }
+    fn chain(&self, offset: u64) -> [u8; 32] {
+        let (path, at) = self.segment(self.position(offset));
+        let bytes = std::fs::read(path).unwrap();
+        let c = at + CHAIN_AT as usize;
+        bytes[c..c + 32].try_into().unwrap()
+    }
+    fn set_chain(&self, offset: u64, chain: &[u8; 32]) {
+        self.patch(offset, |bytes, at| {
+            let c = at + CHAIN_AT as usize;
+            bytes[c..c + 32].copy_from_slice(chain);
+        });
+    }
 }
