@@ -58,10 +58,7 @@ pub(crate) struct GroupBuilder {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || needle.len() > haystack.len() {
-        return None;
-    }
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Where `"key":"value"` spells `value` inside `body`, if it does byte for byte.
