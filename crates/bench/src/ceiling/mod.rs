@@ -181,4 +181,59 @@ mod tests {
         assert_eq!(lines, 3);
         Ok(())
     }
+
+    #[tokio::test]
+    async fn the_load_generator_drives_the_ceilings() -> Result<()> {
+        use crate::events::{EventSize, EventSpec};
+        use crate::load::{run, LoadConfig};
+        let dir = tempfile::tempdir()?;
+        let spec = Arc::new(EventSpec::new(EventSize::Bytes(500), false));
+        for c in [noop_http::start()?, durable_appender::start(dir.path())?] {
+            let r = run(
+                c.target.clone(),
+                Auth::bearer("x")?,
+                LoadConfig {
+                    connections: 4,
+                    batch: 10,
+                    warmup: Duration::from_millis(50),
+                    duration: Duration::from_millis(300),
+                    probe: Some(c.probe()),
+                    events: spec.clone(),
+                    max_events: None,
+                    require_accepted: c.subject == Subject::Durable,
+                },
+            )
+            .await?;
+            assert_eq!(r.error_count(), 0, "{}: {:?}", c.subject.label(), r.first_error);
+            assert!(r.events > 0 && r.events % 10 == 0);
+            assert!(r.server_cpu_secs.is_some());
+            // A bounded load stops at its count, the last request carrying the rest.
+            let r = run(
+                c.target.clone(),
+                Auth::bearer("x")?,
+                LoadConfig {
+                    connections: 3,
+                    batch: 10,
+                    warmup: Duration::ZERO,
+                    duration: Duration::from_secs(60),
+                    probe: None,
+                    events: spec.clone(),
+                    max_events: Some(95),
+                    require_accepted: true,
+                },
+            )
+            .await;
+            match c.subject {
+                Subject::Durable => {
+                    let r = r?;
+                    assert_eq!((r.total_events, r.error_count()), (95, 0));
+                    assert!(r.window_secs < 30.0);
+                }
+                // The do-nothing server's 202 has no `accepted`: with it required, each counts
+                // as a mismatch.
+                _ => assert!(r?.accepted_mismatches > 0),
+            }
+        }
+        Ok(())
+    }
 }
