@@ -106,7 +106,8 @@ pub struct LoadResult {
     pub server_cpu_secs: Option<f64>,
     /// The highest RSS sampled every 200 ms over the run (warm-up included).
     pub server_max_rss_bytes: Option<u64>,
-    /// This harness's CPU over the window, percent of one core.
+    /// This harness's CPU over the window, percent of one core (without an in-process
+    /// ceiling's threads).
     pub client_cpu_percent: Option<f64>,
 }
 
@@ -286,7 +287,11 @@ pub async fn run(target: Arc<Target>, auth: Auth, cfg: LoadConfig) -> Result<Loa
     }
     let window_end = Instant::now().min(t1);
     let server_used = server_cpu.and_then(|m| m.used());
-    let client_cpu_percent = client_cpu.percent();
+    // The ceilings run inside this process: their threads' CPU is theirs, not the client's.
+    let client_cpu_percent = client_cpu.percent().map(|p| match (cfg.probe, server_used) {
+        (Some(Probe::Threads(_)), Some((cpu, wall))) if wall > 0.0 => (p - cpu / wall * 100.0).max(0.0),
+        _ => p,
+    });
     let results = match finished {
         Some(r) => r,
         None => joined.await,

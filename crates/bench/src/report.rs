@@ -259,15 +259,24 @@ fn print_ingest(cli: &Cli, name: &str, set: &IngestSet) {
         set.batch, cli.connections, cli.runs, cli.duration
     );
     println!(
-        "  {:<17} {:>24} {:>20} {:>20} {:>20} {:>26} {:>9} {:>19} {:>6}",
-        "target", "events/s", "p50 ms", "p99 ms", "cpu µs/event", "events/cpu-s", "cpu", "max RSS MiB", "errors"
+        "  {:<17} {:>24} {:>20} {:>20} {:>20} {:>26} {:>5} {:>19} {:>7} {:>6}",
+        "target",
+        "events/s",
+        "p50 ms",
+        "p99 ms",
+        "cpu µs/event",
+        "events/cpu-s",
+        "cpu",
+        "max RSS MiB",
+        "cli cpu",
+        "errors"
     );
     for who in [Subject::NoopHttp, Subject::Durable, Subject::Auditrelay] {
         let Some(a) = set.agg(who) else {
             continue;
         };
         println!(
-            "  {:<17} {:>24} {:>20} {:>20} {:>20} {:>26} {:>9} {:>19} {:>6}",
+            "  {:<17} {:>24} {:>20} {:>20} {:>20} {:>26} {:>5} {:>19} {:>7} {:>6}",
             who.label(),
             spread(a.events_per_s, 0),
             spread(a.p50_ms, 2),
@@ -285,6 +294,9 @@ fn print_ingest(cli: &Cli, name: &str, set: &IngestSet) {
                 }),
                 1
             ),
+            a.client_cpu_pct
+                .map(|c| format!("{:.0}%", c.median))
+                .unwrap_or_else(|| "-".into()),
             a.errors,
         );
     }
@@ -296,9 +308,15 @@ fn print_ingest(cli: &Cli, name: &str, set: &IngestSet) {
     .filter_map(|(who, what)| set.ratio_to(who).map(|r| format!("{r:.2}× {what}")))
     .collect();
     if !ratios.is_empty() {
-        println!("  auditrelay: {}", ratios.join(", "));
+        println!("  auditrelay: {} (median events/s)", ratios.join(", "));
     }
 }
+
+/// What the ingest tables' columns mean (printed once under them).
+const INGEST_NOTE: &str = "  (cpu: the target's CPU over the window, % of one core — auditrelay's process, a ceiling's own \
+threads in the bench process; cpu µs/event and events/cpu-s from it; max RSS: auditrelay's process sampled every 200 ms \
+(the ceilings share the bench's process: not measured); cli cpu: the load generator, without the ceilings' threads. \
+A ceiling near 100% cli cpu is bounded by the load generator, not by itself.)";
 
 fn print_disk(d: &DiskReport) {
     println!();
@@ -395,6 +413,9 @@ pub fn print_table(cli: &Cli, events: &EventSpec, mode: &str, report: &Report, f
         if let Some(set) = set {
             print_ingest(cli, name, set);
         }
+    }
+    if report.ingest1.is_some() || report.ingest100.is_some() {
+        println!("{INGEST_NOTE}");
     }
     if let Some(d) = &report.disk {
         print_disk(d);

@@ -56,6 +56,8 @@ pub struct Agg {
     pub cpu_us_per_event: Option<Spread>,
     pub events_per_cpu_s: Option<Spread>,
     pub max_rss_bytes: Option<Spread>,
+    /// The load generator's CPU, percent of one core.
+    pub client_cpu_pct: Option<Spread>,
     pub errors: u64,
 }
 
@@ -70,6 +72,7 @@ impl Agg {
             cpu_us_per_event: Spread::of_all(results, LoadResult::cpu_us_per_event),
             events_per_cpu_s: Spread::of_all(results, LoadResult::events_per_cpu_sec),
             max_rss_bytes: Spread::of_all(results, |r| r.server_max_rss_bytes.map(|b| b as f64)),
+            client_cpu_pct: Spread::of_all(results, |r| r.client_cpu_percent),
             errors: results.iter().map(LoadResult::error_count).sum(),
         })
     }
@@ -84,6 +87,7 @@ impl Agg {
             "cpu_us_per_event": self.cpu_us_per_event.map(|s| s.to_json(round3)),
             "events_per_cpu_s": self.events_per_cpu_s.map(|s| s.to_json(round1)),
             "max_rss_bytes": self.max_rss_bytes.map(|s| s.to_json(f64::round)),
+            "client_cpu_pct": self.client_cpu_pct.map(|s| s.to_json(round1)),
             "errors": self.errors,
         })
     }
