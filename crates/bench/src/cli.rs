@@ -165,7 +165,7 @@ pub struct Cli {
 
     /// Size of each benchmark event as sent: `500` (a realistic audit event,
     /// ~500 bytes), `2k` (the same with a bigger metadata), any byte count
-    /// from 460 (`k` = ×1024), or `legacy` (the ~170-byte event of earlier
+    /// from 490 (`k` = ×1024), or `legacy` (the ~170-byte event of earlier
     /// runs).
     #[arg(long, default_value = "500", value_parser = parse_event_size)]
     pub event_size: EventSize,

@@ -70,7 +70,7 @@ impl EventSize {
 }
 
 /// The smallest `--event-size` in bytes: the realistic event without padding.
-pub const MIN_RICH_BYTES: usize = 400;
+pub const MIN_RICH_BYTES: usize = 490;
 
 /// The bytes `,"note":""` adds around the padding text.
 const NOTE_OVERHEAD: usize = 10;
