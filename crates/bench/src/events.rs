@@ -7,9 +7,10 @@
 //! `outcome`, `severity`, a `metadata` object with nested members (a counter, an object with a
 //! string and a boolean, a small array of strings, a number) and a `source` record — members
 //! the server's schema (crates/core/src/validate.rs, fast.rs) accepts, nothing it refuses. No
-//! `occurred_at`: the server fills it in (as with the earlier event), so the stored canonical
-//! event (with `offset`, `id`, `tenant_id`, `occurred_at`, `received_at`) is ~130 bytes longer;
-//! the report prints both sizes. `--event-size 2k` adds an `items` array of small objects to `metadata`; both sizes
+//! `occurred_at`: the server fills it in (as with the earlier event). The canonical event the
+//! server stores and serves adds `offset`, `id`, `tenant_id`, `occurred_at`, `received_at` and
+//! the hash `chain`, ~240 bytes (a 497-byte event reads back as ~736); the report prints both
+//! sizes. `--event-size 2k` adds an `items` array of small objects to `metadata`; both sizes
 //! are padded to their target with a `metadata.note` string. `--event-size legacy` is the
 //! ~170-byte event of earlier benchmark runs, for comparison with recorded figures.
 //!
