@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Parser, ValueEnum};
 
+use crate::events::EventSize;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum Scenario {
     /// 1 event per request, `--connections` keep-alive connections.
@@ -27,7 +29,12 @@ pub enum Scenario {
     /// connection (sink batches ≤ 100 events, 1 in flight).
     #[value(name = "deliver-latency")]
     DeliverLatency,
-    /// All of the above, in that order.
+    /// A sink backlog: a paused webhook sink while `--backlog-events` are
+    /// ingested at full speed (server RSS sampled every 200 ms), then the
+    /// sink resumed and the drain into the receiver measured. Not part of
+    /// `all`.
+    Backlog,
+    /// All of the above except `backlog`, in that order.
     All,
 }
 
@@ -40,6 +47,7 @@ impl Scenario {
             Scenario::Deliver100 => "deliver-100",
             Scenario::Deliver1000 => "deliver-1000",
             Scenario::DeliverLatency => "deliver-latency",
+            Scenario::Backlog => "backlog",
             Scenario::All => "all",
         }
     }
@@ -49,8 +57,10 @@ impl Scenario {
 #[command(
     name = "auditrelay-bench",
     version,
-    about = "Benchmark the auditrelay server: ingest throughput and latency, long-poll wakeup latency, \
-             webhook delivery throughput and ingest-to-receipt latency",
+    about = "Benchmark the auditrelay server: ingest throughput and latency beside two in-process \
+             ceilings (a do-nothing HTTP server, a minimal durable appender), bytes on disk per event, \
+             long-poll wakeup latency, webhook delivery throughput, ingest-to-receipt latency and a \
+             sink backlog's memory and drain",
     after_help = "Exit status: 0 = ran clean; 1 = could not run; 2 = ran but saw errors (non-202 answers, \
                   failed checks) or the server did not exit 0 on SIGTERM."
 )]
@@ -136,6 +146,42 @@ pub struct Cli {
     /// Keep the temporary data dir (and server log) after the run.
     #[arg(long)]
     pub keep_data: bool,
+
+    /// Where the started server's temporary data dir is created [default:
+    /// the system temp dir]. The durable-appender ceiling writes beside it,
+    /// on the same filesystem.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Measure each ingest scenario this many times (for auditrelay and each
+    /// ceiling, interleaved) and report the median, min and max.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+
+    /// Skip the ceilings (do-nothing HTTP server, minimal durable appender)
+    /// in the ingest scenarios.
+    #[arg(long)]
+    pub no_ceilings: bool,
+
+    /// Size of each benchmark event as sent: `500` (a realistic audit event,
+    /// ~500 bytes), `2k` (the same with a bigger metadata), any byte count
+    /// from 490 (`k` = ×1024), or `legacy` (the ~170-byte event of earlier
+    /// runs).
+    #[arg(long, default_value = "500", value_parser = parse_event_size)]
+    pub event_size: EventSize,
+
+    /// Give every event a unique client `id` (exercises the server's dedup
+    /// check); by default the server assigns ids.
+    #[arg(long)]
+    pub client_ids: bool,
+
+    /// Events the backlog scenario ingests while its sink is paused.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub backlog_events: u64,
+}
+
+fn parse_event_size(s: &str) -> Result<EventSize, String> {
+    EventSize::parse(s).map_err(|e| format!("{e:#}"))
 }
 
 impl Cli {
@@ -176,6 +222,12 @@ impl Cli {
         }
         if !(self.latency_rate > 0.0 && self.latency_rate.is_finite()) {
             bail!("--latency-rate must be > 0");
+        }
+        if !(1..=100).contains(&self.runs) {
+            bail!("--runs must be 1..=100");
+        }
+        if self.backlog_events == 0 {
+            bail!("--backlog-events must be >= 1");
         }
         if !(self.drain_timeout >= 0.0 && self.drain_timeout.is_finite()) {
             bail!("--drain-timeout must be >= 0");

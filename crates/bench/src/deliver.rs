@@ -26,7 +26,10 @@
 //! Missing events (offsets of the tenant's log that never arrived) are failures; duplicates
 //! (the same offset delivered twice: allowed by at-least-once, but worth knowing) are reported.
 //!
-//! This module holds what both scenarios share: the sink under test ([`SinkSettings`], created and
+//! - **Backlog** (`backlog`, see `backlog.rs`): the sink is paused while `--backlog-events` are
+//!   ingested, then resumed; the server's RSS while the backlog builds and the drain rate.
+//!
+//! This module holds what the scenarios share: the sink under test ([`SinkSettings`], created and
 //! deleted through the public API), draining the receiver, and the completeness check
 //! ([`Completeness`]). The scenarios themselves are in `throughput` and `latency`.
 
@@ -43,9 +46,11 @@ use crate::http::{Auth, Conn, Target};
 use crate::load::{round1, round3};
 use crate::receiver::{Gaps, Receiver};
 
+mod backlog;
 mod latency;
 mod throughput;
 
+pub use backlog::{run_backlog, BacklogConfig, BacklogResult};
 pub use latency::{pacing, run_latency, LatencyConfig, LatencyResult};
 pub use throughput::{run_throughput, ThroughputConfig, ThroughputResult};
 
@@ -188,6 +193,20 @@ impl SinkHandle {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// `POST /v1/sinks/{id}/pause` or `/resume`.
+    async fn set_paused(&mut self, paused: bool) -> Result<()> {
+        self.reconnect_if_closed().await?;
+        let path = format!("/v1/sinks/{}/{}", self.id, if paused { "pause" } else { "resume" });
+        let resp = self
+            .conn
+            .post_json(&path, &self.operator, Bytes::from_static(b"{}"))
+            .await?;
+        if resp.status != StatusCode::OK {
+            bail!("POST {path} answered {}: {}", resp.status, resp.body_snippet());
+        }
+        Ok(())
     }
 
     async fn delete(mut self) -> Result<()> {

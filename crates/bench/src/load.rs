@@ -5,24 +5,32 @@
 //! measurement window `[start + warmup, start + warmup + duration]`; errors
 //! (any answer other than 202, transport failures) are counted over the
 //! whole run, warm-up included, because every answer must be a durable 202.
+//!
+//! The same load drives auditrelay and the ceilings ([`crate::ceiling`]): the same bodies
+//! ([`crate::events`]), connections and pacing. With a [`Probe`] it measures the target's CPU
+//! over the window (the server's process, or a ceiling's threads) and, for a process, samples
+//! its RSS every 200 ms. With `max_events` it stops after that many events (the backlog
+//! scenario) and the window ends with the last answer.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use bytes::Bytes;
 use hyper::StatusCode;
 use serde::Deserialize;
 
+use crate::events::{self, EventSpec};
 use crate::http::{Auth, Conn, Target};
-use crate::procfs::CpuMeter;
+use crate::procfs::{CpuMeter, Probe, ProbeMeter};
 use crate::stats::{Samples, Summary};
 
 /// A request that takes longer than this counts as a transport error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often the server's RSS is sampled during a load.
+pub const RSS_SAMPLE_PERIOD: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
@@ -31,8 +39,40 @@ pub struct LoadConfig {
     pub batch: usize,
     pub warmup: Duration,
     pub duration: Duration,
-    /// The server's pid, to measure its CPU use over the window.
-    pub server_pid: Option<u32>,
+    /// Whose CPU (and, for a process, RSS) to measure: the server's pid or a ceiling's
+    /// threads.
+    pub probe: Option<Probe>,
+    /// The events to send.
+    pub events: Arc<EventSpec>,
+    /// Stop once this many events were sent (the last request may carry fewer than `batch`);
+    /// the window then ends when the last answer arrived.
+    pub max_events: Option<u64>,
+    /// Whether a 202 must carry `accepted` (auditrelay, the durable appender); without it (the
+    /// do-nothing ceiling) a 202 counts the events sent.
+    pub require_accepted: bool,
+}
+
+impl LoadConfig {
+    /// A closed-loop load of `duration` after `warmup` against a server whose pid is known.
+    pub fn timed(
+        connections: usize,
+        batch: usize,
+        warmup: Duration,
+        duration: Duration,
+        server_pid: Option<u32>,
+        events: Arc<EventSpec>,
+    ) -> Self {
+        Self {
+            connections,
+            batch,
+            warmup,
+            duration,
+            probe: server_pid.map(Probe::Process),
+            events,
+            max_events: None,
+            require_accepted: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -62,13 +102,30 @@ pub struct LoadResult {
     pub first_error: Option<String>,
     /// Server CPU over the window, percent of one core.
     pub server_cpu_percent: Option<f64>,
-    /// This harness's CPU over the window, percent of one core.
+    /// Server CPU over the window, seconds.
+    pub server_cpu_secs: Option<f64>,
+    /// The highest RSS sampled every 200 ms over the run (warm-up included).
+    pub server_max_rss_bytes: Option<u64>,
+    /// This harness's CPU over the window, percent of one core (without an in-process
+    /// ceiling's threads).
     pub client_cpu_percent: Option<f64>,
 }
 
 impl LoadResult {
     pub fn error_count(&self) -> u64 {
         self.status_errors.values().sum::<u64>() + self.transport_errors + self.accepted_mismatches
+    }
+
+    /// Server CPU microseconds per event acknowledged in the window.
+    pub fn cpu_us_per_event(&self) -> Option<f64> {
+        let cpu = self.server_cpu_secs?;
+        (self.events > 0).then(|| cpu * 1e6 / self.events as f64)
+    }
+
+    /// Events acknowledged in the window per server CPU second.
+    pub fn events_per_cpu_sec(&self) -> Option<f64> {
+        let cpu = self.server_cpu_secs?;
+        (cpu > 0.0).then(|| self.events as f64 / cpu)
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -94,6 +151,10 @@ impl LoadResult {
             "accepted_mismatches": self.accepted_mismatches,
             "first_error": self.first_error,
             "server_cpu_pct": self.server_cpu_percent.map(round1),
+            "server_cpu_s": self.server_cpu_secs.map(round3),
+            "server_cpu_us_per_event": self.cpu_us_per_event().map(round3),
+            "events_per_server_cpu_s": self.events_per_cpu_sec().map(round1),
+            "server_max_rss_bytes": self.server_max_rss_bytes,
             "client_cpu_pct": self.client_cpu_percent.map(round1),
         })
     }
@@ -107,36 +168,10 @@ pub fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
-/// The benchmark event, with `metadata.n` set to `n`.
-pub fn write_event(out: &mut String, kind: &str, n: u64) {
-    let _ = write!(
-        out,
-        r#"{{"type":"{kind}","actor":{{"id":"usr_1","ip_address":"203.0.113.7"}},"action":"update","target":{{"type":"doc","id":"d1"}},"outcome":"success","severity":5,"metadata":{{"n":{n}}}}}"#
-    );
-}
-
-/// A request body: one event object when `batch == 1`, else a JSON array of
-/// `batch` events numbered from `first`.
-pub fn body(first: u64, batch: usize) -> Bytes {
-    let mut s = String::with_capacity(200 * batch + 2);
-    if batch == 1 {
-        write_event(&mut s, "bench.event", first);
-    } else {
-        s.push('[');
-        for i in 0..batch as u64 {
-            if i > 0 {
-                s.push(',');
-            }
-            write_event(&mut s, "bench.event", first + i);
-        }
-        s.push(']');
-    }
-    Bytes::from(s)
-}
-
 #[derive(Deserialize)]
 struct Accepted {
-    accepted: u64,
+    #[serde(default)]
+    accepted: Option<u64>,
 }
 
 #[derive(Default)]
@@ -165,41 +200,112 @@ struct Window {
     t1: Instant,
 }
 
+/// What the workers share.
+struct Shared {
+    target: Arc<Target>,
+    auth: Auth,
+    window: Window,
+    events: Arc<EventSpec>,
+    batch: usize,
+    /// Events handed out in this run (for `max_events`).
+    sent: AtomicU64,
+    max_events: Option<u64>,
+    require_accepted: bool,
+}
+
+/// Samples `probe`'s RSS every [`RSS_SAMPLE_PERIOD`] until `stop`; the highest value.
+pub fn spawn_rss_sampler(probe: Probe, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Option<u64>> {
+    tokio::spawn(async move {
+        let mut max = probe.rss_bytes();
+        let mut tick = tokio::time::interval(RSS_SAMPLE_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        while !stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            if let Some(r) = probe.rss_bytes() {
+                max = Some(max.map_or(r, |m: u64| m.max(r)));
+            }
+        }
+        max
+    })
+}
+
 pub async fn run(target: Arc<Target>, auth: Auth, cfg: LoadConfig) -> Result<LoadResult> {
     // Open every connection before the clock starts.
     let mut conns = Vec::with_capacity(cfg.connections);
     for _ in 0..cfg.connections {
         conns.push(Conn::connect(target.clone()).await?);
     }
-    let counter = Arc::new(AtomicU64::new(0));
+    let rss_stop = Arc::new(AtomicBool::new(false));
+    let rss = cfg
+        .probe
+        .filter(|p| matches!(p, Probe::Process(_)))
+        .map(|p| spawn_rss_sampler(p, rss_stop.clone()));
     let start = Instant::now();
-    let window = Arc::new(Window {
-        t0: start + cfg.warmup,
-        t1: start + cfg.warmup + cfg.duration,
+    let shared = Arc::new(Shared {
+        target: target.clone(),
+        auth,
+        window: Window {
+            t0: start + cfg.warmup,
+            t1: start + cfg.warmup + cfg.duration,
+        },
+        events: cfg.events.clone(),
+        batch: cfg.batch,
+        sent: AtomicU64::new(0),
+        max_events: cfg.max_events,
+        require_accepted: cfg.require_accepted,
     });
     let mut handles = Vec::with_capacity(cfg.connections);
     for conn in conns {
-        handles.push(tokio::spawn(worker(
-            conn,
-            target.clone(),
-            auth.clone(),
-            cfg.batch,
-            window.clone(),
-            counter.clone(),
-        )));
+        handles.push(tokio::spawn(worker(conn, shared.clone())));
     }
+    let mut joined = tokio::spawn(async move {
+        let mut out = Vec::with_capacity(handles.len());
+        for h in handles {
+            out.push(h.await);
+        }
+        out
+    });
 
-    // Measure CPU over the window only.
-    tokio::time::sleep_until(window.t0.into()).await;
-    let server_cpu = cfg.server_pid.map(CpuMeter::start);
+    // Measure CPU over the window only: from t0 to t1, or to the last answer when the workers
+    // stop early (`max_events`).
+    let t0 = shared.window.t0;
+    let t1 = shared.window.t1;
+    let mut finished = None;
+    tokio::select! {
+        biased;
+        r = &mut joined => finished = Some(r),
+        _ = tokio::time::sleep_until(t0.into()) => {}
+    }
+    let server_cpu = cfg.probe.map(ProbeMeter::start);
     let client_cpu = CpuMeter::start(std::process::id());
-    tokio::time::sleep_until(window.t1.into()).await;
-    let server_cpu_percent = server_cpu.and_then(|m| m.percent());
-    let client_cpu_percent = client_cpu.percent();
+    if finished.is_none() {
+        tokio::select! {
+            biased;
+            r = &mut joined => finished = Some(r),
+            _ = tokio::time::sleep_until(t1.into()) => {}
+        }
+    }
+    let window_end = Instant::now().min(t1);
+    let server_used = server_cpu.and_then(|m| m.used());
+    // The ceilings run inside this process: their threads' CPU is theirs, not the client's.
+    let client_cpu_percent = client_cpu.percent().map(|p| match (cfg.probe, server_used) {
+        (Some(Probe::Threads(_)), Some((cpu, wall))) if wall > 0.0 => (p - cpu / wall * 100.0).max(0.0),
+        _ => p,
+    });
+    let results = match finished {
+        Some(r) => r,
+        None => joined.await,
+    }
+    .context("load workers")?;
+    rss_stop.store(true, Ordering::Relaxed);
+    let server_max_rss_bytes = match rss {
+        Some(h) => h.await.ok().flatten(),
+        None => None,
+    };
 
     let mut total = WorkerStats::default();
-    for h in handles {
-        let w = h.await.context("load worker panicked")?;
+    for w in results {
+        let w = w.context("load worker panicked")?;
         total.latency.merge(w.latency);
         total.requests += w.requests;
         total.events += w.events;
@@ -214,7 +320,11 @@ pub async fn run(target: Arc<Target>, auth: Auth, cfg: LoadConfig) -> Result<Loa
             total.first_error = w.first_error;
         }
     }
-    let window_secs = cfg.duration.as_secs_f64();
+    let window_secs = if cfg.max_events.is_some() {
+        window_end.saturating_duration_since(t0).as_secs_f64().max(1e-6)
+    } else {
+        cfg.duration.as_secs_f64()
+    };
     Ok(LoadResult {
         connections: cfg.connections,
         batch: cfg.batch,
@@ -230,28 +340,24 @@ pub async fn run(target: Arc<Target>, auth: Auth, cfg: LoadConfig) -> Result<Loa
         transport_errors: total.transport_errors,
         accepted_mismatches: total.accepted_mismatches,
         first_error: total.first_error,
-        server_cpu_percent,
+        server_cpu_percent: server_used.and_then(|(cpu, wall)| (wall > 0.0).then(|| cpu / wall * 100.0)),
+        server_cpu_secs: server_used.map(|(cpu, _)| cpu),
+        server_max_rss_bytes,
         client_cpu_percent,
     })
 }
 
-async fn worker(
-    conn: Conn,
-    target: Arc<Target>,
-    auth: Auth,
-    batch: usize,
-    window: Arc<Window>,
-    counter: Arc<AtomicU64>,
-) -> WorkerStats {
+async fn worker(conn: Conn, sh: Arc<Shared>) -> WorkerStats {
     let mut st = WorkerStats {
         latency: Samples::with_capacity(16 * 1024),
         ..WorkerStats::default()
     };
+    let window = &sh.window;
     let mut conn = Some(conn);
     while Instant::now() < window.t1 {
         if conn.as_ref().is_none_or(Conn::is_closed) {
             conn = None;
-            match Conn::connect(target.clone()).await {
+            match Conn::connect(sh.target.clone()).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     st.transport_errors += 1;
@@ -264,10 +370,20 @@ async fn worker(
         let Some(c) = conn.as_mut() else {
             continue;
         };
-        let first = counter.fetch_add(batch as u64, Ordering::Relaxed);
-        let body = body(first, batch);
+        let batch = match sh.max_events {
+            None => sh.batch,
+            Some(max) => {
+                let before = sh.sent.fetch_add(sh.batch as u64, Ordering::Relaxed);
+                if before >= max {
+                    break;
+                }
+                usize::try_from((max - before).min(sh.batch as u64)).unwrap_or(sh.batch)
+            }
+        };
+        let first = events::reserve(batch as u64);
+        let body = sh.events.body(first, batch);
         let started = Instant::now();
-        let res = tokio::time::timeout(REQUEST_TIMEOUT, c.post_json("/v1/events", &auth, body)).await;
+        let res = tokio::time::timeout(REQUEST_TIMEOUT, c.post_json("/v1/events", &sh.auth, body)).await;
         let done = Instant::now();
         let in_window = done >= window.t0 && done <= window.t1;
         let resp = match res {
@@ -292,7 +408,13 @@ async fn worker(
         }
         st.total_ok += 1;
         let accepted = match resp.json::<Accepted>() {
-            Ok(a) => a.accepted,
+            Ok(Accepted { accepted: Some(a) }) => a,
+            Ok(Accepted { accepted: None }) if !sh.require_accepted => batch as u64,
+            Ok(Accepted { accepted: None }) => {
+                st.accepted_mismatches += 1;
+                st.note_error(|| format!("202 without `accepted`: {}", resp.body_snippet()));
+                continue;
+            }
             Err(e) => {
                 st.accepted_mismatches += 1;
                 st.note_error(|| format!("{e:#}"));
@@ -311,37 +433,4 @@ async fn worker(
         }
     }
     st
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn single_event_body_is_the_documented_event() -> Result<()> {
-        let v: serde_json::Value = serde_json::from_slice(&body(7, 1))?;
-        assert_eq!(
-            v,
-            serde_json::json!({
-                "type": "bench.event",
-                "actor": {"id": "usr_1", "ip_address": "203.0.113.7"},
-                "action": "update",
-                "target": {"type": "doc", "id": "d1"},
-                "outcome": "success",
-                "severity": 5,
-                "metadata": {"n": 7}
-            })
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn batch_body_is_an_array_with_consecutive_counters() -> Result<()> {
-        let v: serde_json::Value = serde_json::from_slice(&body(100, 100))?;
-        let arr = v.as_array().context("array")?;
-        assert_eq!(arr.len(), 100);
-        assert_eq!(arr[0]["metadata"]["n"], 100);
-        assert_eq!(arr[99]["metadata"]["n"], 199);
-        Ok(())
-    }
 }

@@ -8,7 +8,13 @@
 //!
 //! Scenarios:
 //! - `ingest-1`, `ingest-100`: closed-loop ingest throughput and latency
-//!   ([`load`]).
+//!   ([`load`]), `--runs` times (median, min, max: [`runs`]), each run also
+//!   against two in-process ceilings driven by the same load and bodies
+//!   ([`ceiling`]: a do-nothing HTTP server and a minimal durable appender
+//!   with group commit and fdatasync), so the report gives auditrelay's ratio
+//!   to each. After them, bytes on disk per event against the canonical event
+//!   size read back from the server ([`disk`]). Events: [`events`] (~500
+//!   bytes by default, `--event-size 2k`, `--client-ids`).
 //! - `wakeup`: append → long-poll answer latency ([`wakeup`]).
 //! - `deliver-100`, `deliver-1000`: end-to-end delivery throughput into a
 //!   loopback webhook receiver ([`receiver`]) with sink batches of 100 and
@@ -17,6 +23,9 @@
 //!   duplicate offsets) and the sink's lag ([`deliver`]).
 //! - `deliver-latency`: ingest → receipt latency at `--latency-rate` events/s
 //!   through a sink with batches of ≤ 100 events and one in flight.
+//! - `backlog` (not in `all`): a paused sink while `--backlog-events` are
+//!   ingested (server RSS sampled every 200 ms), then resumed and the drain
+//!   timed and checked for completeness.
 //!
 //! Each delivery scenario uses its own tenant (`<tenant>-d100`, `-d1000`,
 //! `-dlat`) and sink, deleted afterwards.
@@ -24,13 +33,17 @@
 //! Modules: [`cli`] (options), [`scenarios`] (setup and running), [`report`] (table and
 //! `BENCH_JSON`); this file starts and stops the server around them.
 
+mod ceiling;
 mod cli;
 mod deliver;
+mod disk;
+mod events;
 mod http;
 mod load;
 mod procfs;
 mod receiver;
 mod report;
+mod runs;
 mod scenarios;
 mod server;
 mod stats;
@@ -43,10 +56,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use crate::cli::Cli;
+use crate::ceiling::{durable_appender, noop_http, Ceiling};
+use crate::cli::{Cli, Scenario};
+use crate::events::EventSpec;
 use crate::http::{Auth, Target};
 use crate::report::{print_json, print_table, Footer};
-use crate::scenarios::run_scenarios;
+use crate::runs::IngestSet;
+use crate::scenarios::{run_scenarios, Env};
 use crate::server::{Server, SpawnOptions, StopOutcome};
 
 fn main() {
@@ -128,6 +144,7 @@ async fn run(cli: Cli) -> Result<bool> {
                 database_url: cli.database_url.clone(),
                 admin_token: token.clone(),
                 keep_data: cli.keep_data,
+                work_dir: cli.work_dir.clone(),
             })
             .await?;
             eprintln!(
@@ -147,7 +164,50 @@ async fn run(cli: Cli) -> Result<bool> {
         }
     };
 
-    let result = run_scenarios(&cli, &scenarios, &target, &operator, &server, duration, warmup).await;
+    let events = Arc::new(EventSpec::new(cli.event_size, cli.client_ids));
+    eprintln!(
+        "events: {} bytes as sent ({}{})",
+        events.typical_len(),
+        cli.event_size.label(),
+        if cli.client_ids { ", with client ids" } else { "" }
+    );
+
+    // The ceilings, beside the server, for the ingest scenarios.
+    let wants_ceilings = !cli.no_ceilings
+        && scenarios
+            .iter()
+            .any(|s| matches!(s, Scenario::Ingest1 | Scenario::Ingest100));
+    let ceilings: Vec<Ceiling> = if wants_ceilings {
+        // The durable appender writes beside the server's data dir (same filesystem).
+        let parent = server
+            .as_ref()
+            .and_then(|s| s.data_dir.parent().map(std::path::Path::to_path_buf))
+            .or_else(|| cli.work_dir.clone())
+            .unwrap_or_else(std::env::temp_dir);
+        let noop = noop_http::start()?;
+        let durable = durable_appender::start(&parent)?;
+        eprintln!(
+            "ceilings: do-nothing HTTP at {}, durable appender at {} (file under {})",
+            noop.target.base(),
+            durable.target.base(),
+            parent.display()
+        );
+        vec![noop, durable]
+    } else {
+        Vec::new()
+    };
+
+    let env = Env {
+        target: &target,
+        operator: &operator,
+        server: &server,
+        ceilings: &ceilings,
+        events: events.clone(),
+        duration,
+        warmup,
+    };
+    let result = run_scenarios(&cli, &scenarios, &env).await;
+    drop(ceilings);
 
     // Measure and stop the server even when a scenario failed.
     let peak_rss = server.as_ref().and_then(Server::peak_rss_bytes);
@@ -177,8 +237,9 @@ async fn run(cli: Cli) -> Result<bool> {
 
     // Every event the run appended (warm-ups and wakeup rounds included),
     // to relate the data dir size to the log.
-    let events_appended = report.ingest1.as_ref().map_or(0, |r| r.total_events)
-        + report.ingest100.as_ref().map_or(0, |r| r.total_events)
+    let events_appended = report.ingest1.as_ref().map_or(0, IngestSet::auditrelay_events)
+        + report.ingest100.as_ref().map_or(0, IngestSet::auditrelay_events)
+        + report.backlog.as_ref().map_or(0, |b| b.check.expected)
         + report.wakeup.as_ref().map_or(0, |w| w.appended)
         + report.deliver100.as_ref().map_or(0, |d| d.check.expected)
         + report.deliver1000.as_ref().map_or(0, |d| d.check.expected)
@@ -196,9 +257,10 @@ async fn run(cli: Cli) -> Result<bool> {
         stop: stop.as_ref(),
         loadavg_start: loadavg_start.as_deref(),
     };
-    print_table(&cli, &mode, &report, footer);
+    print_table(&cli, &events, &mode, &report, footer);
     print_json(
         &cli,
+        &events,
         &mode,
         &target,
         &scenarios,

@@ -2,9 +2,12 @@
 //! one `BENCH_JSON {…}` line with every figure.
 
 use crate::cli::{Cli, Scenario};
-use crate::deliver::{LatencyResult, ThroughputResult};
+use crate::deliver::{BacklogResult, LatencyResult, ThroughputResult};
+use crate::disk::DiskReport;
+use crate::events::EventSpec;
 use crate::http::Target;
-use crate::load::{self, LoadResult};
+use crate::load;
+use crate::runs::{IngestSet, Spread, Subject};
 use crate::server::StopOutcome;
 use crate::stats::ms;
 use crate::wakeup::WakeupResult;
@@ -12,8 +15,11 @@ use crate::wakeup::WakeupResult;
 /// Every scenario's result (those that ran) and the failures seen.
 #[derive(Default)]
 pub struct Report {
-    pub ingest1: Option<LoadResult>,
-    pub ingest100: Option<LoadResult>,
+    pub ingest1: Option<IngestSet>,
+    pub ingest100: Option<IngestSet>,
+    /// The data dir after the ingest scenarios.
+    pub disk: Option<DiskReport>,
+    pub backlog: Option<BacklogResult>,
     pub wakeup: Option<WakeupResult>,
     pub deliver100: Option<ThroughputResult>,
     pub deliver1000: Option<ThroughputResult>,
@@ -43,8 +49,10 @@ fn git_revision() -> Option<String> {
 }
 
 /// The `BENCH_JSON {…}` line with every figure.
+#[allow(clippy::too_many_arguments)]
 pub fn print_json(
     cli: &Cli,
+    events: &EventSpec,
     mode: &str,
     target: &Target,
     scenarios: &[Scenario],
@@ -70,8 +78,15 @@ pub fn print_json(
         "duration_s": cli.duration,
         "warmup_s": cli.warmup,
         "scenarios": scenarios.iter().map(|s| s.name()).collect::<Vec<_>>(),
-        "ingest_1": report.ingest1.as_ref().map(LoadResult::to_json),
-        "ingest_100": report.ingest100.as_ref().map(LoadResult::to_json),
+        "runs": cli.runs,
+        "ceilings": !cli.no_ceilings,
+        "event_size": cli.event_size.label(),
+        "event_bytes": events.typical_len(),
+        "client_ids": cli.client_ids,
+        "ingest_1": report.ingest1.as_ref().map(IngestSet::to_json),
+        "ingest_100": report.ingest100.as_ref().map(IngestSet::to_json),
+        "disk": report.disk.as_ref().map(DiskReport::to_json),
+        "backlog": report.backlog.as_ref().map(BacklogResult::to_json),
         "wakeup": report.wakeup.as_ref().map(WakeupResult::to_json),
         "deliver_100": report.deliver100.as_ref().map(ThroughputResult::to_json),
         "deliver_1000": report.deliver1000.as_ref().map(ThroughputResult::to_json),
@@ -227,6 +242,138 @@ fn print_delivery(report: &Report) {
     }
 }
 
+fn spread(s: Spread, decimals: usize) -> String {
+    format!("{:.d$} ({:.d$}–{:.d$})", s.median, s.min, s.max, d = decimals)
+}
+
+fn opt_spread(s: Option<Spread>, decimals: usize) -> String {
+    s.map(|s| spread(s, decimals)).unwrap_or_else(|| "-".into())
+}
+
+/// One ingest scenario: auditrelay and the ceilings, medians (min–max) over the runs, and
+/// auditrelay's ratio to each ceiling.
+fn print_ingest(cli: &Cli, name: &str, set: &IngestSet) {
+    println!();
+    println!(
+        "{name}: {} event(s)/request, {} connections; median (min–max) of {} run(s) of {:.0}s",
+        set.batch, cli.connections, cli.runs, cli.duration
+    );
+    println!(
+        "  {:<17} {:>24} {:>20} {:>20} {:>20} {:>26} {:>5} {:>19} {:>7} {:>6}",
+        "target",
+        "events/s",
+        "p50 ms",
+        "p99 ms",
+        "cpu µs/event",
+        "events/cpu-s",
+        "cpu",
+        "max RSS MiB",
+        "cli cpu",
+        "errors"
+    );
+    for who in [Subject::NoopHttp, Subject::Durable, Subject::Auditrelay] {
+        let Some(a) = set.agg(who) else {
+            continue;
+        };
+        println!(
+            "  {:<17} {:>24} {:>20} {:>20} {:>20} {:>26} {:>5} {:>19} {:>7} {:>6}",
+            who.label(),
+            spread(a.events_per_s, 0),
+            spread(a.p50_ms, 2),
+            spread(a.p99_ms, 2),
+            opt_spread(a.cpu_us_per_event, 1),
+            opt_spread(a.events_per_cpu_s, 0),
+            a.cpu_pct
+                .map(|c| format!("{:.0}%", c.median))
+                .unwrap_or_else(|| "-".into()),
+            opt_spread(
+                a.max_rss_bytes.map(|s| Spread {
+                    median: s.median / 1048576.0,
+                    min: s.min / 1048576.0,
+                    max: s.max / 1048576.0,
+                }),
+                1
+            ),
+            a.client_cpu_pct
+                .map(|c| format!("{:.0}%", c.median))
+                .unwrap_or_else(|| "-".into()),
+            a.errors,
+        );
+    }
+    let ratios: Vec<String> = [
+        (Subject::NoopHttp, "do-nothing HTTP ceiling"),
+        (Subject::Durable, "durable ceiling"),
+    ]
+    .into_iter()
+    .filter_map(|(who, what)| set.ratio_to(who).map(|r| format!("{r:.2}× {what}")))
+    .collect();
+    if !ratios.is_empty() {
+        println!("  auditrelay: {} (median events/s)", ratios.join(", "));
+    }
+}
+
+/// What the ingest tables' columns mean (printed once under them).
+const INGEST_NOTE: &str = "  (cpu: the target's CPU over the window, % of one core — auditrelay's process, a ceiling's own \
+threads in the bench process; cpu µs/event and events/cpu-s from it; max RSS: auditrelay's process sampled every 200 ms \
+(the ceilings share the bench's process: not measured); cli cpu: the load generator, without the ceilings' threads. \
+A ceiling near 100% cli cpu is bounded by the load generator, not by itself.)";
+
+fn print_disk(d: &DiskReport) {
+    println!();
+    let per = |v: Option<f64>| v.map(|b| format!("{b:.0}")).unwrap_or_else(|| "-".into());
+    println!(
+        "bytes on disk per event: {} ({} allocated) — data dir {} ({} allocated, {} files) / {} events stored by the ingest scenarios",
+        per(d.apparent_per_event()),
+        per(d.allocated_per_event()),
+        mib(d.usage.apparent),
+        mib(d.usage.allocated),
+        d.usage.files,
+        d.events
+    );
+    match (d.canonical, &d.canonical_error) {
+        (Some((n, c)), _) => println!(
+            "  event as sent: {} bytes; canonical event as read back: {c:.0} bytes (mean of {n}); bytes on disk / canonical: {}",
+            d.sent_bytes,
+            d.ratio_to_canonical()
+                .map(|r| format!("{r:.2}×"))
+                .unwrap_or_else(|| "-".into())
+        ),
+        (None, e) => println!(
+            "  event as sent: {} bytes; canonical size unknown ({})",
+            d.sent_bytes,
+            e.as_deref().unwrap_or("?")
+        ),
+    }
+}
+
+fn print_backlog(b: &BacklogResult) {
+    let c = &b.check;
+    let rss = |v: Option<u64>| v.map(mib).unwrap_or_else(|| "-".into());
+    println!();
+    println!(
+        "backlog: {} events ingested with the sink paused at {:.0} events/s ({:.1}s); server RSS {} before, max {} while ingesting",
+        c.expected,
+        b.ingest.events_per_sec,
+        b.ingest.window_secs,
+        rss(b.rss_before_bytes),
+        rss(b.max_rss_ingest_bytes),
+    );
+    println!(
+        "  resumed: drained {} of {} in {} = {} events/s (max RSS {} while draining, srv cpu {}); {} delivered while paused, {} duplicates, {} missing",
+        c.delivered,
+        c.expected,
+        opt_secs(b.drain_secs),
+        b.drain_per_sec
+            .map(|v| format!("{v:.0}"))
+            .unwrap_or_else(|| "-".into()),
+        rss(b.max_rss_drain_bytes),
+        opt_pct(b.server_cpu_drain_percent),
+        b.delivered_while_paused,
+        c.duplicates,
+        c.missing(),
+    );
+}
+
 /// Run-wide figures shown under the table and in `BENCH_JSON`.
 #[derive(Clone, Copy)]
 pub struct Footer<'a> {
@@ -239,7 +386,7 @@ pub struct Footer<'a> {
     pub loadavg_start: Option<&'a str>,
 }
 
-pub fn print_table(cli: &Cli, mode: &str, report: &Report, footer: Footer<'_>) {
+pub fn print_table(cli: &Cli, events: &EventSpec, mode: &str, report: &Report, footer: Footer<'_>) {
     let Footer {
         peak_rss,
         data_dir_live,
@@ -251,46 +398,41 @@ pub fn print_table(cli: &Cli, mode: &str, report: &Report, footer: Footer<'_>) {
     } = footer;
     println!();
     println!(
-        "auditrelay bench — server: {mode}, {} connections, {:.0}s warm-up + {:.0}s per ingest scenario, {} client thread(s), {} CPUs",
+        "auditrelay bench — server: {mode}, {} connections, {:.0}s warm-up + {:.0}s per ingest run, {} run(s), events of {} bytes ({}{}), {} client thread(s), {} CPUs",
         cli.connections,
         cli.warmup,
         cli.duration,
+        cli.runs,
+        events.typical_len(),
+        cli.event_size.label(),
+        if cli.client_ids { ", client ids" } else { "" },
         cli.client_threads,
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
     );
-    println!();
-    println!(
-        "{:<11} {:>11} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8}",
-        "scenario", "events/s", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "srv cpu", "cli cpu"
-    );
-    for (name, r) in [("ingest-1", &report.ingest1), ("ingest-100", &report.ingest100)] {
-        if let Some(r) = r {
-            println!(
-                "{:<11} {:>11} {:>10} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>8} {:>8}",
-                name,
-                format!("{:.0}", r.events_per_sec),
-                format!("{:.0}", r.requests_per_sec),
-                ms(r.latency.p50),
-                ms(r.latency.p99),
-                ms(r.latency.max),
-                r.error_count(),
-                opt_pct(r.server_cpu_percent),
-                opt_pct(r.client_cpu_percent),
-            );
+    for (name, set) in [("ingest-1", &report.ingest1), ("ingest-100", &report.ingest100)] {
+        if let Some(set) = set {
+            print_ingest(cli, name, set);
         }
     }
+    if report.ingest1.is_some() || report.ingest100.is_some() {
+        println!("{INGEST_NOTE}");
+    }
+    if let Some(d) = &report.disk {
+        print_disk(d);
+    }
     if let Some(w) = &report.wakeup {
+        println!();
         println!(
-            "{:<11} {:>11} {:>10} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>8} {:>8}",
+            "{:<11} {:>9} {:>9} {:>9} {:>7}",
+            "scenario", "p50 ms", "p99 ms", "max ms", "errors"
+        );
+        println!(
+            "{:<11} {:>9.2} {:>9.2} {:>9.2} {:>7}",
             "wakeup",
-            "-",
-            "-",
             ms(w.wakeup.p50),
             ms(w.wakeup.p99),
             ms(w.wakeup.max),
             w.errors + w.early_returns,
-            "-",
-            "-",
         );
         println!(
             "  (wakeup: POST sent → long-poll answer received, {} of {} rounds measured; the append's own 202: p50 {:.2} ms, p99 {:.2} ms)",
@@ -301,6 +443,9 @@ pub fn print_table(cli: &Cli, mode: &str, report: &Report, footer: Footer<'_>) {
         );
     }
     print_delivery(report);
+    if let Some(b) = &report.backlog {
+        print_backlog(b);
+    }
     println!();
     if let Some(rss) = peak_rss {
         println!("server peak RSS (VmHWM): {}", mib(rss));

@@ -1,5 +1,7 @@
 //! Running the selected scenarios against a server: the tenant and key setup, then each
-//! scenario in turn, its failures collected into the [`Report`].
+//! scenario in turn, its failures collected into the [`Report`]. The ingest scenarios run
+//! `--runs` times against auditrelay and each ceiling; right after them the data dir is
+//! measured against the events stored ([`crate::disk`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,11 +11,16 @@ use bytes::Bytes;
 use hyper::StatusCode;
 use serde::Deserialize;
 
+use crate::ceiling::Ceiling;
 use crate::cli::{Cli, Scenario};
-use crate::deliver::{self, LatencyConfig, SinkSettings, ThroughputConfig};
+use crate::deliver::{self, BacklogConfig, LatencyConfig, SinkSettings, ThroughputConfig};
+use crate::disk::{canonical_sample, dir_usage, DiskReport};
+use crate::events::EventSpec;
 use crate::http::{Auth, Conn, Target};
 use crate::load::{self, LoadConfig};
+use crate::procfs::Probe;
 use crate::report::Report;
+use crate::runs::{IngestSet, Subject};
 use crate::server::Server;
 use crate::wakeup::{self, WakeupConfig};
 
@@ -47,61 +54,124 @@ async fn setup(target: &Arc<Target>, operator: &Auth, tenant: &str) -> Result<Au
     Auth::bearer(&key.key)
 }
 
-pub async fn run_scenarios(
+/// What the scenarios need besides the options.
+pub struct Env<'a> {
+    pub target: &'a Arc<Target>,
+    pub operator: &'a Auth,
+    pub server: &'a Option<Server>,
+    /// The ceilings started for the ingest scenarios (empty with `--no-ceilings`).
+    pub ceilings: &'a [Ceiling],
+    pub events: Arc<EventSpec>,
+    pub duration: Duration,
+    pub warmup: Duration,
+}
+
+/// One ingest scenario: `--runs` rounds, each measuring every ceiling and auditrelay once (the
+/// order rotates from round to round, so none always goes first).
+async fn run_ingest(
     cli: &Cli,
-    scenarios: &[Scenario],
-    target: &Arc<Target>,
-    operator: &Auth,
-    server: &Option<Server>,
-    duration: Duration,
-    warmup: Duration,
-) -> Result<Report> {
+    env: &Env<'_>,
+    key: &Auth,
+    scenario: Scenario,
+    report: &mut Report,
+) -> Result<IngestSet> {
+    let batch = if scenario == Scenario::Ingest1 {
+        1
+    } else {
+        cli.batch_size
+    };
+    let server_pid = env.server.as_ref().map(Server::pid);
+    let mut subjects: Vec<(Subject, Arc<Target>, Option<Probe>)> = Vec::new();
+    for c in env.ceilings {
+        subjects.push((c.subject, c.target.clone(), Some(c.probe())));
+    }
+    subjects.push((Subject::Auditrelay, env.target.clone(), server_pid.map(Probe::Process)));
+    let mut set = IngestSet::new(batch);
+    for run in 0..cli.runs {
+        for i in 0..subjects.len() {
+            let (who, target, probe) = subjects[(i + run) % subjects.len()].clone();
+            eprintln!(
+                "{} run {}/{}, {}: {} connections, {} event(s)/request, {:.1}s warm-up + {:.1}s …",
+                scenario.name(),
+                run + 1,
+                cli.runs,
+                who.label(),
+                cli.connections,
+                batch,
+                cli.warmup,
+                cli.duration
+            );
+            let r = load::run(
+                target,
+                key.clone(),
+                LoadConfig {
+                    connections: cli.connections,
+                    batch,
+                    warmup: env.warmup,
+                    duration: env.duration,
+                    probe,
+                    events: env.events.clone(),
+                    max_events: None,
+                    require_accepted: who != Subject::NoopHttp,
+                },
+            )
+            .await
+            .with_context(|| format!("{} ({})", scenario.name(), who.label()))?;
+            if r.error_count() > 0 {
+                report.failures.push(format!(
+                    "{} ({}, run {}): {} errors (first: {})",
+                    scenario.name(),
+                    who.label(),
+                    run + 1,
+                    r.error_count(),
+                    r.first_error.as_deref().unwrap_or("?")
+                ));
+            }
+            set.push(who, r);
+        }
+    }
+    Ok(set)
+}
+
+/// The data dir against the events the ingest scenarios stored (a started server only).
+async fn measure_disk(env: &Env<'_>, key: &Auth, report: &Report) -> Option<DiskReport> {
+    let server = env.server.as_ref()?;
+    let events = report.ingest1.as_ref().map_or(0, IngestSet::auditrelay_events)
+        + report.ingest100.as_ref().map_or(0, IngestSet::auditrelay_events);
+    let usage = dir_usage(&server.data_dir);
+    let (canonical, canonical_error) = match canonical_sample(env.target, key).await {
+        Ok(c) => (Some(c), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    };
+    Some(DiskReport {
+        usage,
+        events,
+        sent_bytes: env.events.typical_len(),
+        canonical,
+        canonical_error,
+    })
+}
+
+pub async fn run_scenarios(cli: &Cli, scenarios: &[Scenario], env: &Env<'_>) -> Result<Report> {
+    let (target, operator) = (env.target, env.operator);
+    let (duration, warmup) = (env.duration, env.warmup);
     let key = setup(target, operator, &cli.tenant)
         .await
         .context("setup (tenant + key)")?;
-    let server_pid = server.as_ref().map(Server::pid);
+    let server_pid = env.server.as_ref().map(Server::pid);
     let mut report = Report::default();
     for &scenario in scenarios {
+        let is_ingest = matches!(scenario, Scenario::Ingest1 | Scenario::Ingest100);
+        if !is_ingest && report.disk.is_none() && (report.ingest1.is_some() || report.ingest100.is_some()) {
+            report.disk = measure_disk(env, &key, &report).await;
+        }
         match scenario {
             Scenario::Ingest1 | Scenario::Ingest100 => {
-                let batch = if scenario == Scenario::Ingest1 {
-                    1
-                } else {
-                    cli.batch_size
-                };
-                eprintln!(
-                    "{}: {} connections, {} event(s)/request, {:.1}s warm-up + {:.1}s …",
-                    scenario.name(),
-                    cli.connections,
-                    batch,
-                    cli.warmup,
-                    cli.duration
-                );
-                let r = load::run(
-                    target.clone(),
-                    key.clone(),
-                    LoadConfig {
-                        connections: cli.connections,
-                        batch,
-                        warmup,
-                        duration,
-                        server_pid,
-                    },
-                )
-                .await
-                .with_context(|| scenario.name())?;
-                if r.error_count() > 0 {
-                    report.failures.push(format!(
-                        "{}: {} errors (first: {})",
-                        scenario.name(),
-                        r.error_count(),
-                        r.first_error.as_deref().unwrap_or("?")
-                    ));
-                }
+                let set = run_ingest(cli, env, &key, scenario, &mut report).await?;
                 if scenario == Scenario::Ingest1 {
-                    report.ingest1 = Some(r);
+                    report.ingest1 = Some(set);
                 } else {
-                    report.ingest100 = Some(r);
+                    report.ingest100 = Some(set);
                 }
             }
             Scenario::Wakeup => {
@@ -164,6 +234,7 @@ pub async fn run_scenarios(
                         duration,
                         drain_timeout: Duration::from_secs_f64(cli.drain_timeout),
                         server_pid,
+                        events: env.events.clone(),
                     },
                 )
                 .await
@@ -227,8 +298,58 @@ pub async fn run_scenarios(
                 report.failures.extend(r.check.failures("deliver-latency"));
                 report.deliver_latency = Some(r);
             }
+            Scenario::Backlog => {
+                let tenant = format!("{}-backlog", cli.tenant);
+                let bkey = setup(target, operator, &tenant)
+                    .await
+                    .context("backlog: setup (tenant + key)")?;
+                // At least 60 s, or 2,000 events/s.
+                let drain_timeout = cli.drain_timeout.max(cli.backlog_events as f64 / 2000.0).max(60.0);
+                eprintln!(
+                    "backlog: tenant {tenant}, sink paused; {} events ({} connections × {} event(s)/request), then resume and drain (≤ {:.0}s) …",
+                    cli.backlog_events, cli.connections, cli.batch_size, drain_timeout,
+                );
+                let r = deliver::run_backlog(
+                    target.clone(),
+                    operator,
+                    bkey,
+                    &tenant,
+                    BacklogConfig {
+                        events: cli.backlog_events,
+                        sink: SinkSettings {
+                            max_events: 1000,
+                            max_in_flight: cli.deliver_in_flight,
+                        },
+                        connections: cli.connections,
+                        events_per_request: cli.batch_size,
+                        drain_timeout: Duration::from_secs_f64(drain_timeout),
+                        server_pid,
+                        spec: env.events.clone(),
+                    },
+                )
+                .await
+                .context("backlog")?;
+                if r.ingest.error_count() > 0 {
+                    report.failures.push(format!(
+                        "backlog: {} ingest errors (first: {})",
+                        r.ingest.error_count(),
+                        r.ingest.first_error.as_deref().unwrap_or("?")
+                    ));
+                }
+                if r.delivered_while_paused > 0 {
+                    report.failures.push(format!(
+                        "backlog: {} events delivered while the sink was paused",
+                        r.delivered_while_paused
+                    ));
+                }
+                report.failures.extend(r.check.failures("backlog"));
+                report.backlog = Some(r);
+            }
             Scenario::All => {}
         }
+    }
+    if report.disk.is_none() && (report.ingest1.is_some() || report.ingest100.is_some()) {
+        report.disk = measure_disk(env, &key, &report).await;
     }
     Ok(report)
 }

@@ -19,6 +19,8 @@ pub struct SpawnOptions {
     pub admin_token: String,
     /// Keep the data directory after the run instead of deleting it.
     pub keep_data: bool,
+    /// Where to create the temporary directory (default: the system temp dir).
+    pub work_dir: Option<PathBuf>,
 }
 
 /// A server process that this harness started.
@@ -74,10 +76,11 @@ impl Server {
                 opts.bin.display()
             );
         }
+        let work_dir = opts.work_dir.clone().unwrap_or_else(std::env::temp_dir);
         let tempdir = tempfile::Builder::new()
             .prefix("auditrelay-bench-")
-            .tempdir()
-            .context("create temporary data dir")?;
+            .tempdir_in(&work_dir)
+            .with_context(|| format!("create temporary data dir in {}", work_dir.display()))?;
         let data_dir = tempdir.path().join("data");
         let log_path = tempdir.path().join("server.log");
         let port = free_port()?;

@@ -13,8 +13,8 @@ use anyhow::{bail, Context, Result};
 use hyper::StatusCode;
 use serde::Deserialize;
 
+use crate::events::write_legacy_event;
 use crate::http::{Auth, Conn, Resp, Target};
-use crate::load::write_event;
 use crate::stats::{Samples, Summary};
 
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ struct PolledEvent {
 
 fn event_body(n: u64) -> bytes::Bytes {
     let mut s = String::with_capacity(256);
-    write_event(&mut s, "bench.wakeup", n);
+    write_legacy_event(&mut s, "bench.wakeup", n);
     bytes::Bytes::from(s)
 }
 

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use super::{commit_groups, drain, finish, groups_between, Completeness, SinkHandle, SinkSettings};
+use crate::events::EventSpec;
 use crate::http::{Auth, Target};
 use crate::load::{self, round1, round3, LoadConfig, LoadResult};
 use crate::procfs::{proc_status_kib, CpuMeter};
@@ -25,6 +26,7 @@ pub struct ThroughputConfig {
     pub duration: Duration,
     pub drain_timeout: Duration,
     pub server_pid: Option<u32>,
+    pub events: Arc<EventSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -100,13 +102,14 @@ pub async fn run_throughput(
     let ingest = load::run(
         target.clone(),
         key,
-        LoadConfig {
-            connections: cfg.connections,
-            batch: cfg.events_per_request,
-            warmup: Duration::ZERO,
-            duration: cfg.duration,
-            server_pid: cfg.server_pid,
-        },
+        LoadConfig::timed(
+            cfg.connections,
+            cfg.events_per_request,
+            Duration::ZERO,
+            cfg.duration,
+            cfg.server_pid,
+            cfg.events.clone(),
+        ),
     )
     .await
     .context("ingest load")?;
