@@ -152,11 +152,8 @@ impl EventLog for SqliteStore {
             } else {
                 q.filter.patterns().iter().collect()
             };
-            let mut sql = String::from(if q.with_raw {
-                "SELECT seq, id, type, body, raw, chain FROM events WHERE tenant_id = ?1 AND seq > ?2"
-            } else {
-                "SELECT seq, id, type, body, NULL, chain FROM events WHERE tenant_id = ?1 AND seq > ?2"
-            });
+            let mut sql =
+                String::from("SELECT seq, id, type, body, NULL, chain FROM events WHERE tenant_id = ?1 AND seq > ?2");
             if !globs.is_empty() {
                 sql.push_str(" AND (");
                 for i in 0..globs.len() {
@@ -188,7 +185,6 @@ impl EventLog for SqliteStore {
                         id: r.get(1)?,
                         event_type: r.get(2)?,
                         body: r.get(3)?,
-                        raw: r.get(4)?,
                         chain: r.get::<_, Option<Vec<u8>>>(5)?.and_then(|c| c.try_into().ok()),
                     })
                 })

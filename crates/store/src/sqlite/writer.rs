@@ -221,7 +221,8 @@ impl Writer {
                             ev.occurred_at,
                             ev.received_at,
                             ev.body,
-                            ev.raw,
+                            // The `raw` column is no longer used: the `raw` format delivers the body.
+                            "",
                             &next[..]
                         ])
                         .map_err(StoreError::sqlite("inserting an event"))?;
