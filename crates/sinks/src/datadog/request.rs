@@ -271,7 +271,6 @@ mod tests {
             body: json!({"id": id, "tenant_id": "acme", "type": "user.login", "occurred_at": occurred_at,
                          "received_at": occurred_at, "severity": severity, "metadata": {"note": note}})
             .to_string(),
-            raw: None,
             chain: None,
         }
     }
