@@ -51,8 +51,7 @@ pub fn bulk_body(
             .map_err(|e| format!("format `{}` failed on event {}: {e}", format.name(), event.offset))?;
         if format == Format::Raw {
             if let Err(why) = check_raw_document(&mut record) {
-                out.refused
-                    .push((i, format!("event {} as stored {why}", event.offset)));
+                out.refused.push((i, format!("event {} as stored {why}", event.offset)));
                 continue;
             }
         }
