@@ -1,15 +1,15 @@
 //! The fast path for valid events: one typed, borrowing parse instead of a `Value` tree, and the
-//! canonical members rendered straight into a string. It only ever *accepts*: on any doubt it
+//! event rendered straight into its RFC 8785 (JCS) form. It only ever *accepts*: on any doubt it
 //! returns `None` and the caller runs the full validator (`validate.rs`), which produces the
-//! precise error naming the field. Both paths render the same canonical JSON.
+//! precise error naming the field. Both paths render the same bytes.
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
-use crate::event::{push_json_string, push_member, ParsedEvent};
+use crate::event::{Members, ParsedEvent, Rest};
 use crate::ids::{is_valid_client_event_id, is_valid_event_type, is_valid_tenant_id};
+use crate::jcs::Json;
 use crate::time::{format_timestamp, parse_rfc3339};
 
 const MAX_SHORT_STRING: usize = 1024;
@@ -39,15 +39,16 @@ struct Event<'a> {
     severity: Option<u64>,
     #[serde(borrow, default)]
     request_id: Text<'a>,
+    // Parsed in place (a `null` is `None`, like absent): serde_json's recursion limit then
+    // bounds their nesting exactly as it does on the full path.
     #[serde(borrow, default)]
-    changes: Option<&'a RawValue>,
+    changes: Option<Json<'a>>,
     #[serde(borrow, default)]
-    metadata: Option<&'a RawValue>,
+    metadata: Option<Json<'a>>,
     #[serde(borrow, default)]
     source: Option<Source<'a>>,
 }
 
-// Field order is the canonical order.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Actor<'a> {
@@ -87,95 +88,35 @@ struct Source<'a> {
     instance: Text<'a>,
 }
 
-fn short_ok(t: &Text<'_>) -> bool {
-    t.as_ref().is_none_or(|s| s.len() <= MAX_SHORT_STRING)
-}
-
-/// Writes `{"k":"v",…}` for the present members; `None` when any is too long.
-fn record(out: &mut String, name: &str, members: &[(&str, &Text<'_>)]) -> Option<()> {
-    out.push_str(",\"");
-    out.push_str(name);
-    out.push_str("\":{");
-    let mut first = true;
-    for (key, value) in members {
-        if !short_ok(value) {
-            return None;
-        }
+/// The values of a string record in JCS key order; `None` when any is too long.
+fn record<'a, const N: usize>(values: [&'a Text<'_>; N]) -> Option<[Option<&'a str>; N]> {
+    let mut out = [None; N];
+    for (slot, value) in out.iter_mut().zip(values) {
         if let Some(v) = value {
-            if !first {
-                out.push(',');
+            if v.len() > MAX_SHORT_STRING {
+                return None;
             }
-            first = false;
-            push_member(out, key, v);
+            *slot = Some(v.as_ref());
         }
     }
-    out.push('}');
-    Some(())
+    Some(out)
 }
 
-/// Deepest nesting accepted inside `metadata` / `changes`, the same bound serde_json's
-/// recursion limit puts on the full path (a raw value skips that check).
-const MAX_DEPTH: usize = 127;
+fn short<'a>(t: &'a Text<'_>) -> Option<Option<&'a str>> {
+    match t {
+        None => Some(None),
+        Some(s) if s.len() <= MAX_SHORT_STRING => Some(Some(s.as_ref())),
+        Some(_) => None,
+    }
+}
 
-/// Compact JSON of an object given as raw text: insignificant whitespace dropped, everything
-/// else (key order, number spelling) exactly as sent. `None` unless it is an object nested no
-/// deeper than `MAX_DEPTH`, so deep documents fall back to the full path and its error.
-fn compact_object(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
-    if !text.starts_with('{') {
-        return None;
+/// `metadata` / `changes` must be objects.
+fn object<'j, 'a>(j: &'j Option<Json<'a>>) -> Option<Option<&'j Json<'a>>> {
+    match j {
+        None => Some(None),
+        Some(obj @ Json::Obj(_)) => Some(Some(obj)),
+        Some(_) => None,
     }
-    // One pass to check the depth and whether any whitespace sits outside strings…
-    let mut has_space = false;
-    let (mut in_string, mut escaped, mut depth) = (false, false, 0usize);
-    for b in text.bytes() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return None;
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            b if b.is_ascii_whitespace() => has_space = true,
-            _ => {}
-        }
-    }
-    if !has_space {
-        return Some(Cow::Borrowed(text));
-    }
-    // …and a second only when there is something to drop.
-    let mut compact = String::with_capacity(text.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for c in text.chars() {
-        if in_string {
-            compact.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-        } else if c == '"' {
-            in_string = true;
-            compact.push(c);
-        } else if !c.is_ascii_whitespace() {
-            compact.push(c);
-        }
-    }
-    Some(Cow::Owned(compact))
 }
 
 pub(crate) fn try_fast(index: usize, raw: &str) -> Option<ParsedEvent> {
@@ -207,71 +148,42 @@ pub(crate) fn try_fast(index: usize, raw: &str) -> Option<ParsedEvent> {
         Some(s) if s <= 10 => s,
         Some(_) => return None,
     };
-    if !short_ok(&ev.action) || !short_ok(&ev.request_id) {
-        return None;
-    }
-
-    let mut rest = String::with_capacity(raw.len() + 32);
-    if let Some(a) = &ev.actor {
-        if let Some(ip) = &a.ip_address {
-            ip.parse::<std::net::IpAddr>().ok()?;
+    let actor = match &ev.actor {
+        None => None,
+        Some(a) => {
+            if let Some(ip) = &a.ip_address {
+                ip.parse::<std::net::IpAddr>().ok()?;
+            }
+            Some(record([
+                &a.email,
+                &a.id,
+                &a.ip_address,
+                &a.name,
+                &a.kind,
+                &a.user_agent,
+            ])?)
         }
-        record(
-            &mut rest,
-            "actor",
-            &[
-                ("id", &a.id),
-                ("type", &a.kind),
-                ("name", &a.name),
-                ("email", &a.email),
-                ("ip_address", &a.ip_address),
-                ("user_agent", &a.user_agent),
-            ],
-        )?;
-    }
-    if let Some(action) = &ev.action {
-        rest.push(',');
-        push_member(&mut rest, "action", action);
-    }
-    if let Some(t) = &ev.target {
-        record(
-            &mut rest,
-            "target",
-            &[("type", &t.kind), ("id", &t.id), ("name", &t.name)],
-        )?;
-    }
-    rest.push_str(",\"outcome\":");
-    push_json_string(&mut rest, outcome);
-    rest.push_str(",\"severity\":");
-    rest.push_str(&severity.to_string());
-    if let Some(r) = &ev.request_id {
-        rest.push(',');
-        push_member(&mut rest, "request_id", r);
-    }
-    for (name, value) in [("changes", ev.changes), ("metadata", ev.metadata)] {
-        // A JSON `null` arrives as Some(raw "null"): treat it as absent, like the full path.
-        let Some(raw_value) = value.filter(|v| v.get() != "null") else {
-            continue;
-        };
-        let compact = compact_object(raw_value)?;
-        rest.push_str(",\"");
-        rest.push_str(name);
-        rest.push_str("\":");
-        rest.push_str(&compact);
-    }
-    if let Some(s) = &ev.source {
-        record(
-            &mut rest,
-            "source",
-            &[
-                ("service", &s.service),
-                ("version", &s.version),
-                ("instance", &s.instance),
-            ],
-        )?;
-    }
-    // Drop the leading comma: `rest` holds members without braces.
-    let rest = rest.strip_prefix(',').unwrap_or(&rest).to_owned();
+    };
+    let target = match &ev.target {
+        None => None,
+        Some(t) => Some(record([&t.id, &t.name, &t.kind])?),
+    };
+    let source = match &ev.source {
+        None => None,
+        Some(s) => Some(record([&s.instance, &s.service, &s.version])?),
+    };
+    let members = Members {
+        action: short(&ev.action)?,
+        actor,
+        changes: object(&ev.changes)?,
+        metadata: object(&ev.metadata)?,
+        outcome,
+        request_id: short(&ev.request_id)?,
+        severity,
+        source,
+        target,
+    };
+    let rest = Rest::render(&members, raw.len(), |json: &Json<'_>, out| json.write(out));
 
     Some(ParsedEvent {
         index,
@@ -280,7 +192,6 @@ pub(crate) fn try_fast(index: usize, raw: &str) -> Option<ParsedEvent> {
         event_type: ev.event_type.into_owned(),
         occurred_at,
         rest,
-        raw: raw.to_owned(),
     })
 }
 
@@ -288,7 +199,50 @@ pub(crate) fn try_fast(index: usize, raw: &str) -> Option<ParsedEvent> {
 mod tests {
     use super::*;
 
-    /// Both paths must render byte-identical canonical JSON for valid events.
+    use serde_json::Value;
+
+    const RECEIVED_AT: &str = "2026-06-01T10:13:21.000Z";
+
+    /// Renders `raw` on both paths; asserts they agree and returns the event.
+    fn both_paths(raw: &str) -> crate::NewEvent {
+        let fast = try_fast(0, raw).expect(raw);
+        let value: Value = serde_json::from_str(raw).unwrap();
+        let full = crate::validate::validate_event(0, value).unwrap();
+        assert_eq!(fast.rest, full.rest, "{raw}");
+        assert_eq!(fast.client_id, full.client_id);
+        assert_eq!(fast.tenant_claim, full.tenant_claim);
+        assert_eq!(fast.occurred_at, full.occurred_at);
+        let (fast, full) = (
+            fast.into_new_event("acme".into(), RECEIVED_AT),
+            full.into_new_event("acme".into(), RECEIVED_AT),
+        );
+        if fast.client_supplied_id {
+            assert_eq!(fast.body, full.body, "{raw}");
+            assert_eq!(fast.offset_at, full.offset_at, "{raw}");
+        }
+        fast
+    }
+
+    /// The body is JCS of the event without `offset`, and the splice point puts `offset` where
+    /// JCS of the event with it has it.
+    fn assert_jcs(ev: &crate::NewEvent) {
+        let value: Value = serde_json::from_str(&ev.body).unwrap();
+        assert_eq!(ev.body, serde_jcs::to_string(&value).unwrap());
+        let Value::Object(mut with_offset) = value else {
+            panic!("not an object: {}", ev.body)
+        };
+        for offset in [1u64, 42, (1 << 53) + 1, u64::MAX] {
+            with_offset.insert("offset".into(), offset.into());
+            assert_eq!(
+                String::from_utf8(ev.canonical_with_offset(offset)).unwrap(),
+                serde_jcs::to_string(&with_offset).unwrap(),
+                "{}",
+                ev.body
+            );
+        }
+    }
+
+    /// Both paths must render byte-identical JSON for valid events.
     #[test]
     fn fast_and_full_paths_agree() {
         let samples = [
@@ -297,16 +251,50 @@ mod tests {
             r#"{"source":{"service":"billing-api"},"severity":9,"outcome":"success","type":"decision.rejected","occurred_at":"2026-06-01T12:13:20+02:00","actor":{"ip_address":"203.0.113.42","id":"usr_123"},"metadata":{"z":1,"a":2},"id":"client-1","request_id":"req-1","changes":{"status":["pending","rejected"]},"action":"reject","target":{"id":"dec_9","type":"decision"}}"#,
             "{\"type\":\"a.b\",\"metadata\": {\n  \"k\" : \"v w\\\"x\" ,\"n\":[1, 2]\n}}",
             r#"{"type":"a.b","actor":{},"target":{"name":"q\"uote"},"tenant_id":"t-1"}"#,
+            r#"{"type":"a.b","metadata":null,"changes":null,"id":"x"}"#,
         ];
         for raw in samples {
-            let fast = try_fast(0, raw).expect(raw);
-            let value: serde_json::Value = serde_json::from_str(raw).unwrap();
-            let full = crate::validate::validate_event(0, value, raw).unwrap();
-            assert_eq!(fast.rest, full.rest, "{raw}");
-            assert_eq!(fast.client_id, full.client_id);
-            assert_eq!(fast.tenant_claim, full.tenant_claim);
-            assert_eq!(fast.occurred_at, full.occurred_at);
+            assert_jcs(&both_paths(raw));
         }
+    }
+
+    /// The body is exactly what serde_jcs makes of it, for the cases JCS is particular about.
+    #[test]
+    fn the_body_is_rfc_8785() {
+        let samples = [
+            // Keys that sort differently by UTF-16 code units than by UTF-8 bytes or chars (and
+            // "\u00e9" and "é", one key given twice: the last wins).
+            r#"{"type":"a.b","id":"k","metadata":{"\ue000":1,"😀":2,"\u00e9":3,"z":4,"":5,"Z":6,"é":7}}"#,
+            // Numbers as ECMAScript prints them.
+            r#"{"type":"a.b","id":"n","metadata":{"n":[1e21,1E+21,1e20,0.000001,1e-7,-0.0,-0,1.0,1.50,123456789012345678901,18446744073709551615,-9223372036854775808,9007199254740993,0.1,-12.5e3,5e-324]}}"#,
+            // Escapes, in keys and values, and characters that need none.
+            r#"{"type":"a.b","id":"e\"\\\/é","action":"a\/b\u007f\u2028","actor":{"name":"\t\n\r\b\f\u001f","user_agent":"Zoë 😀","email":"x@y"},"metadata":{"k\"ey\\":"v\u0000","\n":"nl"}}"#,
+            // Nested arrays and objects, empty ones, duplicates (the last wins).
+            r#"{"type":"a.b","id":"d","changes":{"z":{"b":[{"y":1,"x":[[],{}]}],"a":{}},"a":[[[1]]]},"metadata":{"dup":1,"m":true,"dup":[null,false]}}"#,
+            // Every member, in an order no rule uses.
+            r#"{"target":{"name":"n","id":"i","type":"t"},"source":{"version":"1","service":"s","instance":"i"},"request_id":"r","severity":0,"outcome":"failure","metadata":{},"changes":{},"action":"x","actor":{"user_agent":"u","type":"user","name":"n","ip_address":"::1","id":"i","email":"e"},"occurred_at":"2026-06-01T10:13:20Z","tenant_id":"t","id":"all","type":"a.b"}"#,
+        ];
+        for raw in samples {
+            assert_jcs(&both_paths(raw));
+        }
+        let ev = both_paths(samples[0]);
+        let sorted = "\"metadata\":{\"\":5,\"Z\":6,\"z\":4,\"\u{e9}\":7,\"\u{1f600}\":2,\"\u{e000}\":1}";
+        assert!(ev.body.contains(sorted), "{}", ev.body);
+        let ev = both_paths(samples[1]);
+        assert!(
+            ev.body.contains(r#"[1e+21,1e+21,100000000000000000000,0.000001,1e-7,0,0,1,1.5,123456789012345680000,18446744073709552000,-9223372036854776000,9007199254740992,0.1,-12500,5e-324]"#),
+            "{}",
+            ev.body
+        );
+    }
+
+    /// A typical event of ~500 bytes with metadata and changes takes the fast path.
+    #[test]
+    fn a_typical_event_takes_the_fast_path() {
+        let raw = r#"{"id":"evt_01HZX3","type":"decision.rejected","occurred_at":"2026-06-01T12:13:20.123+02:00","actor":{"id":"usr_123","type":"user","name":"Zoë Example","email":"zoe@example.com","ip_address":"203.0.113.42","user_agent":"Mozilla/5.0"},"action":"reject","target":{"type":"decision","id":"dec_9","name":"Loan 9"},"outcome":"success","severity":7,"request_id":"req-7f3a","changes":{"status":["pending","rejected"],"amount":[1200.5,0]},"metadata":{"reason":"income \"unverified\"","score":0.37,"flags":["manual",1,true,null],"nested":{"b":2,"a":1}},"source":{"service":"billing-api","version":"2.4.1","instance":"i-0abc"}}"#;
+        assert!((450..=650).contains(&raw.len()), "{}", raw.len());
+        assert!(try_fast(0, raw).is_some());
+        assert_jcs(&both_paths(raw));
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub fn parse_request(body: &[u8], format: BodyFormat, limits: &Limits) -> Result
             Ok(v) => v,
             Err(e) => return Err(malformed(Some(index), line_base, &e)),
         };
-        events.push(validate_event(index, value, raw)?);
+        events.push(validate_event(index, value)?);
     }
     Ok(events)
 }
@@ -186,7 +186,7 @@ mod tests {
         assert_eq!(parse(r#"{"type":"a.b"}"#, BodyFormat::Json).unwrap().len(), 1);
         let arr = parse(r#"[{"type":"a.b"}, {"type":"c.d","id":"x"}]"#, BodyFormat::Json).unwrap();
         assert_eq!(arr.len(), 2);
-        assert_eq!(arr[1].raw, r#"{"type":"c.d","id":"x"}"#);
+        assert_eq!(arr[1].client_id.as_deref(), Some("x"));
         let nd = parse("{\"type\":\"a.b\"}\n\n{\"type\":\"c.d\"}\r\n", BodyFormat::Ndjson).unwrap();
         assert_eq!(nd.len(), 2);
         assert_eq!(nd[1].event_type, "c.d");

@@ -2,12 +2,12 @@
 
 use serde_json::{Map, Value};
 
-use crate::event::ParsedEvent;
+use crate::event::{Members, ParsedEvent, Rest, ACTOR_KEYS, SOURCE_KEYS, TARGET_KEYS};
 use crate::ids::{is_valid_client_event_id, is_valid_event_type, is_valid_tenant_id};
 use crate::ingest::IngestError;
 use crate::time::{format_timestamp, parse_rfc3339};
 
-/// Sub-objects with a fixed set of string fields, in canonical order.
+/// Sub-objects with a fixed set of string fields, in the order error messages list them.
 const ACTOR_FIELDS: &[&str] = &["id", "type", "name", "email", "ip_address", "user_agent"];
 const TARGET_FIELDS: &[&str] = &["type", "id", "name"];
 const SOURCE_FIELDS: &[&str] = &["service", "version", "instance"];
@@ -42,7 +42,7 @@ impl Ctx {
         }
     }
 
-    /// An object of known string fields, re-emitted in canonical order without nulls.
+    /// An object of known string fields, checked, without nulls.
     fn string_record(&self, field: &str, v: Value, known: &[&str]) -> Result<Map<String, Value>, IngestError> {
         let mut m = self.object(field, v)?;
         if let Some(unknown) = m.keys().find(|k| !known.contains(&k.as_str())) {
@@ -80,7 +80,7 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-pub(crate) fn validate_event(index: usize, value: Value, raw: &str) -> Result<ParsedEvent, IngestError> {
+pub(crate) fn validate_event(index: usize, value: Value) -> Result<ParsedEvent, IngestError> {
     let cx = Ctx { index };
     let Value::Object(mut m) = value else {
         return Err(cx.err("", format!("each event must be a JSON object, got {}", kind(&value))));
@@ -160,22 +160,18 @@ pub(crate) fn validate_event(index: usize, value: Value, raw: &str) -> Result<Pa
         }
     };
 
-    let mut rest = Map::new();
-    if let Some(v) = m.remove("actor") {
-        rest.insert(
-            "actor".into(),
-            Value::Object(cx.string_record("actor", v, ACTOR_FIELDS)?),
-        );
-    }
-    if let Some(v) = m.remove("action") {
-        rest.insert("action".into(), Value::String(cx.string("action", v)?));
-    }
-    if let Some(v) = m.remove("target") {
-        rest.insert(
-            "target".into(),
-            Value::Object(cx.string_record("target", v, TARGET_FIELDS)?),
-        );
-    }
+    let actor = match m.remove("actor") {
+        None => None,
+        Some(v) => Some(cx.string_record("actor", v, ACTOR_FIELDS)?),
+    };
+    let action = match m.remove("action") {
+        None => None,
+        Some(v) => Some(cx.string("action", v)?),
+    };
+    let target = match m.remove("target") {
+        None => None,
+        Some(v) => Some(cx.string_record("target", v, TARGET_FIELDS)?),
+    };
     let outcome = match m.remove("outcome") {
         None => "unknown".to_owned(),
         Some(v) => {
@@ -186,7 +182,6 @@ pub(crate) fn validate_event(index: usize, value: Value, raw: &str) -> Result<Pa
             s
         }
     };
-    rest.insert("outcome".into(), Value::String(outcome));
     let severity = match m.remove("severity") {
         None => 5,
         Some(Value::Number(n)) => match n.as_u64() {
@@ -200,25 +195,44 @@ pub(crate) fn validate_event(index: usize, value: Value, raw: &str) -> Result<Pa
             ))
         }
     };
-    rest.insert("severity".into(), Value::from(severity));
-    if let Some(v) = m.remove("request_id") {
-        rest.insert("request_id".into(), Value::String(cx.string("request_id", v)?));
-    }
-    if let Some(v) = m.remove("changes") {
-        rest.insert("changes".into(), Value::Object(cx.object("changes", v)?));
-    }
-    if let Some(v) = m.remove("metadata") {
-        rest.insert("metadata".into(), Value::Object(cx.object("metadata", v)?));
-    }
-    if let Some(v) = m.remove("source") {
-        rest.insert(
-            "source".into(),
-            Value::Object(cx.string_record("source", v, SOURCE_FIELDS)?),
-        );
-    }
+    let request_id = match m.remove("request_id") {
+        None => None,
+        Some(v) => Some(cx.string("request_id", v)?),
+    };
+    let changes = match m.remove("changes") {
+        None => None,
+        Some(v) => Some(cx.object("changes", v)?),
+    };
+    let metadata = match m.remove("metadata") {
+        None => None,
+        Some(v) => Some(cx.object("metadata", v)?),
+    };
+    let source = match m.remove("source") {
+        None => None,
+        Some(v) => Some(cx.string_record("source", v, SOURCE_FIELDS)?),
+    };
 
-    let rest = Value::Object(rest).to_string();
-    let rest = rest[1..rest.len() - 1].to_owned();
+    // The records' values in JCS key order (their members are all strings by now).
+    fn in_order<'a, const N: usize>(record: &'a Map<String, Value>, keys: &[&str; N]) -> [Option<&'a str>; N] {
+        keys.map(|k| record.get(k).and_then(Value::as_str))
+    }
+    let members = Members {
+        action: action.as_deref(),
+        actor: actor.as_ref().map(|r| in_order(r, &ACTOR_KEYS)),
+        changes: changes.as_ref(),
+        metadata: metadata.as_ref(),
+        outcome: &outcome,
+        request_id: request_id.as_deref(),
+        severity,
+        source: source.as_ref().map(|r| in_order(r, &SOURCE_KEYS)),
+        target: target.as_ref().map(|r| in_order(r, &TARGET_KEYS)),
+    };
+    let rest = Rest::render(&members, 256, |object: &Map<String, Value>, out| {
+        // Serialising a map of `Value`s cannot fail (a `Value` holds no non-finite number).
+        if let Ok(text) = serde_jcs::to_string(object) {
+            out.push_str(&text);
+        }
+    });
     Ok(ParsedEvent {
         index,
         client_id,
@@ -226,7 +240,6 @@ pub(crate) fn validate_event(index: usize, value: Value, raw: &str) -> Result<Pa
         event_type,
         occurred_at,
         rest,
-        raw: raw.to_owned(),
     })
 }
 
@@ -236,8 +249,7 @@ mod tests {
     use serde_json::json;
 
     fn check(v: Value) -> Result<ParsedEvent, IngestError> {
-        let raw = v.to_string();
-        validate_event(3, v, &raw)
+        validate_event(3, v)
     }
 
     fn field_of(e: IngestError) -> String {
@@ -263,7 +275,16 @@ mod tests {
         let ev = p.into_new_event("acme".into(), "2026-06-01T10:13:21.000Z");
         assert_eq!(
             ev.body,
-            r#"{"id":"client-1","tenant_id":"acme","type":"decision.rejected","occurred_at":"2026-06-01T10:13:20.000Z","received_at":"2026-06-01T10:13:21.000Z","actor":{"id":"usr_123","ip_address":"203.0.113.42"},"action":"reject","target":{"type":"decision","id":"dec_9"},"outcome":"success","severity":9,"request_id":"req-1","changes":{"status":["pending","rejected"]},"metadata":{"z":1,"a":2},"source":{"service":"billing-api"}}"#
+            r#"{"action":"reject","actor":{"id":"usr_123","ip_address":"203.0.113.42"},"changes":{"status":["pending","rejected"]},"id":"client-1","metadata":{"a":2,"z":1},"occurred_at":"2026-06-01T10:13:20.000Z","outcome":"success","received_at":"2026-06-01T10:13:21.000Z","request_id":"req-1","severity":9,"source":{"service":"billing-api"},"target":{"id":"dec_9","type":"decision"},"tenant_id":"acme","type":"decision.rejected"}"#
+        );
+        assert_eq!(
+            &ev.body[..ev.offset_at],
+            r#"{"action":"reject","actor":{"id":"usr_123","ip_address":"203.0.113.42"},"changes":{"status":["pending","rejected"]},"id":"client-1","metadata":{"a":2,"z":1},"occurred_at":"2026-06-01T10:13:20.000Z""#
+        );
+        assert_eq!(
+            String::from_utf8(ev.canonical_with_offset(7)).unwrap(),
+            ev.body
+                .replace(r#"10:13:20.000Z","outcome""#, r#"10:13:20.000Z","offset":7,"outcome""#)
         );
         assert!(ev.client_supplied_id);
     }

@@ -59,7 +59,6 @@ fn test_event(tenant: &str) -> StoredEvent {
         offset: 0,
         id,
         event_type: "system.test".into(),
-        raw: Some(body.to_string()),
         chain: None,
         body: body.to_string(),
     }
@@ -97,7 +96,6 @@ async fn dead_letter_events(
             after: dl.first_offset.saturating_sub(1),
             limit: span.min(1_000_000) as usize,
             filter: ctx.spec.type_filter(),
-            with_raw: ctx.spec.format == "raw",
         })
         .await?;
     events.retain(|e| e.offset <= dl.last_offset);
@@ -196,7 +194,6 @@ pub(crate) async fn run_replay(
                 after: pos,
                 limit: ctx.spec.batch.max_events,
                 filter: filter.clone(),
-                with_raw: ctx.spec.format == "raw",
             })
             .await
         {

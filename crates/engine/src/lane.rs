@@ -307,7 +307,6 @@ impl Batcher {
                         after: self.read_pos,
                         limit: want,
                         filter: self.filter.clone(),
-                        with_raw: spec.format == "raw",
                     })
                     .await
                 {

@@ -18,7 +18,10 @@ pub use ocsf::{classify as ocsf_classify, Class as OcsfClass};
 pub enum Format {
     /// The canonical event (api.md), `offset` first.
     Json,
-    /// The event exactly as ingested, byte for byte.
+    /// The event as the log stores it: the canonical event without `offset` and `chain`, in
+    /// RFC 8785 (JCS) form (members sorted, no whitespace, numbers as ECMAScript prints them),
+    /// byte for byte as rendered at ingest. Not the client's bytes: each event is stored once.
+    /// (Events stored by earlier versions keep the member order they were stored with.)
     Raw,
     /// ArcSight CEF:0.
     Cef,
@@ -190,8 +193,6 @@ fn parse_delimiter(v: &str) -> Option<char> {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
-    #[error("event {offset} was read without its raw form")]
-    RawMissing { offset: u64 },
     /// Kept for API stability: every format is built now, so `encode` no longer returns it.
     #[error("format `{0}` is not built yet")]
     NotBuilt(&'static str),
@@ -201,11 +202,7 @@ pub enum FormatError {
 pub fn encode(format: Format, event: &StoredEvent, options: &FormatOptions) -> Result<Vec<u8>, FormatError> {
     match format {
         Format::Json => Ok(event.to_json().into_bytes()),
-        Format::Raw => event
-            .raw
-            .as_ref()
-            .map(|r| r.clone().into_bytes())
-            .ok_or(FormatError::RawMissing { offset: event.offset }),
+        Format::Raw => Ok(event.body.clone().into_bytes()),
         Format::Cef => Ok(cef::encode(&view::EventView::new(event), options).into_bytes()),
         Format::Leef => Ok(leef::encode(&view::EventView::new(event), options).into_bytes()),
         Format::Ocsf => Ok(ocsf_record(event, options).to_string().into_bytes()),

@@ -173,7 +173,6 @@ mod tests {
             id: "e1".into(),
             event_type: "a.b".into(),
             body: body.into(),
-            raw: None,
             chain: None,
         }
     }

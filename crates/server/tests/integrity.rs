@@ -490,7 +490,11 @@ impl LogFiles {
         let tenants = std::fs::read_to_string(dir.join("tenants")).unwrap();
         let tenant_no = tenants
             .lines()
-            .find_map(|l| l.split_once(' ').filter(|(_, n)| *n == tenant).map(|(no, _)| no.parse().unwrap()))
+            .find_map(|l| {
+                l.split_once(' ')
+                    .filter(|(_, n)| *n == tenant)
+                    .map(|(no, _)| no.parse().unwrap())
+            })
             .unwrap();
         LogFiles {
             dir: dir.to_owned(),

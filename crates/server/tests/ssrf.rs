@@ -134,7 +134,6 @@ fn event() -> StoredEvent {
         id: "evt_1".into(),
         event_type: "user.login".into(),
         body: json!({"id": "evt_1", "tenant_id": "acme", "type": "user.login", "severity": 5}).to_string(),
-        raw: None,
         chain: None,
     }
 }

@@ -239,7 +239,6 @@ fn big_event(offset: u64, note_bytes: usize) -> StoredEvent {
                      "occurred_at": "2026-06-01T10:13:20.000Z", "severity": 8,
                      "metadata": {"content": "x".repeat(note_bytes)}})
         .to_string(),
-        raw: None,
         chain: None,
     }
 }

@@ -353,9 +353,11 @@ async fn classification_table() {
 #[tokio::test]
 async fn raw_events_go_on_one_line_and_bad_ones_are_refused_alone() {
     let mut evs = events("acme", 1..=3);
-    evs[0].raw = Some("{\n  \"type\": \"user.login\",\n  \"note\": \"two\\nlines\"\n}".into());
-    evs[1].raw = Some("not json".into());
-    evs[2].raw = Some(r#"{"type":"user.login"}"#.into());
+    // The `raw` format delivers the stored body; these stand in for bodies the server would
+    // never store, to check the guard.
+    evs[0].body = "{\n  \"type\": \"user.login\",\n  \"note\": \"two\\nlines\"\n}".into();
+    evs[1].body = "not json".into();
+    evs[2].body = r#"{"type":"user.login"}"#.into();
     let receiver = ScriptedReceiver::always(Reply::json(200, r#"{"errors":false,"items":[]}"#)).await;
     let report = sink_with(&receiver.url(""), json!({}), &key(), Format::Raw)
         .deliver(&batch("b", &evs))
@@ -365,7 +367,7 @@ async fn raw_events_go_on_one_line_and_bad_ones_are_refused_alone() {
         Outcome::Partial {
             retry: vec![],
             after: None,
-            rejected: vec![(1, "event 2 as ingested is not valid JSON".into())],
+            rejected: vec![(1, "event 2 as stored is not valid JSON".into())],
         }
     );
     let body = receiver.requests()[0].body_str().to_owned();
@@ -375,21 +377,21 @@ async fn raw_events_go_on_one_line_and_bad_ones_are_refused_alone() {
     assert_eq!(lines[3], r#"{"type":"user.login"}"#);
     assert!(body.ends_with('\n'));
 
-    // A failure of the format itself (events read without their raw form) pauses the sink
-    // and sends nothing.
-    let no_raw: Vec<StoredEvent> = events("acme", 1..=1);
+    // A stored event goes as its stored body.
+    let stored: Vec<StoredEvent> = events("acme", 1..=1);
     let report = sink_with(&receiver.url(""), json!({}), &key(), Format::Raw)
-        .deliver(&batch("b", &no_raw))
+        .deliver(&batch("b", &stored))
         .await;
-    assert_eq!(report.outcome, Outcome::Misconfigured);
-    assert_eq!(receiver.requests().len(), 1);
+    assert_eq!(report.outcome, Outcome::Delivered);
+    let body = receiver.requests()[1].body_str().to_owned();
+    assert_eq!(body.split_terminator('\n').nth(1), Some(stored[0].body.as_str()));
 }
 
 #[tokio::test]
 async fn a_whole_request_failure_still_rejects_events_refused_before_sending() {
     let mut evs = events("acme", 1..=2);
-    evs[0].raw = Some("[]".into());
-    evs[1].raw = Some("{}".into());
+    evs[0].body = "[]".into();
+    evs[1].body = "{}".into();
     let receiver = ScriptedReceiver::always(Reply::status(503).with_header("retry-after", "2")).await;
     let report = sink_with(&receiver.url(""), json!({}), &key(), Format::Raw)
         .deliver(&batch("b", &evs))
@@ -399,7 +401,7 @@ async fn a_whole_request_failure_still_rejects_events_refused_before_sending() {
         Outcome::Partial {
             retry: vec![1],
             after: Some(Duration::from_secs(2)),
-            rejected: vec![(0, "event 1 as ingested is not a JSON object".into())],
+            rejected: vec![(0, "event 1 as stored is not a JSON object".into())],
         }
     );
 }

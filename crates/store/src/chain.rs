@@ -17,8 +17,9 @@ use crate::StoreError;
 /// The chain value "before offset 1".
 pub const GENESIS: [u8; 32] = [0; 32];
 
-/// The chain value after the event with `offset` and canonical `body` (the stored JSON without
-/// `offset` — `NewEvent::body`), given the chain after the previous event of the same tenant
+/// The chain value after the event with `offset` and `body` (the stored JSON without `offset` —
+/// `StoredEvent::body`, which need not be in RFC 8785 form: events stored by earlier versions
+/// are not), given the chain after the previous event of the same tenant
 /// (`GENESIS` for offset 1). Pure: a backend calls it once per stored event, in offset order,
 /// inside the transaction that stores the event, and stores the result beside it.
 pub fn link(previous: &[u8; 32], offset: u64, body: &str) -> Result<[u8; 32], StoreError> {
@@ -29,18 +30,14 @@ pub fn link(previous: &[u8; 32], offset: u64, body: &str) -> Result<[u8; 32], St
     Ok(hasher.finalize().into())
 }
 
-/// [`link`] for an event about to be stored, using the canonical form prepared at ingest
-/// (`NewEvent::canonical`) so the writer does not parse and re-serialise the body.
+/// [`link`] for an event about to be stored: its body is already RFC 8785 (rendered once at
+/// ingest), so the writer hashes it in pieces with the offset spliced in
+/// (`NewEvent::canonical_parts`), without parsing, re-serialising or allocating.
 pub fn link_new(previous: &[u8; 32], offset: u64, event: &auditrelay_core::NewEvent) -> Result<[u8; 32], StoreError> {
-    match &event.canonical {
-        Some(canonical) => {
-            let mut hasher = Sha256::new();
-            hasher.update(previous);
-            hasher.update(canonical.with_offset(offset));
-            Ok(hasher.finalize().into())
-        }
-        None => link(previous, offset, &event.body),
-    }
+    let mut hasher = Sha256::new();
+    hasher.update(previous);
+    event.canonical_parts(offset, |part| hasher.update(part));
+    Ok(hasher.finalize().into())
 }
 
 /// RFC 8785 bytes of `{"offset":offset, …body}`: what [`link`] hashes after the previous chain.
@@ -91,24 +88,38 @@ mod tests {
         assert_ne!(link(&GENESIS, 1, r#"{"id":"y"}"#).unwrap(), one);
     }
 
+    fn new_events(body: &str) -> Vec<auditrelay_core::NewEvent> {
+        auditrelay_core::parse_request(body.as_bytes(), auditrelay_core::BodyFormat::Json, &Default::default())
+            .unwrap()
+            .into_iter()
+            .map(|p| p.into_new_event("acme".into(), "2026-06-01T10:13:21.000Z"))
+            .collect()
+    }
+
     #[test]
     fn the_prepared_canonical_form_matches_the_full_one() {
-        for body in [
-            r#"{"id":"x"}"#,
-            r#"{"type":"a.b","metadata":{"z":1.0,"a":[1e21,0.000001,-0.0]},"id":"x","outcome":"failure"}"#,
-            r#"{"zz":1,"of":2,"offseu":3,"offses":4,"é":5,"Z":6}"#,
-            r#"{}"#,
-        ] {
-            let prepared = auditrelay_core::CanonicalBody::new(body).unwrap();
-            for offset in [1, 42, u64::MAX] {
+        let events = new_events(
+            r#"[{"type":"a.b","id":"x"},
+                {"type":"a.b","metadata":{"z":1.0,"a":[1e21,0.000001,-0.0],"\ue000":1,"\ud83d\ude00":2},"id":"x","outcome":"failure"},
+                {"type":"a.b","actor":{"name":"Zo\u00eb \"q\""},"changes":{"of":2,"offseu":3,"offses":4,"\u00e9":5,"Z":6}}]"#,
+        );
+        for event in &events {
+            for offset in [1, 42, (1 << 53) + 1, u64::MAX] {
+                let full = canonical_bytes(offset, &event.body).unwrap();
+                assert_eq!(event.canonical_with_offset(offset), full, "{}", event.body);
+                let mut expected = Sha256::new();
+                expected.update(GENESIS);
+                expected.update(&full);
                 assert_eq!(
-                    prepared.with_offset(offset),
-                    canonical_bytes(offset, body).unwrap(),
-                    "{body}"
+                    link_new(&GENESIS, offset, event).unwrap(),
+                    <[u8; 32]>::from(expected.finalize())
+                );
+                assert_eq!(
+                    link_new(&GENESIS, offset, event).unwrap(),
+                    link(&GENESIS, offset, &event.body).unwrap()
                 );
             }
         }
-        assert!(auditrelay_core::CanonicalBody::new(r#"{"offset":1}"#).is_none());
     }
 
     #[test]

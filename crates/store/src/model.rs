@@ -15,8 +15,6 @@ pub struct ReadQuery {
     pub after: u64,
     pub limit: usize,
     pub filter: TypeFilter,
-    /// Also return each event exactly as ingested (`StoredEvent::raw`), for the `raw` format.
-    pub with_raw: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

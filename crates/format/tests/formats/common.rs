@@ -95,7 +95,6 @@ pub fn ingest(event: Value, offset: u64) -> StoredEvent {
         id: new.id,
         event_type: new.event_type,
         body: new.body,
-        raw: Some(new.raw),
         // A fixed chain value: the formats carry it, whatever it is (docs/integrity.md).
         chain: Some([0xc4; 32]),
     }
@@ -313,7 +312,6 @@ impl GenEvent {
             event_type: self.event_type.clone(),
             body: Value::Object(m).to_string(),
             chain: None,
-            raw: None,
         }
     }
 

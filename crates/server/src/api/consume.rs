@@ -136,7 +136,6 @@ pub async fn long_poll(
         after,
         limit,
         filter,
-        with_raw: false,
     };
     loop {
         heads.borrow_and_update();
@@ -206,7 +205,6 @@ pub async fn stream(
                 after: start,
                 limit: SSE_BATCH,
                 filter,
-                with_raw: false,
             },
             heads,
             buffer: std::collections::VecDeque::new(),

@@ -99,7 +99,6 @@ pub async fn export(
         after,
         limit: PAGE,
         filter,
-        with_raw: false,
     };
     let header_chunk: Option<std::io::Result<Bytes>> =
         (format == ExportFormat::Csv).then(|| Ok(Bytes::from_static(CSV_HEADER.as_bytes())));

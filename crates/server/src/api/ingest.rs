@@ -163,8 +163,8 @@ async fn ingest(
             out.push(',');
         }
         out.push_str("{\"id\":");
-        // Ids are validated strings; serde_json escapes any quote or backslash a client id has.
-        out.push_str(&serde_json::Value::from(outcome.id.as_str()).to_string());
+        // Ids are validated strings; escaped as serde_json would, without a `Value` per event.
+        auditrelay_core::event::push_json_string(&mut out, &outcome.id);
         out.push_str(",\"offset\":");
         out.push_str(&outcome.offset.to_string());
         if outcome.duplicate {

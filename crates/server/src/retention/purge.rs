@@ -128,7 +128,6 @@ impl RetentionService {
                 after: offset - 1,
                 limit: 1,
                 filter: Default::default(),
-                with_raw: false,
             })
             .await?
             .into_iter()

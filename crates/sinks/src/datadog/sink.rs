@@ -98,7 +98,7 @@ impl Sink for DatadogSink {
         let chunks = match chunks(&self.cfg, self.format, batch.events, Timestamp::now()) {
             Ok(chunks) => chunks,
             // A batch the format cannot encode is kept, not dropped: the sink pauses with the
-            // cause (a format not built in, an event read without its raw form).
+            // cause (a format not built in).
             Err(failed) => {
                 return AttemptReport {
                     outcome: Outcome::Misconfigured,

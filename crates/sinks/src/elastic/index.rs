@@ -153,7 +153,6 @@ mod tests {
             id: "e".into(),
             event_type: "user.login".into(),
             body: body.into(),
-            raw: None,
             chain: None,
         }
     }

@@ -55,7 +55,6 @@ mod tests {
             id: "evt_1".into(),
             event_type: "user.login".into(),
             body: body.into(),
-            raw: None,
             chain: None,
         }
     }

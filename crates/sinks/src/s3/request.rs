@@ -181,7 +181,6 @@ mod tests {
                 body: json!({"id": format!("evt_{offset}"), "type": "user.login",
                              "occurred_at": "2026-11-22T23:59:59Z", "received_at": "2026-11-23T00:00:01Z"})
                 .to_string(),
-                raw: None,
                 chain: None,
             })
             .collect()

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use auditrelay_core::StoredEvent;
-use auditrelay_format::{encode, Format, FormatError, FormatOptions};
+use auditrelay_format::{encode, Format, FormatOptions};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -69,10 +69,8 @@ pub(crate) fn time_generated(event: &StoredEvent) -> Option<String> {
 /// One event as one record: the format's JSON object with `TimeGenerated` spliced in as its
 /// first member (the rest of the record's bytes untouched).
 pub(crate) fn record(format: Format, event: &StoredEvent, options: &FormatOptions) -> Result<Vec<u8>, RecordError> {
-    let encoded = encode(format, event, options).map_err(|e| match e {
-        FormatError::NotBuilt(_) => RecordError::Format(e.to_string()),
-        other => RecordError::Event(other.to_string()),
-    })?;
+    // Every format error is the format's own (not built), the same for every event.
+    let encoded = encode(format, event, options).map_err(|e| RecordError::Format(e.to_string()))?;
     with_time_generated(&encoded, time_generated(event).as_deref())
         .map_err(|m| RecordError::Event(format!("event {}: {m}", event.offset)))
 }
@@ -255,7 +253,6 @@ mod tests {
             id: format!("ev{offset}"),
             event_type: "user.login".into(),
             body: body.into(),
-            raw: None,
             chain: None,
         }
     }

@@ -262,7 +262,7 @@ fn failure(outcome: Outcome, status: Option<u16>, error: String) -> AttemptRepor
 }
 
 /// A batch the format cannot encode is kept, not dropped: the sink pauses with the cause (a
-/// format not built in, an event read without its raw form), and resumes once that is fixed.
+/// format not built in), and resumes once that is fixed.
 fn encode_failure(format: Format, offset: u64, error: &FormatError) -> AttemptReport {
     failure(
         Outcome::Misconfigured,
@@ -295,7 +295,6 @@ mod tests {
                 id: format!("evt_{o}"),
                 event_type: "a.b".into(),
                 body: "{}".into(),
-                raw: None,
                 chain: None,
             })
             .collect()

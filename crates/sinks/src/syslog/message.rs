@@ -122,7 +122,6 @@ mod tests {
             id: id.to_owned(),
             event_type: ty.to_owned(),
             body: body.to_owned(),
-            raw: None,
             chain: None,
         }
     }

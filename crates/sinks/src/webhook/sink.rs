@@ -141,7 +141,6 @@ mod tests {
             id: format!("ev{offset}"),
             event_type: "user.login".into(),
             body: format!(r#"{{"id":"ev{offset}","tenant_id":"acme","type":"user.login","note":"é \"q\""}}"#),
-            raw: None,
             chain: None,
         }
     }

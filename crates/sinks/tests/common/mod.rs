@@ -199,7 +199,6 @@ pub fn events(tenant: &str, offsets: std::ops::RangeInclusive<u64>) -> Vec<Store
                     "severity": 5
                 })
                 .to_string(),
-                raw: None,
                 chain: None,
             }
         })

@@ -92,7 +92,6 @@ pub(crate) fn sized_event(offset: u64, size: usize) -> StoredEvent {
         id,
         event_type: "file.uploaded".into(),
         body,
-        raw: None,
         chain: None,
     }
 }

@@ -158,14 +158,13 @@ impl EventLog for PostgresStore {
 
     async fn read(&self, q: ReadQuery) -> Result<Vec<StoredEvent>> {
         let patterns: Vec<String> = q.filter.patterns().iter().map(|g| like_pattern(g)).collect();
-        let raw = if q.with_raw { "raw" } else { "NULL::text" };
         let filter = if q.filter.is_all() {
             ""
         } else {
             " AND type LIKE ANY($4)"
         };
         let sql = format!(
-            "SELECT seq, id, type, body, {raw}, chain FROM events WHERE tenant_id = $1 AND seq > $2{filter} ORDER BY seq LIMIT $3"
+            "SELECT seq, id, type, body, NULL::text, chain FROM events WHERE tenant_id = $1 AND seq > $2{filter} ORDER BY seq LIMIT $3"
         );
         let after = i64::try_from(q.after).unwrap_or(i64::MAX);
         let mut query = sqlx::query(&sql).bind(&q.tenant).bind(after).bind(sql_limit(q.limit));
@@ -184,7 +183,6 @@ impl EventLog for PostgresStore {
                     id: r.try_get(1).map_err(StoreError::pg("reading events"))?,
                     event_type: r.try_get(2).map_err(StoreError::pg("reading events"))?,
                     body: r.try_get(3).map_err(StoreError::pg("reading events"))?,
-                    raw: r.try_get(4).map_err(StoreError::pg("reading events"))?,
                     chain: crate::chain::from_column(
                         r.try_get::<Option<Vec<u8>>, _>(5)
                             .map_err(StoreError::pg("reading events"))?,

@@ -152,6 +152,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         purged_through BIGINT NOT NULL DEFAULT 0
     );
     "#,
+    // 5: each event is stored once: the `raw` format now delivers the stored body, so new rows
+    // leave `raw` NULL. The column stays (migrations are additive: an older node still writes it).
+    r#"
+    ALTER TABLE events ALTER COLUMN raw DROP NOT NULL;
+    "#,
 ];
 
 /// Applies every migration this database has not seen yet, each in its own transaction.

@@ -225,7 +225,6 @@ struct EventRows<'a> {
     occurred_at: Vec<&'a str>,
     received_at: Vec<&'a str>,
     body: Vec<&'a str>,
-    raw: Vec<&'a str>,
     chain: Vec<Vec<u8>>,
     client_tenant: Vec<&'a str>,
     client_id: Vec<&'a str>,
@@ -242,7 +241,6 @@ impl<'a> EventRows<'a> {
         self.occurred_at.push(&ev.occurred_at);
         self.received_at.push(&ev.received_at);
         self.body.push(&ev.body);
-        self.raw.push(&ev.raw);
         self.chain.push(link.to_vec());
         if ev.client_supplied_id {
             self.client_tenant.push(&ev.tenant_id);
@@ -265,19 +263,19 @@ impl<'a> EventRows<'a> {
         let head_chains: Vec<Vec<u8>> = heads.iter().map(|h| h.2.clone()).collect();
         sqlx::query(
             "WITH new_events AS (
-                 INSERT INTO events (tenant_id, seq, id, type, occurred_at, received_at, body, raw, chain)
+                 INSERT INTO events (tenant_id, seq, id, type, occurred_at, received_at, body, chain)
                  SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                      $7::text[], $8::text[], $15::bytea[])
+                                      $7::text[], $14::bytea[])
              ), new_client_ids AS (
                  INSERT INTO client_ids (tenant_id, id, seq)
-                 SELECT * FROM unnest($9::text[], $10::text[], $11::bigint[])
+                 SELECT * FROM unnest($8::text[], $9::text[], $10::bigint[])
              ), new_heads AS (
                  UPDATE tenants SET head = v.head, chain = v.chain
-                 FROM unnest($12::text[], $13::bigint[], $16::bytea[]) AS v(id, head, chain)
+                 FROM unnest($11::text[], $12::bigint[], $15::bytea[]) AS v(id, head, chain)
                  WHERE tenants.id = v.id
                  RETURNING tenants.id, tenants.head
              )
-             SELECT pg_notify($14, new_heads.head::text || ':' || new_heads.id) FROM new_heads",
+             SELECT pg_notify($13, new_heads.head::text || ':' || new_heads.id) FROM new_heads",
         )
         .bind(&self.tenant)
         .bind(&self.seq)
@@ -286,7 +284,6 @@ impl<'a> EventRows<'a> {
         .bind(&self.occurred_at)
         .bind(&self.received_at)
         .bind(&self.body)
-        .bind(&self.raw)
         .bind(&self.client_tenant)
         .bind(&self.client_id)
         .bind(&self.client_seq)

@@ -44,7 +44,6 @@ pub(crate) fn read(shared: &Shared, q: &ReadQuery) -> Result<Vec<StoredEvent>> {
                     id: text(r.id, pos)?.to_owned(),
                     event_type: event_type.to_owned(),
                     body: text(r.body, pos)?.to_owned(),
-                    raw: None,
                     chain: Some(r.chain),
                 });
             }

@@ -275,7 +275,6 @@ mod tests {
                 after: 0,
                 limit: 10,
                 filter: auditrelay_core::TypeFilter::parse_list("").unwrap(),
-                with_raw: false,
             })
             .await
             .unwrap();
