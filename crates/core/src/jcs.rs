@@ -14,6 +14,19 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::event::push_json_string;
 
+/// The largest integer every IEEE double below it represents exactly (2^53).
+const MAX_EXACT: u64 = 1 << 53;
+
+/// Whether an integer (as serde_json read it: `u64` or `i64`) is printed by RFC 8785 with the
+/// same value. Non-integers (`None, None`) are printed as the double they parsed to, and pass.
+pub(crate) fn is_exact(as_u64: Option<u64>, as_i64: Option<i64>) -> bool {
+    match (as_u64, as_i64) {
+        (Some(u), _) => u <= MAX_EXACT,
+        (None, Some(i)) => i.unsigned_abs() <= MAX_EXACT,
+        (None, None) => true,
+    }
+}
+
 /// One JSON value as serde_json parses it (numbers as `u64`, `i64` or `f64`, like `Value`).
 #[derive(Debug)]
 pub(crate) enum Json<'a> {
@@ -183,11 +196,18 @@ impl<'de: 'a, 'a> Visitor<'de> for JsonVisitor<'a> {
         Ok(Json::Bool(v))
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Json<'a>, E> {
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Json<'a>, E> {
+        if !is_exact(Some(v), None) {
+            // The full validator names the field and says why.
+            return Err(E::custom("integer beyond 2^53"));
+        }
         Ok(Json::U64(v))
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Json<'a>, E> {
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Json<'a>, E> {
+        if !is_exact(None, Some(v)) {
+            return Err(E::custom("integer beyond -2^53"));
+        }
         Ok(Json::I64(v))
     }
 
@@ -282,7 +302,7 @@ mod tests {
     fn the_writer_matches_serde_jcs() {
         for text in [
             r#"{"b":1,"a":2,"\u00e9":3,"\ue000":4,"\ud83d\ude00":5,"A":6,"":7}"#,
-            r#"{"n":[1e21,1e20,0.000001,1e-7,-0.0,-0,1.0,123456789012345678901,18446744073709551615,-9223372036854775808,9007199254740993,0.1,5e-324,1.7976931348623157e308]}"#,
+            r#"{"n":[1e21,1e20,0.000001,1e-7,-0.0,-0,1.0,123456789012345678901,0.1,5e-324,1.7976931348623157e308]}"#,
             r#"{"s":"\"\\\/\b\f\n\r\t\u0000\u001f\u007f\u2028é😀","k\nk":null,"t":true,"f":false}"#,
             r#"{"deep":{"z":{"y":[{"b":[],"a":{}}]},"a":[[[]]]}}"#,
             r#"{"dup":1,"x":0,"dup":2}"#,

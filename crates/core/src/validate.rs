@@ -42,6 +42,36 @@ impl Ctx {
         }
     }
 
+    /// A free-form object whose every integer survives RFC 8785 exactly (invariant *stored
+    /// intact*: the stored form is JCS, which prints numbers as IEEE doubles, so an integer
+    /// beyond ±2^53 would come back rounded). Such a number is refused with its path.
+    fn exact_object(&self, field: &str, v: Value) -> Result<Map<String, Value>, IngestError> {
+        let m = self.object(field, v)?;
+        for (k, v) in &m {
+            self.exact_numbers(&format!("{field}.{k}"), v)?;
+        }
+        Ok(m)
+    }
+
+    fn exact_numbers(&self, path: &str, v: &Value) -> Result<(), IngestError> {
+        match v {
+            Value::Number(n) if !crate::jcs::is_exact(n.as_u64(), n.as_i64()) => Err(self.err(
+                path,
+                format!(
+                    "integer {n} is beyond ±2^53 and would not survive RFC 8785 canonicalisation exactly; send it as a string"
+                ),
+            )),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, item)| self.exact_numbers(&format!("{path}[{i}]"), item)),
+            Value::Object(m) => m
+                .iter()
+                .try_for_each(|(k, item)| self.exact_numbers(&format!("{path}.{k}"), item)),
+            _ => Ok(()),
+        }
+    }
+
     /// An object of known string fields, checked, without nulls.
     fn string_record(&self, field: &str, v: Value, known: &[&str]) -> Result<Map<String, Value>, IngestError> {
         let mut m = self.object(field, v)?;
@@ -201,11 +231,11 @@ pub(crate) fn validate_event(index: usize, value: Value) -> Result<ParsedEvent, 
     };
     let changes = match m.remove("changes") {
         None => None,
-        Some(v) => Some(cx.object("changes", v)?),
+        Some(v) => Some(cx.exact_object("changes", v)?),
     };
     let metadata = match m.remove("metadata") {
         None => None,
-        Some(v) => Some(cx.object("metadata", v)?),
+        Some(v) => Some(cx.exact_object("metadata", v)?),
     };
     let source = match m.remove("source") {
         None => None,
@@ -353,6 +383,21 @@ mod tests {
             "tenant_id"
         );
         assert_eq!(field_of(check(json!([1])).unwrap_err()), "");
+    }
+
+    #[test]
+    fn integers_beyond_2_pow_53_are_refused_with_their_path() {
+        for (event, path) in [
+            (json!({"type": "a.b", "metadata": {"id": 9007199254740993u64}}), "metadata.id"),
+            (json!({"type": "a.b", "metadata": {"a": [1, {"b": -9007199254740993i64}]}}), "metadata.a[1].b"),
+            (json!({"type": "a.b", "changes": {"n": u64::MAX}}), "changes.n"),
+        ] {
+            let raw = event.to_string();
+            assert!(crate::fast::try_fast(0, &raw).is_none(), "the fast path defers: {raw}");
+            assert_eq!(field_of(check(event).unwrap_err()), path);
+        }
+        // 2^53 itself and every smaller integer are exact.
+        assert!(check(json!({"type": "a.b", "metadata": {"id": 9007199254740992u64, "n": -9007199254740992i64}})).is_ok());
     }
 
     #[test]
