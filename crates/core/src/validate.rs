@@ -388,8 +388,14 @@ mod tests {
     #[test]
     fn integers_beyond_2_pow_53_are_refused_with_their_path() {
         for (event, path) in [
-            (json!({"type": "a.b", "metadata": {"id": 9007199254740993u64}}), "metadata.id"),
-            (json!({"type": "a.b", "metadata": {"a": [1, {"b": -9007199254740993i64}]}}), "metadata.a[1].b"),
+            (
+                json!({"type": "a.b", "metadata": {"id": 9007199254740993u64}}),
+                "metadata.id",
+            ),
+            (
+                json!({"type": "a.b", "metadata": {"a": [1, {"b": -9007199254740993i64}]}}),
+                "metadata.a[1].b",
+            ),
             (json!({"type": "a.b", "changes": {"n": u64::MAX}}), "changes.n"),
         ] {
             let raw = event.to_string();
@@ -397,7 +403,9 @@ mod tests {
             assert_eq!(field_of(check(event).unwrap_err()), path);
         }
         // 2^53 itself and every smaller integer are exact.
-        assert!(check(json!({"type": "a.b", "metadata": {"id": 9007199254740992u64, "n": -9007199254740992i64}})).is_ok());
+        assert!(
+            check(json!({"type": "a.b", "metadata": {"id": 9007199254740992u64, "n": -9007199254740992i64}})).is_ok()
+        );
     }
 
     #[test]

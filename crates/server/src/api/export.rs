@@ -102,16 +102,26 @@ pub async fn export(
     };
     let header_chunk: Option<std::io::Result<Bytes>> =
         (format == ExportFormat::Csv).then(|| Ok(Bytes::from_static(CSV_HEADER.as_bytes())));
+    // The first page is read before answering, so a store that cannot serve the range answers
+    // with a proper error status instead of a stream that breaks off before it began.
+    let first = if after < end {
+        Some(state.store.read(query.clone()).await?)
+    } else {
+        None
+    };
     let pages = futures::stream::try_unfold(
-        (state.store.clone(), query, end),
-        move |(store, query, end): (Arc<dyn Store>, ReadQuery, u64)| async move {
+        (state.store.clone(), query, end, first),
+        move |(store, query, end, prefetched): (Arc<dyn Store>, ReadQuery, u64, Option<Vec<StoredEvent>>)| async move {
             if query.after >= end {
                 return Ok(None);
             }
-            let events = store
-                .read(query.clone())
-                .await
-                .map_err(|e| std::io::Error::other(format!("reading the log for export: {e}")))?;
+            let events = match prefetched {
+                Some(events) => events,
+                None => store
+                    .read(query.clone())
+                    .await
+                    .map_err(|e| std::io::Error::other(format!("reading the log for export: {e}")))?,
+            };
             let mut out = String::with_capacity(events.iter().map(|e| e.body.len() + 200).sum());
             let mut last = end; // no event left: the range is done
             for ev in events.iter().take_while(|e| e.offset <= end) {
@@ -122,7 +132,7 @@ pub async fn export(
                 last = end;
             }
             let next = ReadQuery { after: last, ..query };
-            Ok(Some((Bytes::from(out), (store, next, end))))
+            Ok(Some((Bytes::from(out), (store, next, end, None))))
         },
     );
     let body = Body::from_stream(futures::StreamExt::chain(futures::stream::iter(header_chunk), pages));

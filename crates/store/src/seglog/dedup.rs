@@ -307,14 +307,31 @@ impl ClientIds {
     /// every record before which has its client id in the table or a run. Returns whether the
     /// manifest must be rewritten.
     pub(crate) fn maybe_flush(&mut self, log_end: u64, purged: impl FnOnce() -> HashMap<u32, u64>) -> Result<bool> {
+        self.flush(log_end, false, purged)
+    }
+
+    /// Writes whatever the in-memory table holds (at a checkpoint or on close), so that
+    /// `covers_through` reaches `log_end` and recovery need not read the log before it.
+    pub(crate) fn flush_all(&mut self, log_end: u64, purged: impl FnOnce() -> HashMap<u32, u64>) -> Result<bool> {
+        self.flush(log_end, true, purged)
+    }
+
+    fn flush(&mut self, log_end: u64, force: bool, purged: impl FnOnce() -> HashMap<u32, u64>) -> Result<bool> {
         let mut changed = self.collect_merge()?;
-        if self.memtable.len() >= MEMTABLE_MAX {
-            let mut entries: Vec<(Key, Seen)> = self.memtable.drain().collect();
+        if force && self.memtable.is_empty() && self.covers_through < log_end {
+            self.covers_through = log_end;
+            changed = true;
+        }
+        if self.memtable.len() >= MEMTABLE_MAX || (force && !self.memtable.is_empty()) {
+            // The table is cleared only once its run is durable: a failed write (a full disk)
+            // keeps every entry, and the next group tries again.
+            let mut entries: Vec<(Key, Seen)> = self.memtable.iter().map(|(k, s)| (*k, *s)).collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             let id = self.next_run;
             self.next_run += 1;
             let n = entries.len();
             let run = write_run(&self.dir, id, entries.into_iter(), n)?;
+            self.memtable.clear();
             self.runs.push(Arc::new(run));
             self.covers_through = log_end;
             changed = true;

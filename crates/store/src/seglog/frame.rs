@@ -57,19 +57,18 @@ pub(crate) struct GroupBuilder {
     count: u32,
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(haystack, needle)
-}
+static ID_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"id\":\""));
+static TYPE_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"type\":\""));
 
-/// Where `"key":"value"` spells `value` inside `body`, if it does byte for byte.
-fn locate_string_member(body: &[u8], key: &str, value: &str) -> Option<usize> {
-    let mut needle = Vec::with_capacity(key.len() + value.len() + 6);
-    needle.push(b'"');
-    needle.extend_from_slice(key.as_bytes());
-    needle.extend_from_slice(b"\":\"");
-    needle.extend_from_slice(value.as_bytes());
-    needle.push(b'"');
-    find(body, &needle).map(|at| at + key.len() + 4)
+/// Where `"key":"value"` spells `value` inside `body`, if it does byte for byte (`key_finder`
+/// finds `"key":"`). Any such place will do: they all hold the same bytes.
+fn locate_string_member(body: &[u8], key_finder: &memchr::memmem::Finder<'_>, value: &str) -> Option<usize> {
+    let key_len = key_finder.needle().len();
+    key_finder.find_iter(body).map(|at| at + key_len).find(|&start| {
+        body.get(start..start + value.len()) == Some(value.as_bytes()) && body.get(start + value.len()) == Some(&b'"')
+    })
 }
 
 impl GroupBuilder {
@@ -95,14 +94,14 @@ impl GroupBuilder {
 
     pub(crate) fn push(&mut self, r: &RecordIn<'_>) {
         let mut extra: Vec<u8> = Vec::new();
-        let id_at = match locate_string_member(r.body, "id", r.id) {
+        let id_at = match locate_string_member(r.body, &ID_KEY, r.id) {
             Some(at) => at,
             None => {
                 extra.extend_from_slice(r.id.as_bytes());
                 r.body.len()
             }
         };
-        let type_at = match locate_string_member(r.body, "type", r.event_type) {
+        let type_at = match locate_string_member(r.body, &TYPE_KEY, r.event_type) {
             Some(at) => at,
             None => {
                 let at = r.body.len() + extra.len();

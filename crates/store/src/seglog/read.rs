@@ -35,7 +35,10 @@ pub(crate) fn read(shared: &Shared, q: &ReadQuery) -> Result<Vec<StoredEvent>> {
         .min(head - next + 1)
         .min(16 * SCAN_CHUNK);
         let positions = positions(&t, next, want)?;
+        let mut expected = next;
         for_each_record(shared, &positions, |pos, r| {
+            check_identity(&t, expected, pos, &r)?;
+            expected += 1;
             let event_type = text(r.event_type, pos)?;
             if out.len() < q.limit && q.filter.matches(event_type) {
                 out.push(StoredEvent {
@@ -52,6 +55,19 @@ pub(crate) fn read(shared: &Shared, q: &ReadQuery) -> Result<Vec<StoredEvent>> {
         next += want;
     }
     Ok(out)
+}
+
+/// A record read for (tenant, offset) must say it is that: an index entry that led anywhere
+/// else (a damaged or altered index) must never hand out another tenant's event.
+fn check_identity(t: &TenantLog, offset: u64, pos: u64, r: &RecordOut<'_>) -> Result<()> {
+    if r.tenant != t.no || r.offset != offset {
+        tracing::error!(tenant = %t.name, offset, pos, "the log index leads to the wrong record");
+        return Err(StoreError::Corrupt(format!(
+            "tenant `{}`: the index entry of offset {offset} leads to another record (position {pos})",
+            t.name
+        )));
+    }
+    Ok(())
 }
 
 fn text(bytes: &[u8], pos: u64) -> Result<&str> {
@@ -131,7 +147,8 @@ pub(crate) fn offset_at_time(shared: &Shared, tenant: &str, time: &str) -> Resul
     while let Some(offset) = search.probe() {
         let pos = positions(&t, offset, 1)?[0];
         let mut at = None;
-        for_each_record(shared, &[pos], |_, r| {
+        for_each_record(shared, &[pos], |pos, r| {
+            check_identity(&t, offset, pos, &r)?;
             at = Some(r.received_at_ns as i128);
             Ok(())
         })?;

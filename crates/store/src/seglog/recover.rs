@@ -139,6 +139,7 @@ pub(crate) fn open(dir: &Path) -> Result<Recovered> {
                 .then(|| frame::decode_group_header(&header))
                 .flatten()
             else {
+                torn_tail_or_damage(&all, seg, at, len)?;
                 truncate_tail(seg, at, len)?;
                 end = seg.base + at;
                 break 'segments;
@@ -148,6 +149,7 @@ pub(crate) fn open(dir: &Path) -> Result<Recovered> {
                 .map_err(io(format!("reading {}", seg.path.display())))?;
             let whole = got == h.payload_len && crc32fast::hash(&payload) == h.crc;
             let Some(records) = whole.then(|| frame::records(&payload, h.count)).flatten() else {
+                torn_tail_or_damage(&all, seg, at, len)?;
                 truncate_tail(seg, at, len)?;
                 end = seg.base + at;
                 break 'segments;
@@ -213,6 +215,12 @@ pub(crate) fn open(dir: &Path) -> Result<Recovered> {
             .read(pos, 4096)?
             .ok_or_else(|| StoreError::Corrupt(format!("the record of `{}`'s head {head} is gone", t.name)))?;
         let record = read_record_at(&segments, pos, bytes)?;
+        if (record.tenant, record.offset) != (t.no, head) {
+            return Err(StoreError::Corrupt(format!(
+                "tenant `{}`: the index entry of its head {head} leads to another record (position {pos})",
+                t.name
+            )));
+        }
         *t.chain.lock().unwrap_or_else(|p| p.into_inner()) = record.chain;
     }
 
@@ -236,6 +244,49 @@ fn seg_len(seg: &super::files::Segment) -> Result<u64> {
         .metadata()
         .map_err(io(format!("reading the size of {}", seg.path.display())))?
         .len())
+}
+
+/// A group that does not check out is a torn write only if it is the last thing in the log:
+/// every group is synced before the next is written, so a crash can interrupt only the last
+/// one. A bad group with a whole group after it (or a later segment with data) is damage to
+/// acknowledged events — a failing disk or tampering — and the log refuses to open rather than
+/// truncate it away (invariant *never drop acknowledged events silently*, tested in
+/// `conformance/seglog.rs`).
+fn torn_tail_or_damage(
+    all: &[Arc<super::files::Segment>],
+    seg: &super::files::Segment,
+    at: u64,
+    len: u64,
+) -> Result<()> {
+    let later_data = all
+        .iter()
+        .filter(|s| s.base > seg.base)
+        .map(|s| seg_len(s))
+        .collect::<Result<Vec<u64>>>()?
+        .into_iter()
+        .any(|l| l > 0);
+    let mut rest = vec![0u8; (len - at) as usize];
+    let got = read_full_at(&seg.file, &mut rest, at).map_err(io(format!("reading {}", seg.path.display())))?;
+    rest.truncate(got);
+    let magic = frame::GROUP_MAGIC.to_le_bytes();
+    let whole_group_after = memchr::memmem::find_iter(&rest, &magic)
+        .skip_while(|&i| i == 0)
+        .any(|i| {
+            frame::decode_group_header(&rest[i..]).is_some_and(|h| {
+                let start = i + GROUP_HEADER;
+                rest.get(start..start + h.payload_len)
+                    .is_some_and(|p| crc32fast::hash(p) == h.crc && frame::records(p, h.count).is_some())
+            })
+        });
+    if later_data || whole_group_after {
+        return Err(StoreError::Corrupt(format!(
+            "{}: the group at byte {at} is damaged but acknowledged events follow it; refusing to \
+             open the log rather than drop them (restore the data dir from a backup, or move \
+             this segment aside to keep only what precedes it)",
+            seg.path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Drops an incomplete or damaged tail: it was never acknowledged.
@@ -278,9 +329,15 @@ pub(crate) fn read_record_at(segments: &Segments, pos: u64, mut bytes: Vec<u8>) 
     }
     let r = frame::decode_record(bytes.get(..size).unwrap_or(&[]))
         .ok_or_else(|| StoreError::Corrupt(format!("a damaged record at log position {pos}")))?;
-    Ok(OwnedRecord { chain: r.chain })
+    Ok(OwnedRecord {
+        tenant: r.tenant,
+        offset: r.offset,
+        chain: r.chain,
+    })
 }
 
 pub(crate) struct OwnedRecord {
+    pub tenant: u32,
+    pub offset: u64,
     pub chain: [u8; 32],
 }

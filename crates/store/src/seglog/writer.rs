@@ -387,6 +387,18 @@ impl Writer {
             if let Err(t) = self.active.file.set_len(at) {
                 tracing::error!(error = %t, "could not truncate a failed group off the log");
             }
+            // Index entries written for the group point where other records will go: drop
+            // them, so no entry ever names another tenant's record (recovery would trust an
+            // entry below a later checkpoint).
+            let mut firsts: HashMap<u32, u64> = HashMap::new();
+            for p in placed {
+                firsts.entry(p.tenant).or_insert(p.offset);
+            }
+            for (no, first) in firsts {
+                if let Err(t) = self.by_no[no as usize].index.truncate(first - 1) {
+                    tracing::error!(error = %t, "could not drop a failed group's index entries");
+                }
+            }
             return Err(e);
         }
         debug_assert!(GROUP_HEADER as u64 <= len);
@@ -493,6 +505,9 @@ impl Writer {
         for no in self.unsynced.drain() {
             self.by_no[no as usize].index.sync()?;
         }
+        let by_no = &self.by_no;
+        self.ids
+            .flush_all(self.end, || by_no.iter().map(|t| (t.no, t.purged())).collect())?;
         self.manifest.index_synced_through = self.end;
         self.save_manifest()
     }
@@ -508,8 +523,9 @@ impl Writer {
     /// Housekeeping after a durable group: client-id runs, index checkpoints. Failures here
     /// lose nothing (recovery re-reads the log), so they are logged, not returned.
     fn after_commit(&mut self) {
-        let purged: HashMap<u32, u64> = self.by_no.iter().map(|t| (t.no, t.purged())).collect();
-        match self.ids.maybe_flush(self.end, || purged) {
+        let by_no = &self.by_no;
+        let purged = || by_no.iter().map(|t| (t.no, t.purged())).collect();
+        match self.ids.maybe_flush(self.end, purged) {
             Ok(true) => {
                 if let Err(e) = self.save_manifest() {
                     tracing::warn!(error = %e, "could not record the client-id runs; will retry");

@@ -195,6 +195,7 @@ async fn a_full_disk_refuses_appends_damages_nothing_and_recovers_by_itself() {
     let data = fs.dir.path().join("data");
     let store = SqliteStore::open_with(&data, None, small()).unwrap();
     store.create_tenant("a", "A").await.unwrap();
+    store.create_tenant("b", "B").await.unwrap();
     let mut acked = 0u64;
     let mut refused = None;
     for i in 0..10_000u64 {
@@ -219,13 +220,21 @@ async fn a_full_disk_refuses_appends_damages_nothing_and_recovers_by_itself() {
     assert!(store.append(events("a", &batch(900_000, 20, true))).await.is_err());
     assert_eq!(store.head("a").await.unwrap(), acked);
 
-    // Space returns: the very next append succeeds, with no gap.
+    // Space returns: the very next append succeeds. Another tenant's events now sit where the
+    // refused groups would have gone; after a checkpoint and a restart, `a` must still end at
+    // its last acknowledged event, never at records of `b`.
     fs.resize("32m");
-    let next = store.append(events("a", &batch(500_000, 20, true))).await.unwrap();
-    assert_eq!(next[0].offset, acked + 1);
+    for i in 0..3 {
+        let b = store.append(events("b", &batch(i * 20, 20, true))).await.unwrap();
+        assert_eq!(b[0].offset, i * 20 + 1);
+    }
     store.close().await;
     let store = SqliteStore::open_with(&data, None, small()).unwrap();
-    assert_eq!(offsets(&store, "a").await, (1..=acked + 20).collect::<Vec<_>>());
+    assert_eq!(store.head("a").await.unwrap(), acked);
+    assert_eq!(offsets(&store, "a").await, (1..=acked).collect::<Vec<_>>());
+    assert_eq!(offsets(&store, "b").await, (1..=60).collect::<Vec<_>>());
+    let next = store.append(events("a", &batch(500_000, 20, true))).await.unwrap();
+    assert_eq!(next[0].offset, acked + 1, "no gap after the refused groups");
     store.close().await;
 }
 
@@ -258,5 +267,44 @@ async fn a_purge_deletes_whole_segments_and_keeps_the_chain_going() {
     // A purged client id is forgotten, like the event: it is stored anew.
     let again = store.append(events("a", &batch(3, 1, true))).await.unwrap();
     assert_eq!((again[0].offset, again[0].duplicate), (1001, false));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn damage_before_acknowledged_groups_refuses_to_open_instead_of_truncating() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = LogOptions {
+        segment_bytes: 1 << 30,
+        checkpoint_bytes: 1 << 30,
+    };
+    {
+        let store = SqliteStore::open_with(dir.path(), None, opts).unwrap();
+        store.create_tenant("a", "A").await.unwrap();
+        store.append(events("a", &batch(0, 10, true))).await.unwrap();
+        store.append(events("a", &batch(10, 10, true))).await.unwrap();
+        store.close().await;
+    }
+    // Recovery must read the whole log (no manifest), and a byte of the FIRST group flips.
+    std::fs::remove_file(log_dir(dir.path()).join("manifest.json")).unwrap();
+    let seg = segments(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let len = bytes.len();
+    bytes[100] ^= 0x20;
+    std::fs::write(&seg, &bytes).unwrap();
+    let refused = SqliteStore::open_with(dir.path(), None, opts)
+        .err()
+        .expect("the damaged log is refused");
+    assert!(matches!(refused, StoreError::Corrupt(_)), "{refused}");
+    assert!(refused.to_string().contains("acknowledged events follow"), "{refused}");
+    assert_eq!(
+        std::fs::metadata(&seg).unwrap().len() as usize,
+        len,
+        "nothing was truncated"
+    );
+    // Repaired, it opens with every event.
+    bytes[100] ^= 0x20;
+    std::fs::write(&seg, &bytes).unwrap();
+    let store = SqliteStore::open_with(dir.path(), None, opts).unwrap();
+    assert_eq!(offsets(&store, "a").await, (1..=20).collect::<Vec<_>>());
     store.close().await;
 }
