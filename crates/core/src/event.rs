@@ -164,6 +164,9 @@ pub struct ParsedEvent {
     pub occurred_at: Option<String>,
     /// `actor` … `source`, validated, with defaults filled in, rendered in JCS.
     pub(crate) rest: Rest,
+    /// Whether the rendered body is exactly RFC 8785 (false when `metadata` or `changes` hold
+    /// an integer beyond ±2^53, which the body keeps digit for digit).
+    pub strict_jcs: bool,
 }
 
 impl ParsedEvent {
@@ -206,6 +209,7 @@ impl ParsedEvent {
             received_at: received_at.to_owned(),
             body,
             offset_at,
+            strict_jcs: self.strict_jcs,
         }
     }
 }
@@ -221,8 +225,9 @@ pub struct NewEvent {
     pub occurred_at: String,
     pub received_at: String,
     /// The event without `offset` in RFC 8785 (JCS) form: members sorted by UTF-16 code units
-    /// at every level, no whitespace, numbers as ECMAScript prints them. Rendered once, at
-    /// ingest; it is what the log stores and what the `raw` format delivers.
+    /// at every level, no whitespace, numbers as ECMAScript prints them — except integers
+    /// beyond ±2^53, kept digit for digit (`strict_jcs`). Rendered once, at ingest; it is what
+    /// the log stores and what the `raw` format delivers.
     pub body: String,
     /// Where `"offset":N` goes in `body` for the result to be JCS of the event with `offset`:
     /// a byte index at a member boundary, either just after the opening `{` (insert
@@ -230,6 +235,10 @@ pub struct NewEvent {
     /// `,"offset":N`). For every rendered event it is the end of the `occurred_at` member, the
     /// last one that sorts before `offset`. See [`NewEvent::canonical_parts`].
     pub offset_at: usize,
+    /// `body` is exactly RFC 8785. False only when `metadata` or `changes` hold an integer
+    /// beyond ±2^53: the body keeps its digits (so the event stays as sent), and the chain then
+    /// hashes the strict form computed the slow way (`auditrelay_store::chain::link_new`).
+    pub strict_jcs: bool,
 }
 
 impl NewEvent {

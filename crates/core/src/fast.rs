@@ -184,6 +184,10 @@ pub(crate) fn try_fast(index: usize, raw: &str) -> Option<ParsedEvent> {
         target,
     };
     let rest = Rest::render(&members, raw.len(), |json: &Json<'_>, out| json.write(out));
+    let strict_jcs = [members.changes, members.metadata]
+        .iter()
+        .flatten()
+        .all(|j| j.is_strict());
 
     Some(ParsedEvent {
         index,
@@ -192,6 +196,7 @@ pub(crate) fn try_fast(index: usize, raw: &str) -> Option<ParsedEvent> {
         event_type: ev.event_type.into_owned(),
         occurred_at,
         rest,
+        strict_jcs,
     })
 }
 

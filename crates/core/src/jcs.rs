@@ -42,14 +42,40 @@ pub(crate) enum Json<'a> {
 }
 
 impl Json<'_> {
+    /// Whether [`write`](Self::write) prints exactly RFC 8785: false when an integer beyond
+    /// ±2^53 is kept digit for digit.
+    pub(crate) fn is_strict(&self) -> bool {
+        match self {
+            Json::U64(n) => is_exact(Some(*n), None),
+            Json::I64(n) => is_exact(None, Some(*n)),
+            Json::Arr(items) => items.iter().all(Json::is_strict),
+            Json::Obj(members) => members.iter().all(|(_, v)| v.is_strict()),
+            _ => true,
+        }
+    }
+
+    /// Parses JSON text (the full validator's slow path renders through this too, so both
+    /// paths print the same bytes).
+    pub(crate) fn parse(text: &str) -> Option<Json<'_>> {
+        serde_json::from_str(text).ok()
+    }
+
     /// Appends the JCS serialisation.
     pub(crate) fn write(&self, out: &mut String) {
         match self {
             Json::Null => out.push_str("null"),
             Json::Bool(true) => out.push_str("true"),
             Json::Bool(false) => out.push_str("false"),
-            Json::U64(n) => push_u64(out, *n),
-            Json::I64(n) => push_i64(out, *n),
+            // Integers keep every digit, even beyond 2^53 where RFC 8785 would print the nearest
+            // double: the stored event stays as the client sent it, and the chain hashes the
+            // strict form instead (`is_strict`, `NewEvent::strict_jcs`).
+            Json::U64(n) => push_digits(out, *n),
+            Json::I64(n) => {
+                if *n < 0 {
+                    out.push('-');
+                }
+                push_digits(out, n.unsigned_abs());
+            }
             Json::F64(f) => push_f64(out, *f),
             Json::Str(s) => push_json_string(out, s),
             Json::Arr(items) => {
@@ -85,17 +111,6 @@ const EXACT: u64 = 1 << 53;
 pub(crate) fn push_u64(out: &mut String, n: u64) {
     if n < EXACT {
         push_digits(out, n);
-    } else {
-        push_f64(out, n as f64);
-    }
-}
-
-fn push_i64(out: &mut String, n: i64) {
-    if n.unsigned_abs() < EXACT {
-        if n < 0 {
-            out.push('-');
-        }
-        push_digits(out, n.unsigned_abs());
     } else {
         push_f64(out, n as f64);
     }
@@ -196,18 +211,11 @@ impl<'de: 'a, 'a> Visitor<'de> for JsonVisitor<'a> {
         Ok(Json::Bool(v))
     }
 
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Json<'a>, E> {
-        if !is_exact(Some(v), None) {
-            // The full validator names the field and says why.
-            return Err(E::custom("integer beyond 2^53"));
-        }
+    fn visit_u64<E>(self, v: u64) -> Result<Json<'a>, E> {
         Ok(Json::U64(v))
     }
 
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Json<'a>, E> {
-        if !is_exact(None, Some(v)) {
-            return Err(E::custom("integer beyond -2^53"));
-        }
+    fn visit_i64<E>(self, v: i64) -> Result<Json<'a>, E> {
         Ok(Json::I64(v))
     }
 

@@ -42,36 +42,6 @@ impl Ctx {
         }
     }
 
-    /// A free-form object whose every integer survives RFC 8785 exactly (invariant *stored
-    /// intact*: the stored form is JCS, which prints numbers as IEEE doubles, so an integer
-    /// beyond ±2^53 would come back rounded). Such a number is refused with its path.
-    fn exact_object(&self, field: &str, v: Value) -> Result<Map<String, Value>, IngestError> {
-        let m = self.object(field, v)?;
-        for (k, v) in &m {
-            self.exact_numbers(&format!("{field}.{k}"), v)?;
-        }
-        Ok(m)
-    }
-
-    fn exact_numbers(&self, path: &str, v: &Value) -> Result<(), IngestError> {
-        match v {
-            Value::Number(n) if !crate::jcs::is_exact(n.as_u64(), n.as_i64()) => Err(self.err(
-                path,
-                format!(
-                    "integer {n} is beyond ±2^53 and would not survive RFC 8785 canonicalisation exactly; send it as a string"
-                ),
-            )),
-            Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .try_for_each(|(i, item)| self.exact_numbers(&format!("{path}[{i}]"), item)),
-            Value::Object(m) => m
-                .iter()
-                .try_for_each(|(k, item)| self.exact_numbers(&format!("{path}.{k}"), item)),
-            _ => Ok(()),
-        }
-    }
-
     /// An object of known string fields, checked, without nulls.
     fn string_record(&self, field: &str, v: Value, known: &[&str]) -> Result<Map<String, Value>, IngestError> {
         let mut m = self.object(field, v)?;
@@ -231,11 +201,11 @@ pub(crate) fn validate_event(index: usize, value: Value) -> Result<ParsedEvent, 
     };
     let changes = match m.remove("changes") {
         None => None,
-        Some(v) => Some(cx.exact_object("changes", v)?),
+        Some(v) => Some(cx.object("changes", v)?),
     };
     let metadata = match m.remove("metadata") {
         None => None,
-        Some(v) => Some(cx.exact_object("metadata", v)?),
+        Some(v) => Some(cx.object("metadata", v)?),
     };
     let source = match m.remove("source") {
         None => None,
@@ -257,10 +227,20 @@ pub(crate) fn validate_event(index: usize, value: Value) -> Result<ParsedEvent, 
         source: source.as_ref().map(|r| in_order(r, &SOURCE_KEYS)),
         target: target.as_ref().map(|r| in_order(r, &TARGET_KEYS)),
     };
+    // `metadata` and `changes` print through the fast path's writer (`jcs.rs`), so both paths
+    // give the same bytes, integers beyond 2^53 included (kept digit for digit).
+    let strict_jcs = [changes.as_ref(), metadata.as_ref()]
+        .into_iter()
+        .flatten()
+        .all(|object| {
+            let text = serde_json::to_string(object).unwrap_or_default();
+            crate::jcs::Json::parse(&text).is_some_and(|json| json.is_strict())
+        });
     let rest = Rest::render(&members, 256, |object: &Map<String, Value>, out| {
         // Serialising a map of `Value`s cannot fail (a `Value` holds no non-finite number).
-        if let Ok(text) = serde_jcs::to_string(object) {
-            out.push_str(&text);
+        let text = serde_json::to_string(object).unwrap_or_default();
+        if let Some(json) = crate::jcs::Json::parse(&text) {
+            json.write(out);
         }
     });
     Ok(ParsedEvent {
@@ -270,6 +250,7 @@ pub(crate) fn validate_event(index: usize, value: Value) -> Result<ParsedEvent, 
         event_type,
         occurred_at,
         rest,
+        strict_jcs,
     })
 }
 
@@ -386,26 +367,29 @@ mod tests {
     }
 
     #[test]
-    fn integers_beyond_2_pow_53_are_refused_with_their_path() {
-        for (event, path) in [
-            (
-                json!({"type": "a.b", "metadata": {"id": 9007199254740993u64}}),
-                "metadata.id",
-            ),
-            (
-                json!({"type": "a.b", "metadata": {"a": [1, {"b": -9007199254740993i64}]}}),
-                "metadata.a[1].b",
-            ),
-            (json!({"type": "a.b", "changes": {"n": u64::MAX}}), "changes.n"),
-        ] {
-            let raw = event.to_string();
-            assert!(crate::fast::try_fast(0, &raw).is_none(), "the fast path defers: {raw}");
-            assert_eq!(field_of(check(event).unwrap_err()), path);
-        }
-        // 2^53 itself and every smaller integer are exact.
-        assert!(
-            check(json!({"type": "a.b", "metadata": {"id": 9007199254740992u64, "n": -9007199254740992i64}})).is_ok()
+    fn integers_beyond_2_pow_53_keep_every_digit_on_both_paths() {
+        let event = json!({"type": "a.b", "id": "e1", "metadata": {"ns": 1796315914686405516u64, "a": [1, {"b": -9007199254740993i64}]}});
+        let raw = event.to_string();
+        let fast = crate::fast::try_fast(0, &raw).expect("the fast path takes it");
+        let full = check(event).unwrap();
+        let (fast, full) = (
+            fast.into_new_event("t".into(), "2026-01-01T00:00:00.000Z"),
+            full.into_new_event("t".into(), "2026-01-01T00:00:00.000Z"),
         );
+        assert!(!fast.strict_jcs && !full.strict_jcs);
+        assert_eq!(
+            fast.body.split("\"received_at\"").next(),
+            full.body.split("\"received_at\"").next()
+        );
+        assert!(
+            fast.body
+                .contains(r#""metadata":{"a":[1,{"b":-9007199254740993}],"ns":1796315914686405516}"#),
+            "{}",
+            fast.body
+        );
+        // Everything at or below 2^53 is strict RFC 8785.
+        let small = check(json!({"type": "a.b", "metadata": {"id": 9007199254740992u64}})).unwrap();
+        assert!(small.strict_jcs);
     }
 
     #[test]

@@ -25,7 +25,7 @@ fn varied_events(n: usize) -> Vec<Value> {
             json!({
                 "type": if k % 3 == 0 { "decision.rejected" } else { "user.login" },
                 "actor": { "id": format!("usr_{k}"), "name": "Zoë \"Q\" Ångström\n" },
-                "metadata": { "zeta": 1.50, "alpha": [1e21, 0.000001, -0.0, 1234567890123456u64], "€": { "b": true, "a": null }, "k": k },
+                "metadata": { "zeta": 1.50, "alpha": [1e21, 0.000001, -0.0, 12345678901234567u64], "€": { "b": true, "a": null }, "k": k },
                 "changes": { "status": ["pending", "rejected"] },
             })
         })

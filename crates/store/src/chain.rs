@@ -34,6 +34,11 @@ pub fn link(previous: &[u8; 32], offset: u64, body: &str) -> Result<[u8; 32], St
 /// ingest), so the writer hashes it in pieces with the offset spliced in
 /// (`NewEvent::canonical_parts`), without parsing, re-serialising or allocating.
 pub fn link_new(previous: &[u8; 32], offset: u64, event: &auditrelay_core::NewEvent) -> Result<[u8; 32], StoreError> {
+    if !event.strict_jcs {
+        // An integer beyond ±2^53 is stored digit for digit; RFC 8785 hashes its nearest
+        // double, as every verifier's canonicaliser does: the slow, exact way (rare).
+        return link(previous, offset, &event.body);
+    }
     let mut hasher = Sha256::new();
     hasher.update(previous);
     event.canonical_parts(offset, |part| hasher.update(part));
@@ -120,6 +125,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_integer_beyond_2_pow_53_is_stored_whole_and_hashed_as_rfc_8785_rounds_it() {
+        let parsed = auditrelay_core::parse_request(
+            br#"{"type":"a.b","metadata":{"ns":1796315914686405516}}"#,
+            auditrelay_core::BodyFormat::Json,
+            &auditrelay_core::Limits::default(),
+        )
+        .unwrap();
+        let ev = parsed
+            .into_iter()
+            .next()
+            .unwrap()
+            .into_new_event("t".into(), "2026-01-01T00:00:00.000Z");
+        assert!(ev.body.contains("1796315914686405516"), "{}", ev.body);
+        let strict = canonical_bytes(3, &ev.body).unwrap();
+        assert!(String::from_utf8_lossy(&strict).contains("1796315914686405600"));
+        let mut expected = Sha256::new();
+        expected.update(GENESIS);
+        expected.update(&strict);
+        assert_eq!(
+            link_new(&GENESIS, 3, &ev).unwrap(),
+            <[u8; 32]>::from(expected.finalize())
+        );
     }
 
     #[test]
