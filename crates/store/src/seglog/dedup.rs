@@ -326,7 +326,7 @@ impl ClientIds {
             // The table is cleared only once its run is durable: a failed write (a full disk)
             // keeps every entry, and the next group tries again.
             let mut entries: Vec<(Key, Seen)> = self.memtable.iter().map(|(k, s)| (*k, *s)).collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            entries.sort_unstable_by_key(|e| e.0);
             let id = self.next_run;
             self.next_run += 1;
             let n = entries.len();
@@ -513,7 +513,7 @@ mod tests {
         while ids.merging.is_some() {
             assert!(std::time::Instant::now() < deadline, "merge never finished");
             std::thread::yield_now();
-            ids.maybe_flush(total, || HashMap::new()).unwrap();
+            ids.maybe_flush(total, HashMap::new).unwrap();
         }
         assert!(ids.runs.len() <= MAX_RUNS, "{} runs", ids.runs.len());
         for i in [11, 12, MEMTABLE_MAX as u64, total / 2, total] {

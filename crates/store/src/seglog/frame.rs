@@ -226,7 +226,7 @@ mod tests {
             tenant: 7,
             offset,
             received_at_ns: 1_700_000_000_123_456_789,
-            client_id: offset % 2 == 0,
+            client_id: offset.is_multiple_of(2),
             chain,
             id,
             event_type: ty,
