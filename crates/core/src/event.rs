@@ -14,9 +14,19 @@ pub(crate) fn push_member(out: &mut String, key: &str, value: &str) {
 /// (lowercase hex), everything else (including `/`, DEL and non-ASCII) as is.
 pub fn push_json_string(out: &mut String, value: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    let needs_escape = |b: &u8| *b < 0x20 || *b == b'"' || *b == b'\\';
+    // Most strings need no escape at all: one scan the compiler vectorises, then one copy.
+    let Some(first) = value.as_bytes().iter().position(needs_escape) else {
+        out.reserve(value.len() + 2);
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+        return;
+    };
     out.push('"');
-    let mut start = 0;
-    for (i, &b) in value.as_bytes().iter().enumerate() {
+    out.push_str(&value[..first]);
+    let mut start = first;
+    for (i, &b) in value.as_bytes().iter().enumerate().skip(first) {
         let escape = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",

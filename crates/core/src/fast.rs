@@ -3,8 +3,6 @@
 //! returns `None` and the caller runs the full validator (`validate.rs`), which produces the
 //! precise error naming the field. Both paths render the same bytes.
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 
 use crate::event::{Members, ParsedEvent, Rest};
@@ -14,7 +12,10 @@ use crate::time::{format_timestamp, parse_rfc3339};
 
 const MAX_SHORT_STRING: usize = 1024;
 
-type Text<'a> = Option<Cow<'a, str>>;
+/// A string borrowed from the request. A string with an escape sequence cannot be borrowed: the
+/// parse fails and the event goes to the full validator, which is what "only ever accepts" means
+/// here (serde gives `Option<Cow<str>>` no borrowing: every field was a fresh `String`).
+type Text<'a> = Option<&'a str>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,7 +25,7 @@ struct Event<'a> {
     #[serde(borrow, default)]
     tenant_id: Text<'a>,
     #[serde(borrow, rename = "type")]
-    event_type: Cow<'a, str>,
+    event_type: &'a str,
     #[serde(borrow, default)]
     occurred_at: Text<'a>,
     #[serde(borrow, default)]
@@ -89,23 +90,23 @@ struct Source<'a> {
 }
 
 /// The values of a string record in JCS key order; `None` when any is too long.
-fn record<'a, const N: usize>(values: [&'a Text<'_>; N]) -> Option<[Option<&'a str>; N]> {
+fn record<'a, const N: usize>(values: [&Text<'a>; N]) -> Option<[Option<&'a str>; N]> {
     let mut out = [None; N];
     for (slot, value) in out.iter_mut().zip(values) {
         if let Some(v) = value {
             if v.len() > MAX_SHORT_STRING {
                 return None;
             }
-            *slot = Some(v.as_ref());
+            *slot = Some(*v);
         }
     }
     Some(out)
 }
 
-fn short<'a>(t: &'a Text<'_>) -> Option<Option<&'a str>> {
+fn short<'a>(t: &Text<'a>) -> Option<Option<&'a str>> {
     match t {
         None => Some(None),
-        Some(s) if s.len() <= MAX_SHORT_STRING => Some(Some(s.as_ref())),
+        Some(s) if s.len() <= MAX_SHORT_STRING => Some(Some(*s)),
         Some(_) => None,
     }
 }
@@ -191,9 +192,9 @@ pub(crate) fn try_fast(index: usize, raw: &str) -> Option<ParsedEvent> {
 
     Some(ParsedEvent {
         index,
-        client_id: ev.id.map(Cow::into_owned),
-        tenant_claim: ev.tenant_id.map(Cow::into_owned),
-        event_type: ev.event_type.into_owned(),
+        client_id: ev.id.map(str::to_owned),
+        tenant_claim: ev.tenant_id.map(str::to_owned),
+        event_type: ev.event_type.to_owned(),
         occurred_at,
         rest,
         strict_jcs,
@@ -208,11 +209,23 @@ mod tests {
 
     const RECEIVED_AT: &str = "2026-06-01T10:13:21.000Z";
 
-    /// Renders `raw` on both paths; asserts they agree and returns the event.
+    /// Renders `raw` on both paths; asserts they agree and returns the event. An event whose
+    /// known string fields hold an escape sequence goes to the full path (they cannot be
+    /// borrowed), so for those it is rendered by the full path only; any other must take the
+    /// fast one.
     fn both_paths(raw: &str) -> crate::NewEvent {
-        let fast = try_fast(0, raw).expect(raw);
         let value: Value = serde_json::from_str(raw).unwrap();
         let full = crate::validate::validate_event(0, value).unwrap();
+        let fast = match try_fast(0, raw) {
+            Some(fast) => fast,
+            None => {
+                assert!(
+                    raw.contains('\\'),
+                    "only escapes may send a valid event to the full path: {raw}"
+                );
+                return full.into_new_event("acme".into(), RECEIVED_AT);
+            }
+        };
         assert_eq!(fast.rest, full.rest, "{raw}");
         assert_eq!(fast.client_id, full.client_id);
         assert_eq!(fast.tenant_claim, full.tenant_claim);
