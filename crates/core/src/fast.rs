@@ -122,7 +122,7 @@ fn object<'j, 'a>(j: &'j Option<Json<'a>>) -> Option<Option<&'j Json<'a>>> {
 
 pub(crate) fn try_fast(index: usize, raw: &str) -> Option<ParsedEvent> {
     let ev: Event<'_> = serde_json::from_str(raw).ok()?;
-    if !is_valid_event_type(&ev.event_type) {
+    if !is_valid_event_type(ev.event_type) {
         return None;
     }
     if let Some(id) = &ev.id {
@@ -139,7 +139,7 @@ pub(crate) fn try_fast(index: usize, raw: &str) -> Option<ParsedEvent> {
         None => None,
         Some(s) => Some(format_timestamp(parse_rfc3339(s)?)),
     };
-    let outcome = match ev.outcome.as_deref() {
+    let outcome = match ev.outcome {
         None => "unknown",
         Some(o @ ("success" | "failure" | "unknown")) => o,
         Some(_) => return None,
