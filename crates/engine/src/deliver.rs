@@ -1,5 +1,5 @@
 //! One batch, from first attempt to verdict: the retry loop. The sink classifies each attempt;
-//! this decides what follows (invariant 4): wait for the breaker, bound the attempt by the
+//! this decides what follows (invariant *sinks classify, the engine decides*): wait for the breaker, bound the attempt by the
 //! sink's timeout, back off with full jitter (never sooner than `Retry-After`), and stop at the
 //! attempt limit. What a verdict means for cursors, dead letters and pausing is the caller's.
 

@@ -4,7 +4,7 @@
 //! the cursor only when the batch is done (delivered, or dead-lettered by policy). With
 //! `max_in_flight` > 1 several batches are out at once; `FuturesOrdered` yields their verdicts
 //! in submission order, so the cursor only ever advances over a contiguous run of finished
-//! batches (invariant 2), never past an earlier batch still in flight.
+//! batches (invariant *a cursor never passes an event its receiver did not accept*), never past an earlier batch still in flight.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

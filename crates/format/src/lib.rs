@@ -1,5 +1,5 @@
 //! Wire formats: pure functions from one stored event to the bytes of one record. No I/O
-//! (invariant 6). Sinks frame records into requests (arrays, NDJSON, HEC envelopes); a format
+//! (invariant *`core` and `format` do no I/O*). Sinks frame records into requests (arrays, NDJSON, HEC envelopes); a format
 //! knows nothing of transports.
 
 use auditrelay_core::StoredEvent;

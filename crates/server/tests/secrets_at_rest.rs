@@ -525,3 +525,21 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
     assert!(stderr.contains("stop it first"), "{stderr}");
     assert!(s.healthy().await, "the first server is unaffected");
 }
+
+/// Invariant *credentials stored as hashes*: a tenant key and the operator token are in no
+/// data-dir file and not in the log, and what the database holds is the key's SHA-256.
+#[tokio::test]
+async fn api_keys_and_the_operator_token_are_stored_only_as_hashes() {
+    let s = TestServer::spawn();
+    s.create_tenant("acme").await;
+    let key = s.create_key("acme", &["ingest", "read"]).await;
+    let (status, _) = s.poll(&key, "after=0").await;
+    assert_eq!(status, 200, "the key works");
+    let needles = vec![key.as_bytes().to_vec(), common::ADMIN_TOKEN.as_bytes().to_vec()];
+    assert_nowhere(&s, &needles, "after creating and using a key");
+    let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()).into();
+    assert!(
+        contains(&wal_and_db(s.data_dir()), &hash),
+        "the key's SHA-256 is what is stored"
+    );
+}

@@ -1,6 +1,6 @@
 //! Delivery targets. A sink turns one batch of events into bytes on the wire, makes ONE attempt,
 //! and classifies what happened ([`Outcome`]). It never retries, never sleeps, never touches the
-//! store: the engine owns retries, backoff, the breaker, dead letters and cursors (invariant 4,
+//! store: the engine owns retries, backoff, the breaker, dead letters and cursors (invariant *sinks classify, the engine decides*,
 //! after Vector's RetryLogic/Driver split).
 //!
 //! Adding a kind: a folder beside `webhook/`, plus one arm in [`registry`].

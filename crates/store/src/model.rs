@@ -49,7 +49,7 @@ pub struct ApiKey {
 
 /// A sink as stored. The store keeps the definition as an opaque JSON document (`spec`) and the
 /// secrets as an opaque sealed blob: the server validates the spec, the engine interprets it,
-/// and only code holding the master key can open the secrets (invariant 5).
+/// and only code holding the master key can open the secrets (invariant *sink secrets sealed at rest*).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinkRow {
     /// `snk_…`
