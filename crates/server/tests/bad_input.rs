@@ -710,3 +710,50 @@ async fn a_request_far_over_the_drain_bound_is_refused_and_the_server_survives()
     }
     fx.assert_nothing_stored(&before).await;
 }
+
+/// A management body must be a JSON object: serde would read a struct from an array by
+/// position, so `[null, null]` used to pass as an empty retention policy and reset the tenant's
+/// (found by schemathesis). Every such body is a 400 naming what it got, and nothing changes.
+#[tokio::test]
+async fn management_bodies_that_are_not_objects_are_refused_and_change_nothing() {
+    let s = TestServer::spawn();
+    s.create_tenant("acme").await;
+    let op = |req: reqwest::RequestBuilder| req.bearer_auth(common::ADMIN_TOKEN);
+    let policy = json!({"active_days": 30, "auto_purge": false});
+    let put = |body: String| {
+        op(s.http
+            .put(s.url("/v1/tenants/acme/retention"))
+            .header("Content-Type", "application/json")
+            .body(body))
+    };
+    let (status, _) = send(put(policy.to_string())).await;
+    assert_eq!(status, 200);
+    let (_, before) = send(op(s.http.get(s.url("/v1/tenants/acme/retention")))).await;
+    assert_eq!(before["policy"]["active_days"], 30, "{before}");
+    for (body, got) in [
+        ("[null, null]", "an array"),
+        ("[30, false]", "an array"),
+        ("null", "null"),
+        ("\"x\"", "a string"),
+        ("7", "a number"),
+        ("", "an empty body"),
+    ] {
+        let answer = send(put(body.to_owned())).await;
+        assert_error(&answer, 400, "invalid_json");
+        let message = answer.1["error"]["message"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            message.contains(&format!("expected a JSON object, got {got}")),
+            "{body}: {message}"
+        );
+    }
+    let (_, after) = send(op(s.http.get(s.url("/v1/tenants/acme/retention")))).await;
+    assert_eq!(after, before, "a refused body changed the policy");
+    // The same rule on another route: creating a tenant from an array.
+    let answer = send(
+        op(s.http.post(s.url("/v1/tenants")))
+            .header("Content-Type", "application/json")
+            .body(r#"["beta", "Beta"]"#),
+    )
+    .await;
+    assert_error(&answer, 400, "invalid_json");
+}

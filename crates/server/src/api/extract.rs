@@ -83,6 +83,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             return Err(unsupported_media_type(ct, "application/json"));
         }
         let bytes = read_limited(req.into_body(), MANAGEMENT_BODY_LIMIT).await?;
+        // Every management body is an object. serde reads a struct from an array too (by
+        // position), so `[null, null]` would otherwise pass as an empty retention policy.
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => {}
+            first => {
+                let got = match first {
+                    Some(b'[') => "an array",
+                    Some(b'"') => "a string",
+                    Some(b'n') => "null",
+                    Some(b't' | b'f') => "a boolean",
+                    Some(b'-' | b'0'..=b'9') => "a number",
+                    None => "an empty body",
+                    Some(_) => "something that is not JSON",
+                };
+                return Err(ApiError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("invalid request body: expected a JSON object, got {got}"),
+                )
+                .with_detail(serde_json::json!({ "line": 1, "column": 1 })));
+            }
+        }
         serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
             ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
