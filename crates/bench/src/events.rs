@@ -257,25 +257,13 @@ mod tests {
                 spec.write(&mut s, n);
                 assert!(s.len().abs_diff(target) < 24, "{} bytes for n={n}", s.len());
                 let v: serde_json::Value = serde_json::from_str(&s)?;
-                let obj = v.as_object().context("object")?;
-                for k in obj.keys() {
-                    assert!(
-                        [
-                            "type",
-                            "occurred_at",
-                            "actor",
-                            "action",
-                            "target",
-                            "outcome",
-                            "severity",
-                            "request_id",
-                            "metadata",
-                            "source"
-                        ]
-                        .contains(&k.as_str()),
-                        "{k}"
-                    );
-                }
+                // The server's own validator accepts it (it refuses unknown members).
+                let parsed = auditrelay_core::parse_request(
+                    s.as_bytes(),
+                    auditrelay_core::BodyFormat::Json,
+                    &auditrelay_core::Limits::default(),
+                );
+                assert!(parsed.is_ok(), "{parsed:?}: {s}");
                 let actor = v["actor"].as_object().context("actor")?;
                 assert_eq!(actor.len(), 6);
                 assert!(v["actor"]["ip_address"]

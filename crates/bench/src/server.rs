@@ -236,24 +236,7 @@ pub async fn probe_health(target: &Arc<Target>) -> Result<()> {
 
 /// Total apparent size (bytes) of the regular files under `dir`.
 pub fn dir_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else {
-                continue;
-            };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else if meta.is_file() {
-                total += meta.len();
-            }
-        }
-    }
-    total
+    crate::disk::dir_usage(dir).apparent
 }
 
 #[cfg(test)]

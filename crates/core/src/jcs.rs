@@ -126,19 +126,24 @@ fn push_f64(out: &mut String, f: f64) {
     }
 }
 
-/// Decimal digits of `n` without allocating.
-fn push_digits(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
+/// Writes the decimal digits of `n` at the end of `buf`; returns where they start.
+fn digits_at_end(mut n: u64, buf: &mut [u8]) -> usize {
     let mut i = buf.len();
     loop {
         i -= 1;
         buf[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return i;
         }
     }
-    for &b in &buf[i..] {
+}
+
+/// Decimal digits of `n` without allocating.
+fn push_digits(out: &mut String, n: u64) {
+    let mut buf = [0u8; 20];
+    let start = digits_at_end(n, &mut buf);
+    for &b in &buf[start..] {
         out.push(b as char);
     }
 }
@@ -146,17 +151,7 @@ fn push_digits(out: &mut String, mut n: u64) {
 /// Writes `offset` as JCS prints it at the end of `buf`; returns where it starts.
 pub(crate) fn offset_digits(offset: u64, buf: &mut [u8; 32]) -> usize {
     if offset < EXACT {
-        let mut n = offset;
-        let mut i = buf.len();
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        i
+        digits_at_end(offset, buf)
     } else {
         let mut ryu = ryu_js::Buffer::new();
         let text = ryu.format_finite(offset as f64).as_bytes();

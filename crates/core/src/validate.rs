@@ -160,18 +160,15 @@ pub(crate) fn validate_event(index: usize, value: Value) -> Result<ParsedEvent, 
         }
     };
 
-    let actor = match m.remove("actor") {
-        None => None,
-        Some(v) => Some(cx.string_record("actor", v, ACTOR_FIELDS)?),
-    };
-    let action = match m.remove("action") {
-        None => None,
-        Some(v) => Some(cx.string("action", v)?),
-    };
-    let target = match m.remove("target") {
-        None => None,
-        Some(v) => Some(cx.string_record("target", v, TARGET_FIELDS)?),
-    };
+    let actor = m
+        .remove("actor")
+        .map(|v| cx.string_record("actor", v, ACTOR_FIELDS))
+        .transpose()?;
+    let action = m.remove("action").map(|v| cx.string("action", v)).transpose()?;
+    let target = m
+        .remove("target")
+        .map(|v| cx.string_record("target", v, TARGET_FIELDS))
+        .transpose()?;
     let outcome = match m.remove("outcome") {
         None => "unknown".to_owned(),
         Some(v) => {
@@ -195,27 +192,24 @@ pub(crate) fn validate_event(index: usize, value: Value) -> Result<ParsedEvent, 
             ))
         }
     };
-    let request_id = match m.remove("request_id") {
-        None => None,
-        Some(v) => Some(cx.string("request_id", v)?),
-    };
-    let changes = match m.remove("changes") {
-        None => None,
-        Some(v) => Some(cx.object("changes", v)?),
-    };
-    let metadata = match m.remove("metadata") {
-        None => None,
-        Some(v) => Some(cx.object("metadata", v)?),
-    };
-    let source = match m.remove("source") {
-        None => None,
-        Some(v) => Some(cx.string_record("source", v, SOURCE_FIELDS)?),
-    };
+    let request_id = m.remove("request_id").map(|v| cx.string("request_id", v)).transpose()?;
+    let changes = m.remove("changes").map(|v| cx.object("changes", v)).transpose()?;
+    let metadata = m.remove("metadata").map(|v| cx.object("metadata", v)).transpose()?;
+    let source = m
+        .remove("source")
+        .map(|v| cx.string_record("source", v, SOURCE_FIELDS))
+        .transpose()?;
 
     // The records' values in JCS key order (their members are all strings by now).
     fn in_order<'a, const N: usize>(record: &'a Map<String, Value>, keys: &[&str; N]) -> [Option<&'a str>; N] {
         keys.map(|k| record.get(k).and_then(Value::as_str))
     }
+    // `metadata` and `changes` go through the fast path's writer (`jcs.rs`), so both paths give
+    // the same bytes, integers beyond 2^53 included (kept digit for digit). Serialising a map
+    // of `Value`s cannot fail (a `Value` holds no non-finite number).
+    let texts = [changes.as_ref(), metadata.as_ref()].map(|o| o.map(|m| serde_json::to_string(m).unwrap_or_default()));
+    let [changes, metadata] = [0, 1].map(|i| texts[i].as_deref().and_then(crate::jcs::Json::parse));
+    let strict_jcs = [&changes, &metadata].into_iter().flatten().all(|json| json.is_strict());
     let members = Members {
         action: action.as_deref(),
         actor: actor.as_ref().map(|r| in_order(r, &ACTOR_KEYS)),
@@ -227,22 +221,7 @@ pub(crate) fn validate_event(index: usize, value: Value) -> Result<ParsedEvent, 
         source: source.as_ref().map(|r| in_order(r, &SOURCE_KEYS)),
         target: target.as_ref().map(|r| in_order(r, &TARGET_KEYS)),
     };
-    // `metadata` and `changes` print through the fast path's writer (`jcs.rs`), so both paths
-    // give the same bytes, integers beyond 2^53 included (kept digit for digit).
-    let strict_jcs = [changes.as_ref(), metadata.as_ref()]
-        .into_iter()
-        .flatten()
-        .all(|object| {
-            let text = serde_json::to_string(object).unwrap_or_default();
-            crate::jcs::Json::parse(&text).is_some_and(|json| json.is_strict())
-        });
-    let rest = Rest::render(&members, 256, |object: &Map<String, Value>, out| {
-        // Serialising a map of `Value`s cannot fail (a `Value` holds no non-finite number).
-        let text = serde_json::to_string(object).unwrap_or_default();
-        if let Some(json) = crate::jcs::Json::parse(&text) {
-            json.write(out);
-        }
-    });
+    let rest = Rest::render(&members, 256, |json: &crate::jcs::Json<'_>, out| json.write(out));
     Ok(ParsedEvent {
         index,
         client_id,

@@ -32,6 +32,11 @@ pub use notify::Notifier;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Observes each group commit of the event log (for metrics): requests and events in the
+/// group, and the new head of every tenant it touched (published in commit order, so a gauge
+/// never goes back). Every backend's writer calls it.
+pub type GroupObserver = std::sync::Arc<dyn Fn(usize, usize, &std::collections::HashMap<String, u64>) + Send + Sync>;
+
 #[async_trait]
 pub trait EventLog: Send + Sync {
     /// Appends a request's events. Returns only after they are durable (fsync'd), with one

@@ -25,9 +25,9 @@ use sqlx::{PgPool, Row};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::sqlite::GroupObserver;
 pub(crate) use crate::time_search::not_a_timestamp;
 use crate::time_search::{instant, TimeSearch};
+use crate::GroupObserver;
 use crate::{AppendOutcome, Cursors, EventLog, Notifier, ReadQuery, Result, Retention, Store, StoreError};
 use writer::{PendingAppend, Writer};
 

@@ -20,7 +20,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::listen::HEADS_CHANNEL;
-use crate::sqlite::GroupObserver;
+use crate::GroupObserver;
 use crate::{chain, AppendOutcome, Notifier, Result, StoreError};
 
 /// Upper bound on events in one group, so a flood of big requests still commits regularly.

@@ -74,6 +74,16 @@ fn decode(e: &[u8]) -> (Key, Seen) {
     )
 }
 
+/// The bits of `k` in a filter of `m` bits (double hashing over the key's two halves).
+fn probes(m: u64, k: &Key) -> impl Iterator<Item = usize> {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&k[..8]);
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&k[8..]);
+    let (h1, h2) = (u64::from_le_bytes(a), u64::from_le_bytes(b) | 1);
+    (0..BLOOM_HASHES).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % m) as usize)
+}
+
 struct Bloom {
     bits: Vec<u64>,
 }
@@ -84,22 +94,41 @@ impl Bloom {
         Bloom { bits: vec![0; words] }
     }
     fn probes(&self, k: &Key) -> impl Iterator<Item = usize> {
-        let m = (self.bits.len() * 64) as u64;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&k[..8]);
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&k[8..]);
-        let (h1, h2) = (u64::from_le_bytes(a), u64::from_le_bytes(b) | 1);
-        (0..BLOOM_HASHES).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % m) as usize)
+        probes((self.bits.len() * 64) as u64, k)
     }
     fn add(&mut self, k: &Key) {
-        let probes: Vec<usize> = self.probes(k).collect();
-        for bit in probes {
+        for bit in probes((self.bits.len() * 64) as u64, k) {
             self.bits[bit / 64] |= 1 << (bit % 64);
         }
     }
     fn may_contain(&self, k: &Key) -> bool {
         self.probes(k).all(|bit| self.bits[bit / 64] & (1 << (bit % 64)) != 0)
+    }
+}
+
+/// What a run keeps in memory: the first key of every block, and a Bloom filter of all keys.
+struct Summary {
+    fences: Vec<Key>,
+    bloom: Bloom,
+    keys: usize,
+}
+
+impl Summary {
+    fn with_capacity(keys: usize) -> Summary {
+        Summary {
+            fences: Vec::with_capacity(keys / BLOCK + 1),
+            bloom: Bloom::new(keys.max(1)),
+            keys: 0,
+        }
+    }
+
+    /// Takes the next key, in sorted order.
+    fn add(&mut self, k: &Key) {
+        if self.keys.is_multiple_of(BLOCK) {
+            self.fences.push(*k);
+        }
+        self.bloom.add(k);
+        self.keys += 1;
     }
 }
 
@@ -109,9 +138,7 @@ pub(crate) struct Run {
     file: File,
     path: PathBuf,
     entries: usize,
-    /// The first key of every block.
-    fences: Vec<Key>,
-    bloom: Bloom,
+    summary: Summary,
 }
 
 fn run_path(dir: &Path, id: u64) -> PathBuf {
@@ -123,17 +150,11 @@ fn write_run(dir: &Path, id: u64, sorted: impl Iterator<Item = (Key, Seen)>, hin
     let path = run_path(dir, id);
     let file = File::create(&path).map_err(io(format!("creating {}", path.display())))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let mut fences = Vec::with_capacity(hint / BLOCK + 1);
-    let mut bloom = Bloom::new(hint.max(1));
-    let mut entries = 0;
+    let mut summary = Summary::with_capacity(hint);
     for (k, s) in sorted {
-        if entries % BLOCK == 0 {
-            fences.push(k);
-        }
-        bloom.add(&k);
+        summary.add(&k);
         out.write_all(&encode(&k, s))
             .map_err(io(format!("writing {}", path.display())))?;
-        entries += 1;
     }
     let file = out
         .into_inner()
@@ -145,33 +166,9 @@ fn write_run(dir: &Path, id: u64, sorted: impl Iterator<Item = (Key, Seen)>, hin
         id,
         file,
         path,
-        entries,
-        fences,
-        bloom,
+        entries: summary.keys,
+        summary,
     })
-}
-
-/// Streams a run's entries in key order.
-fn scan_run(run: &Run, mut f: impl FnMut(Key, Seen) -> Result<()>) -> Result<()> {
-    let mut buf = vec![0u8; ENTRY * BLOCK * 64];
-    let mut at = 0u64;
-    let total = (run.entries * ENTRY) as u64;
-    while at < total {
-        let want = buf.len().min((total - at) as usize);
-        let n = read_full_at(&run.file, &mut buf[..want], at).map_err(io(format!("reading {}", run.path.display())))?;
-        if n < want {
-            return Err(crate::StoreError::Corrupt(format!(
-                "{} is shorter than its entries",
-                run.path.display()
-            )));
-        }
-        for e in buf[..n].chunks_exact(ENTRY) {
-            let (k, s) = decode(e);
-            f(k, s)?;
-        }
-        at += n as u64;
-    }
-    Ok(())
 }
 
 impl Run {
@@ -189,30 +186,29 @@ impl Run {
             file,
             path,
             entries,
-            fences: Vec::with_capacity(entries / BLOCK + 1),
-            bloom: Bloom::new(entries.max(1)),
+            summary: Summary::with_capacity(0),
         };
-        let mut fences = Vec::new();
-        let mut bloom = Bloom::new(entries.max(1));
-        let mut i = 0;
-        scan_run(&run, |k, _| {
-            if i % BLOCK == 0 {
-                fences.push(k);
-            }
-            bloom.add(&k);
-            i += 1;
-            Ok(())
-        })?;
-        run.fences = fences;
-        run.bloom = bloom;
+        let mut summary = Summary::with_capacity(entries);
+        let mut cursor = RunCursor::new(&run)?;
+        while let Some((k, _)) = cursor.head {
+            summary.add(&k);
+            cursor.advance()?;
+        }
+        if summary.keys != entries {
+            return Err(crate::StoreError::Corrupt(format!(
+                "{} is shorter than its entries",
+                run.path.display()
+            )));
+        }
+        run.summary = summary;
         Ok(run)
     }
 
     fn lookup(&self, k: &Key) -> Result<Option<Seen>> {
-        if self.entries == 0 || !self.bloom.may_contain(k) {
+        if self.entries == 0 || !self.summary.bloom.may_contain(k) {
             return Ok(None);
         }
-        let block = self.fences.partition_point(|f| f <= k);
+        let block = self.summary.fences.partition_point(|f| f <= k);
         if block == 0 {
             return Ok(None);
         }
@@ -406,7 +402,7 @@ impl ClientIds {
 fn merge_runs(dir: &Path, id: u64, inputs: &[Arc<Run>], purged: &HashMap<u32, u64>) -> Result<Run> {
     let mut cursors = Vec::with_capacity(inputs.len());
     for run in inputs {
-        cursors.push(RunCursor::new(run.clone())?);
+        cursors.push(RunCursor::new(run)?);
     }
     let hint: usize = inputs.iter().map(|r| r.entries).sum();
     let mut failed = None;
@@ -445,16 +441,16 @@ fn merge_runs(dir: &Path, id: u64, inputs: &[Arc<Run>], purged: &HashMap<u32, u6
 }
 
 /// Reads one run in key order, a few blocks at a time.
-struct RunCursor {
-    run: Arc<Run>,
+struct RunCursor<'a> {
+    run: &'a Run,
     buf: Vec<u8>,
     at_in_buf: usize,
     next_file_at: u64,
     head: Option<(Key, Seen)>,
 }
 
-impl RunCursor {
-    fn new(run: Arc<Run>) -> Result<RunCursor> {
+impl RunCursor<'_> {
+    fn new(run: &Run) -> Result<RunCursor<'_>> {
         let mut c = RunCursor {
             run,
             buf: Vec::new(),

@@ -51,6 +51,17 @@ pub(crate) fn read_full_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Res
     Ok(done)
 }
 
+/// Opens a log file for reading and writing (creating it, never truncating it, if `create`).
+fn open_rw(path: &Path, create: bool) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .open(path)
+        .map_err(io(format!("opening {}", path.display())))
+}
+
 /// Makes a directory entry change (a created, renamed or deleted file) durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -93,11 +104,7 @@ impl Segments {
         }
         for base in bases {
             let path = dir.join(segment_name(base));
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(io(format!("opening {}", path.display())))?;
+            let file = open_rw(&path, false)?;
             segments.list_mut().push(Arc::new(Segment { base, file, path }));
         }
         Ok(segments)
@@ -133,13 +140,7 @@ impl Segments {
     /// Starts a new segment at `base` (the end of the log) and makes its name durable.
     pub(crate) fn create(&self, base: u64) -> Result<Arc<Segment>> {
         let path = self.dir.join(segment_name(base));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io(format!("creating {}", path.display())))?;
+        let file = open_rw(&path, true)?;
         sync_dir(&self.dir)?;
         let seg = Arc::new(Segment { base, file, path });
         self.list_mut().push(seg.clone());
@@ -205,13 +206,7 @@ pub(crate) const INDEX_ENTRY: u64 = 8;
 
 impl OffsetIndex {
     pub(crate) fn open(path: PathBuf) -> Result<OffsetIndex> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io(format!("opening {}", path.display())))?;
+        let file = open_rw(&path, true)?;
         Ok(OffsetIndex { file, path })
     }
 

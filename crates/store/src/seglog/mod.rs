@@ -38,7 +38,7 @@ use auditrelay_core::{NewEvent, StoredEvent};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::sqlite::GroupObserver;
+use crate::GroupObserver;
 use crate::{AppendOutcome, Notifier, ReadQuery, Result, StoreError};
 use files::{OffsetIndex, Segments};
 use writer::Job;

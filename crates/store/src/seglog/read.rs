@@ -5,7 +5,7 @@
 
 use auditrelay_core::StoredEvent;
 
-use super::files::{io, read_full_at};
+use super::files::{io, read_full_at, Segments};
 use super::frame::{self, RecordOut};
 use super::{Shared, TenantLog};
 use crate::time_search::{not_a_timestamp, TimeSearch};
@@ -36,7 +36,7 @@ pub(crate) fn read(shared: &Shared, q: &ReadQuery) -> Result<Vec<StoredEvent>> {
         .min(16 * SCAN_CHUNK);
         let positions = positions(&t, next, want)?;
         let mut expected = next;
-        for_each_record(shared, &positions, |pos, r| {
+        for_each_record(&shared.segments, &positions, |pos, r| {
             check_identity(&t, expected, pos, &r)?;
             expected += 1;
             let event_type = text(r.event_type, pos)?;
@@ -59,7 +59,7 @@ pub(crate) fn read(shared: &Shared, q: &ReadQuery) -> Result<Vec<StoredEvent>> {
 
 /// A record read for (tenant, offset) must say it is that: an index entry that led anywhere
 /// else (a damaged or altered index) must never hand out another tenant's event.
-fn check_identity(t: &TenantLog, offset: u64, pos: u64, r: &RecordOut<'_>) -> Result<()> {
+pub(crate) fn check_identity(t: &TenantLog, offset: u64, pos: u64, r: &RecordOut<'_>) -> Result<()> {
     if r.tenant != t.no || r.offset != offset {
         tracing::error!(tenant = %t.name, offset, pos, "the log index leads to the wrong record");
         return Err(StoreError::Corrupt(format!(
@@ -89,8 +89,8 @@ fn positions(t: &TenantLog, first: u64, count: u64) -> Result<Vec<u64>> {
 }
 
 /// Calls `f` with each record at `positions` (ascending), reading neighbours together.
-fn for_each_record(
-    shared: &Shared,
+pub(crate) fn for_each_record(
+    segments: &Segments,
     positions: &[u64],
     mut f: impl FnMut(u64, RecordOut<'_>) -> Result<()>,
 ) -> Result<()> {
@@ -98,10 +98,10 @@ fn for_each_record(
     let mut i = 0;
     while i < positions.len() {
         let start = positions[i];
-        let seg = shared.segments.holding(start).ok_or_else(|| {
+        let seg = segments.holding(start).ok_or_else(|| {
             StoreError::Unavailable(format!("log position {start} was purged while it was being read"))
         })?;
-        let seg_limit = shared.segments.next_base(seg.base).unwrap_or(u64::MAX);
+        let seg_limit = segments.next_base(seg.base).unwrap_or(u64::MAX);
         let mut j = i + 1;
         while j < positions.len() && positions[j] < seg_limit && positions[j] - start < MAX_SPAN {
             j += 1;
@@ -121,8 +121,7 @@ fn for_each_record(
                     .ok_or_else(|| StoreError::Corrupt(format!("a damaged record at log position {pos}")))?;
                 f(pos, r)?;
             } else {
-                let whole = shared
-                    .segments
+                let whole = segments
                     .read(pos, size)?
                     .filter(|b| b.len() == size)
                     .ok_or_else(|| StoreError::Corrupt(format!("a short record at log position {pos}")))?;
@@ -147,7 +146,7 @@ pub(crate) fn offset_at_time(shared: &Shared, tenant: &str, time: &str) -> Resul
     while let Some(offset) = search.probe() {
         let pos = positions(&t, offset, 1)?[0];
         let mut at = None;
-        for_each_record(shared, &[pos], |pos, r| {
+        for_each_record(&shared.segments, &[pos], |pos, r| {
             check_identity(&t, offset, pos, &r)?;
             at = Some(r.received_at_ns as i128);
             Ok(())

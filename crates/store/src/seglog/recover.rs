@@ -211,17 +211,15 @@ pub(crate) fn open(dir: &Path) -> Result<Recovered> {
         let pos = t.index.read(head, 1)?.first().copied().flatten().ok_or_else(|| {
             StoreError::Corrupt(format!("tenant `{}` has no index entry for its head {head}", t.name))
         })?;
-        let bytes = segments
-            .read(pos, 4096)?
-            .ok_or_else(|| StoreError::Corrupt(format!("the record of `{}`'s head {head} is gone", t.name)))?;
-        let record = read_record_at(&segments, pos, bytes)?;
-        if (record.tenant, record.offset) != (t.no, head) {
-            return Err(StoreError::Corrupt(format!(
-                "tenant `{}`: the index entry of its head {head} leads to another record (position {pos})",
-                t.name
-            )));
+        let mut chain = None;
+        super::read::for_each_record(&segments, &[pos], |pos, r| {
+            super::read::check_identity(t, head, pos, &r)?;
+            chain = Some(r.chain);
+            Ok(())
+        })?;
+        if let Some(chain) = chain {
+            *t.chain.lock().unwrap_or_else(|p| p.into_inner()) = chain;
         }
-        *t.chain.lock().unwrap_or_else(|p| p.into_inner()) = record.chain;
     }
 
     let by_no: Vec<Arc<TenantLog>> = by_no.into_iter().map(Arc::new).collect();
@@ -316,28 +314,4 @@ fn flush_pending(by_no: &[TenantLog], pending: &mut HashMap<u32, (u64, Vec<u64>)
             .store(first + positions.len() as u64 - 1, std::sync::atomic::Ordering::Release);
     }
     Ok(())
-}
-
-/// A whole record at `pos`, given the first bytes read there (reads more if it is longer).
-pub(crate) fn read_record_at(segments: &Segments, pos: u64, mut bytes: Vec<u8>) -> Result<OwnedRecord> {
-    let size =
-        frame::record_size(&bytes).ok_or_else(|| StoreError::Corrupt(format!("no record at log position {pos}")))?;
-    if bytes.len() < size {
-        bytes = segments
-            .read(pos, size)?
-            .ok_or_else(|| StoreError::Corrupt(format!("no record at log position {pos}")))?;
-    }
-    let r = frame::decode_record(bytes.get(..size).unwrap_or(&[]))
-        .ok_or_else(|| StoreError::Corrupt(format!("a damaged record at log position {pos}")))?;
-    Ok(OwnedRecord {
-        tenant: r.tenant,
-        offset: r.offset,
-        chain: r.chain,
-    })
-}
-
-pub(crate) struct OwnedRecord {
-    pub tenant: u32,
-    pub offset: u64,
-    pub chain: [u8; 32],
 }

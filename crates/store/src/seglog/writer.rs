@@ -17,7 +17,7 @@ use super::files::{io, OffsetIndex, Segment};
 use super::frame::{GroupBuilder, RecordIn, GROUP_HEADER};
 use super::recover::{add_tenant_line, index_path, Recovered};
 use super::{write_manifest, LogOptions, Manifest, Shared, TenantLog};
-use crate::sqlite::GroupObserver;
+use crate::GroupObserver;
 use crate::{chain, AppendOutcome, Notifier, Result, StoreError};
 
 /// Upper bound on events in one group, so a flood of big requests still commits regularly.

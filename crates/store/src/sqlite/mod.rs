@@ -25,13 +25,13 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{oneshot, watch};
 
 pub(crate) use crate::time_search::not_a_timestamp;
+pub use crate::GroupObserver;
 use crate::{
     ApiKey, AppendOutcome, Catalog, Cursors, EventLog, NewApiKey, Notifier, ReadQuery, Result, Store, StoreError,
     Tenant,
 };
 use pool::ReadPool;
-pub use writer::GroupObserver;
-use writer::{Job, Writer};
+use writer::{WriteFn, Writer};
 
 /// File name of the log inside the data dir.
 pub const DB_FILE: &str = "auditrelay.db";
@@ -42,7 +42,7 @@ pub struct SqliteStore {
     log: Arc<crate::seglog::SegLog>,
     stop_checkpointer: Arc<std::sync::atomic::AtomicBool>,
     checkpointer: Mutex<Option<JoinHandle<()>>>,
-    jobs: Mutex<Option<Sender<Job>>>,
+    jobs: Mutex<Option<Sender<WriteFn>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<ReadPool>,
     notifier: Arc<Notifier>,
@@ -124,7 +124,7 @@ impl SqliteStore {
         &self.path
     }
 
-    fn send(&self, job: Job) -> Result<()> {
+    fn send(&self, job: WriteFn) -> Result<()> {
         let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         match jobs.as_ref() {
             Some(tx) => tx.send(job).map_err(|_| StoreError::ShuttingDown),
@@ -138,9 +138,9 @@ impl SqliteStore {
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (reply, rx) = oneshot::channel();
-        self.send(Job::Write(Box::new(move |conn| {
+        self.send(Box::new(move |conn| {
             let _ = reply.send(f(conn));
-        })))?;
+        }))?;
         rx.await.map_err(|_| StoreError::ShuttingDown)?
     }
 

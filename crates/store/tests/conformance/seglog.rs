@@ -19,6 +19,27 @@ fn small() -> LogOptions {
     }
 }
 
+/// Everything in one segment and no checkpoint but on close: tests that edit the segment file.
+fn one_segment() -> LogOptions {
+    LogOptions {
+        segment_bytes: 1 << 30,
+        checkpoint_bytes: 1 << 30,
+    }
+}
+
+/// Opens the store in `dir`, creates tenant `a` if `create`, appends one group per batch
+/// `(first, n)` with client ids, and closes it.
+async fn write_groups(dir: &Path, opts: LogOptions, create: bool, batches: &[(u64, u64)]) {
+    let store = SqliteStore::open_with(dir, None, opts).unwrap();
+    if create {
+        store.create_tenant("a", "A").await.unwrap();
+    }
+    for &(first, n) in batches {
+        store.append(events("a", &batch(first, n, true))).await.unwrap();
+    }
+    store.close().await;
+}
+
 fn batch(first: u64, n: u64, with_ids: bool) -> String {
     let items: Vec<String> = (first..first + n)
         .map(|i| {
@@ -61,8 +82,7 @@ async fn offsets(store: &SqliteStore, tenant: &str) -> Vec<u64> {
 #[tokio::test]
 async fn a_restart_keeps_every_event_the_chain_and_client_id_dedup() {
     let dir = tempfile::tempdir().unwrap();
-    let mut chain_before = None;
-    {
+    let chain_before = {
         let store = SqliteStore::open_with(dir.path(), None, small()).unwrap();
         store.create_tenant("a", "A").await.unwrap();
         store.create_tenant("b", "B").await.unwrap();
@@ -70,10 +90,11 @@ async fn a_restart_keeps_every_event_the_chain_and_client_id_dedup() {
             store.append(events("a", &batch(i * 10, 10, true))).await.unwrap();
             store.append(events("b", &batch(i * 10, 10, false))).await.unwrap();
         }
-        chain_before = chain_before.or(store.chain_head("a").await.unwrap());
         assert!(segments(dir.path()).len() > 1, "small segments roll over");
+        let chain = store.chain_head("a").await.unwrap();
         store.close().await;
-    }
+        chain
+    };
     let store = SqliteStore::open_with(dir.path(), None, small()).unwrap();
     assert_eq!(store.head("a").await.unwrap(), 200);
     assert_eq!(store.head("b").await.unwrap(), 200);
@@ -92,16 +113,8 @@ async fn a_restart_keeps_every_event_the_chain_and_client_id_dedup() {
 #[tokio::test]
 async fn a_torn_tail_loses_only_the_unacknowledged_group_never_part_of_one() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = LogOptions {
-        segment_bytes: 1 << 30,
-        checkpoint_bytes: 1 << 30,
-    };
-    {
-        let store = SqliteStore::open_with(dir.path(), None, opts).unwrap();
-        store.create_tenant("a", "A").await.unwrap();
-        store.append(events("a", &batch(0, 30, true))).await.unwrap();
-        store.close().await;
-    }
+    let opts = one_segment();
+    write_groups(dir.path(), opts, true, &[(0, 30)]).await;
     let manifest = log_dir(dir.path()).join("manifest.json");
     let acked = std::fs::read(&manifest).unwrap();
     let seg = segments(dir.path()).pop().unwrap();
@@ -273,17 +286,8 @@ async fn a_purge_deletes_whole_segments_and_keeps_the_chain_going() {
 #[tokio::test]
 async fn damage_before_acknowledged_groups_refuses_to_open_instead_of_truncating() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = LogOptions {
-        segment_bytes: 1 << 30,
-        checkpoint_bytes: 1 << 30,
-    };
-    {
-        let store = SqliteStore::open_with(dir.path(), None, opts).unwrap();
-        store.create_tenant("a", "A").await.unwrap();
-        store.append(events("a", &batch(0, 10, true))).await.unwrap();
-        store.append(events("a", &batch(10, 10, true))).await.unwrap();
-        store.close().await;
-    }
+    let opts = one_segment();
+    write_groups(dir.path(), opts, true, &[(0, 10), (10, 10)]).await;
     // Recovery must read the whole log (no manifest), and a byte of the FIRST group flips.
     std::fs::remove_file(log_dir(dir.path()).join("manifest.json")).unwrap();
     let seg = segments(dir.path()).pop().unwrap();
