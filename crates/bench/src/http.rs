@@ -161,8 +161,17 @@ impl Conn {
         Ok(Resp { status, body })
     }
 
+    /// A GET, sent again once on a fresh connection if it fails: a keep-alive connection left
+    /// idle past the server's header-read timeout can be closed just as the request goes out
+    /// (seen after a 10 s scenario), and a GET is safe to repeat.
     pub async fn get(&mut self, path_and_query: &str, auth: Option<&Auth>) -> Result<Resp> {
-        self.send(Method::GET, path_and_query, auth, None).await
+        match self.send(Method::GET, path_and_query, auth, None).await {
+            Ok(resp) => Ok(resp),
+            Err(_) => {
+                *self = Conn::connect(self.target.clone()).await?;
+                self.send(Method::GET, path_and_query, auth, None).await
+            }
+        }
     }
 
     pub async fn post_json(&mut self, path: &str, auth: &Auth, body: Bytes) -> Result<Resp> {
