@@ -7,6 +7,7 @@ mod fast;
 pub mod glob;
 pub mod ids;
 pub mod ingest;
+mod ingest_error;
 mod jcs;
 pub mod limits;
 pub mod time;

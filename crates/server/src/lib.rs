@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod retention;
 pub mod state;
 pub mod tls;
+pub mod tokens;
 
 use std::sync::Arc;
 
