@@ -78,7 +78,7 @@ pub struct Query;
 impl Query {
     /// The sinks this caller may see (`GET /v1/sinks`), in id order. The operator may name a
     /// `tenant` to see only that tenant's sinks. `first` defaults to 100 and is capped at 1000.
-    #[graphql(complexity = "COST_IO + child_complexity")]
+    #[graphql(complexity = "1 + COST_IO + child_complexity")]
     async fn sinks(
         &self,
         ctx: &Context<'_>,
@@ -154,7 +154,7 @@ impl Query {
     }
 
     /// A sink's dead letters (`GET /v1/sinks/{id}/dead-letters`), oldest first.
-    #[graphql(complexity = "COST_IO + child_complexity")]
+    #[graphql(complexity = "1 + COST_IO + child_complexity")]
     async fn dead_letters(
         &self,
         ctx: &Context<'_>,
@@ -251,7 +251,7 @@ impl Mutation {
 
     /// `POST /v1/sinks/{id}/test`: one synthetic `system.test` event now; the receiver's
     /// answer, whether it accepted it or not.
-    #[graphql(complexity = "COST_IO + child_complexity")]
+    #[graphql(complexity = "1 + COST_IO + child_complexity")]
     async fn test_sink(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<TestResult> {
         let (state, principal) = caller(ctx)?;
         let Json(answer) = sinks::test_sink(State(state.clone()), principal.clone(), Path(id.0))
@@ -281,7 +281,7 @@ impl Mutation {
     /// `POST /v1/sinks/{id}/replay`: `from` and `to` are offsets (`"42"`) or RFC 3339 times;
     /// `to` defaults to the log head. `tenant` picks the tenant of an operator sink that reads
     /// several.
-    #[graphql(complexity = "COST_IO + child_complexity")]
+    #[graphql(complexity = "1 + COST_IO + child_complexity")]
     async fn replay_sink(
         &self,
         ctx: &Context<'_>,
@@ -313,7 +313,7 @@ impl Mutation {
     /// `POST /v1/sinks/{id}/dead-letters/{dl}/retry`: the attempt, when the receiver accepted
     /// it (the dead letter is then gone). When it did not, the error `delivery_failed` carries
     /// the attempt in `extensions.attempt`, and the dead letter is kept.
-    #[graphql(complexity = "COST_IO + child_complexity")]
+    #[graphql(complexity = "1 + COST_IO + child_complexity")]
     async fn retry_dead_letter(&self, ctx: &Context<'_>, sink_id: ID, id: ID) -> async_graphql::Result<TestResult> {
         let (state, principal) = caller(ctx)?;
         let (_, Json(answer)) =

@@ -160,7 +160,7 @@ pub struct Latency {
 #[derive(Debug, Clone, Deserialize, SimpleObject)]
 pub struct TestResult {
     pub delivered: bool,
-    /// `delivered`, `retry`, `refused`, … (the delivery log's outcome names).
+    /// `delivered`, `partial`, `retry`, `rejected` or `misconfigured`.
     pub outcome: String,
     /// The receiver's HTTP status, when it answered one.
     pub status: Option<u16>,
@@ -305,7 +305,7 @@ pub struct BreakerInput {
     pub cooldown_ms: Option<i64>,
 }
 
-/// The body of `POST /v1/sinks`, field for field (api.md "Sinks").
+/// The body of `POST /v1/sinks`, field for field, validated by the same code.
 #[derive(Debug, Clone, Serialize, InputObject)]
 pub struct CreateSinkInput {
     pub name: String,
