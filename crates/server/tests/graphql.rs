@@ -839,20 +839,37 @@ async fn sink_kinds_list_what_rest_accepts() {
     }
 }
 
-/// `docs/graphql.sdl` is the schema the server serves. `UPDATE_GRAPHQL_SDL=1` rewrites it.
+/// `docs/graphql.sdl`, and the copy in `docs/graphql.md`, are the schema the server serves.
+/// `UPDATE_GRAPHQL_SDL=1` rewrites both.
 #[test]
 fn the_committed_sdl_is_the_servers_schema() {
-    let path = common::repo_root().join("docs/graphql.sdl");
-    let sdl = auditrelay_server::graphql::sdl();
+    const BEGIN: &str = "<!-- sdl:begin -->\n```graphql\n";
+    const END: &str = "```\n<!-- sdl:end -->";
+    let sdl_path = common::repo_root().join("docs/graphql.sdl");
+    let md_path = common::repo_root().join("docs/graphql.md");
+    let mut sdl = auditrelay_server::graphql::sdl();
+    if !sdl.ends_with('\n') {
+        sdl.push('\n');
+    }
+    let md = std::fs::read_to_string(&md_path).unwrap();
+    let (Some(begin), Some(end)) = (md.find(BEGIN), md.find(END)) else {
+        panic!("docs/graphql.md lacks the `{BEGIN}` … `{END}` block");
+    };
+    let embedded = &md[begin + BEGIN.len()..end];
     if std::env::var_os("UPDATE_GRAPHQL_SDL").is_some() {
-        std::fs::write(&path, &sdl).unwrap();
+        std::fs::write(&sdl_path, &sdl).unwrap();
+        std::fs::write(&md_path, format!("{}{sdl}{}", &md[..begin + BEGIN.len()], &md[end..])).unwrap();
         return;
     }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let committed = std::fs::read_to_string(&sdl_path).unwrap_or_default();
+    let hint = "run `UPDATE_GRAPHQL_SDL=1 cargo nextest run -p auditrelay-server -E 'binary(graphql)'` \
+                and commit the result (and say in docs/graphql.md what changed for clients)";
     assert!(
         committed == sdl,
-        "docs/graphql.sdl differs from the schema the server serves; run \
-         `UPDATE_GRAPHQL_SDL=1 cargo nextest run -p auditrelay-server -E 'binary(graphql)'` \
-         and commit the result (and update docs/graphql.md if the change is visible)"
+        "docs/graphql.sdl differs from the schema the server serves; {hint}"
+    );
+    assert!(
+        embedded == sdl,
+        "the schema in docs/graphql.md differs from the one the server serves; {hint}"
     );
 }
