@@ -599,6 +599,30 @@ async fn deep_or_costly_queries_are_refused_and_first_is_bounded() {
         "{costly}"
     );
     assert!(costly["data"].is_null());
+    // A delivery costs 100 more: ten test deliveries in one request are refused, none is sent.
+    let deliveries: Vec<String> = (0..10)
+        .map(|i| format!("t{i}: testSink(id: \"snk_x\") {{ delivered }}"))
+        .collect();
+    let many = gql(
+        &s,
+        &s.admin,
+        &format!("mutation {{ {} }}", deliveries.join(" ")),
+        json!({}),
+    )
+    .await;
+    assert_code(&many, "invalid_request");
+    assert!(many["data"].is_null(), "{many}");
+    let nine = gql(
+        &s,
+        &s.admin,
+        &format!("mutation {{ {} }}", deliveries[..9].join(" ")),
+        json!({}),
+    )
+    .await;
+    // Nine are accepted: they run, and fail on the missing sink, not on the cost.
+    let errors = nine["errors"].as_array().unwrap();
+    assert!(!errors.is_empty(), "{nine}");
+    assert!(errors.iter().all(|e| e["extensions"]["code"] == "not_found"), "{nine}");
 
     // `first` as REST's `limit`: 0 is refused naming it, past 1000 is served as 1000.
     let zero = gql(&s, &s.admin, "{ sinks(first: 0) { edges { cursor } } }", json!({})).await;

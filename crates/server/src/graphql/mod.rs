@@ -31,10 +31,11 @@ pub use schema::MAX_FIRST;
 /// (`sinks.edges.node.batch.maxEvents`); the rest of the margin is for introspection.
 pub const MAX_DEPTH: usize = 10;
 
-/// Most costly query accepted: each selected field costs 1; a root field that reads a page
-/// (`sinks`, `deadLetters`) or calls a receiver or starts work (`testSink`, `replaySink`,
-/// `retryDeadLetter`) costs 10 more. Aliases count each time, so a query cannot multiply
-/// store reads or outbound deliveries past this bound.
+/// Most costly query accepted. Each selected field costs 1; `sinks`, `deadLetters` (a page
+/// from the store), `createSink` and `updateSink` (a host resolved, a definition written) cost
+/// 10 more; `testSink`, `retryDeadLetter` (a delivery) and `replaySink` (a background job) 100
+/// more. Aliases count each time, so one request, one hit on the per-key rate limit, cannot
+/// multiply store reads past about 90 or outbound deliveries past 9.
 pub const MAX_COMPLEXITY: usize = 1000;
 
 pub type AdminSchema = Schema<schema::Query, schema::Mutation, EmptySubscription>;

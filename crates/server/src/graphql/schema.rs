@@ -25,9 +25,14 @@ use crate::state::AppState;
 /// The largest `first`, as REST caps `limit`: more is served as this many.
 pub const MAX_FIRST: i32 = 1000;
 
-/// Extra cost of a root field that reads a page from the store or calls a receiver, on top of
-/// one per selected field (see `super::MAX_COMPLEXITY`).
+/// Extra cost, on top of one per selected field (see `super::MAX_COMPLEXITY`), of a root field
+/// that reads a page from the store, or resolves a receiver's host and writes a definition.
 const COST_IO: usize = 10;
+
+/// Extra cost of a root field that calls a receiver or starts a replay. One request is one
+/// hit on the per-key rate limit, so aliases could otherwise turn it into dozens of outbound
+/// deliveries; with this cost a request makes at most 9.
+const COST_OUTBOUND: usize = 100;
 
 /// The state and the caller, put on every request by the route.
 fn caller<'a>(ctx: &Context<'a>) -> async_graphql::Result<(&'a AppState, &'a Principal)> {
@@ -60,9 +65,11 @@ fn page(limit: Option<usize>, cursor: Option<String>, tenant: Option<String>) ->
     Ok(ApiQuery(Page { limit, cursor, tenant }))
 }
 
-/// Relay's page info from a REST page. REST hands out `next_cursor` whenever a page is full,
-/// even when nothing follows; Relay's `hasNextPage` must be exact, so a full page is followed
-/// by a one-item probe through the same handler.
+/// Relay's page info for the cursors of one page, forward paging only.
+///
+/// REST hands out `next_cursor` whenever a page is full, even when nothing follows, while
+/// Relay's `hasNextPage` must be exact: the connection resolvers follow a full page with a
+/// one-item probe through the same handler to learn it.
 fn page_info(cursors: &[String], has_next_page: bool) -> PageInfo {
     PageInfo {
         has_next_page,
@@ -217,6 +224,7 @@ pub struct Mutation;
 impl Mutation {
     /// `POST /v1/sinks`. Secrets the server generates (a webhook's signing secret) are in
     /// `generatedSecrets`, shown this once.
+    #[graphql(complexity = "1 + COST_IO + child_complexity")]
     async fn create_sink(&self, ctx: &Context<'_>, input: CreateSinkInput) -> async_graphql::Result<CreateSinkPayload> {
         let (state, principal) = caller(ctx)?;
         let body = body_of(&input)?;
@@ -231,6 +239,7 @@ impl Mutation {
     }
 
     /// `PATCH /v1/sinks/{id}`: what `input` leaves out keeps its value.
+    #[graphql(complexity = "1 + COST_IO + child_complexity")]
     async fn update_sink(&self, ctx: &Context<'_>, id: ID, input: UpdateSinkInput) -> async_graphql::Result<Sink> {
         let (state, principal) = caller(ctx)?;
         let body = body_of(&input)?;
@@ -251,7 +260,7 @@ impl Mutation {
 
     /// `POST /v1/sinks/{id}/test`: one synthetic `system.test` event now; the receiver's
     /// answer, whether it accepted it or not.
-    #[graphql(complexity = "1 + COST_IO + child_complexity")]
+    #[graphql(complexity = "1 + COST_OUTBOUND + child_complexity")]
     async fn test_sink(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<TestResult> {
         let (state, principal) = caller(ctx)?;
         let Json(answer) = sinks::test_sink(State(state.clone()), principal.clone(), Path(id.0))
@@ -281,7 +290,7 @@ impl Mutation {
     /// `POST /v1/sinks/{id}/replay`: `from` and `to` are offsets (`"42"`) or RFC 3339 times;
     /// `to` defaults to the log head. `tenant` picks the tenant of an operator sink that reads
     /// several.
-    #[graphql(complexity = "1 + COST_IO + child_complexity")]
+    #[graphql(complexity = "1 + COST_OUTBOUND + child_complexity")]
     async fn replay_sink(
         &self,
         ctx: &Context<'_>,
@@ -313,7 +322,7 @@ impl Mutation {
     /// `POST /v1/sinks/{id}/dead-letters/{dl}/retry`: the attempt, when the receiver accepted
     /// it (the dead letter is then gone). When it did not, the error `delivery_failed` carries
     /// the attempt in `extensions.attempt`, and the dead letter is kept.
-    #[graphql(complexity = "1 + COST_IO + child_complexity")]
+    #[graphql(complexity = "1 + COST_OUTBOUND + child_complexity")]
     async fn retry_dead_letter(&self, ctx: &Context<'_>, sink_id: ID, id: ID) -> async_graphql::Result<TestResult> {
         let (state, principal) = caller(ctx)?;
         let (_, Json(answer)) =
