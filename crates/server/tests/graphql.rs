@@ -569,6 +569,77 @@ fn introspection_of_depth(depth: usize) -> String {
     )
 }
 
+/// graphql-js's `getIntrospectionQuery()` with `levels` of `ofType` in `TypeRef` (it has 7).
+fn standard_introspection(levels: usize) -> String {
+    let type_ref = format!(
+        "kind name {}{}",
+        "ofType { kind name ".repeat(levels),
+        "}".repeat(levels)
+    );
+    format!(
+        "query IntrospectionQuery {{ __schema {{ queryType {{ name }} mutationType {{ name }} subscriptionType {{ name }}
+           types {{ ...FullType }} directives {{ name description locations args {{ ...InputValue }} }} }} }}
+         fragment FullType on __Type {{ kind name description
+           fields(includeDeprecated: true) {{ name description args {{ ...InputValue }} type {{ ...TypeRef }} isDeprecated deprecationReason }}
+           inputFields {{ ...InputValue }} interfaces {{ ...TypeRef }}
+           enumValues(includeDeprecated: true) {{ name description isDeprecated deprecationReason }}
+           possibleTypes {{ ...TypeRef }} }}
+         fragment InputValue on __InputValue {{ name description type {{ ...TypeRef }} defaultValue }}
+         fragment TypeRef on __Type {{ {type_ref} }}"
+    )
+}
+
+/// A type reference read to its end names a type (no wrapper left unresolved).
+fn resolved(type_ref: &Value) -> bool {
+    match type_ref["kind"].as_str() {
+        Some("NON_NULL" | "LIST") => resolved(&type_ref["ofType"]),
+        Some(_) => type_ref["name"].is_string(),
+        None => false,
+    }
+}
+
+#[tokio::test]
+async fn introspection_for_tools_fits_the_depth_limit_with_four_of_type_levels() {
+    let s = TestServer::spawn();
+    s.create_tenant("acme").await;
+    // Tools introspect with whatever key they hold: `read` is enough.
+    let reader = s.create_key("acme", &["read"]).await;
+    let standard = gql(&s, &reader, &standard_introspection(7), json!({})).await;
+    assert_code(&standard, "invalid_request");
+    let fitted = gql(&s, &reader, &standard_introspection(4), json!({})).await;
+    assert!(fitted.get("errors").is_none(), "{fitted}");
+    let types = fitted["data"]["__schema"]["types"].as_array().unwrap();
+    let mut refs = 0;
+    for t in types {
+        for f in t["fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(t["inputFields"].as_array().into_iter().flatten())
+        {
+            assert!(
+                resolved(&f["type"]),
+                "{}.{} is not fully described: {}",
+                t["name"],
+                f["name"],
+                f["type"]
+            );
+            refs += 1;
+            for a in f["args"].as_array().into_iter().flatten() {
+                assert!(
+                    resolved(&a["type"]),
+                    "{}.{}({}) is not fully described",
+                    t["name"],
+                    f["name"],
+                    a["name"]
+                );
+            }
+        }
+    }
+    assert!(refs > 100, "only {refs} fields described");
+    assert!(types.iter().any(|t| t["name"] == "Sink"));
+}
+
 #[tokio::test]
 async fn deep_or_costly_queries_are_refused_and_first_is_bounded() {
     let s = TestServer::spawn();
