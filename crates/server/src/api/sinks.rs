@@ -3,6 +3,9 @@
 //!
 //! Visibility: a tenant key with `manage` sees only the sinks its tenant owns; anything else
 //! answers 404 exactly like a missing sink, so ids cannot be probed.
+//!
+//! `POST /v1/graphql` calls these handlers too (`crate::graphql::schema`): what they decide and
+//! answer is what GraphQL decides and answers, so a change here shows on both surfaces.
 
 use auditrelay_core::ids::new_prefixed_id;
 use auditrelay_core::time;

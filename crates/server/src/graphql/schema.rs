@@ -61,6 +61,7 @@ fn limit_of(first: Option<i32>) -> async_graphql::Result<Option<usize>> {
     }
 }
 
+/// The page query as the list handlers take it: the result of their extractor.
 fn page(limit: Option<usize>, cursor: Option<String>, tenant: Option<String>) -> Result<ApiQuery<Page>, ApiError> {
     Ok(ApiQuery(Page { limit, cursor, tenant }))
 }
