@@ -3,6 +3,9 @@
 //!
 //! Visibility: a tenant key with `manage` sees only the sinks its tenant owns; anything else
 //! answers 404 exactly like a missing sink, so ids cannot be probed.
+//!
+//! `POST /v1/graphql` calls these handlers too (`crate::graphql::schema`): what they decide and
+//! answer is what GraphQL decides and answers, so a change here shows on both surfaces.
 
 use auditrelay_core::ids::new_prefixed_id;
 use auditrelay_core::time;
@@ -12,7 +15,6 @@ use auditrelay_sinks::{kind_spec, ConfigError, Secrets};
 use auditrelay_store::{DeadLetter, DeliveryAttempt, SinkRow};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
@@ -165,7 +167,7 @@ pub async fn create_sink(
     State(state): State<AppState>,
     principal: Principal,
     body: Result<ApiJson<Value>, ApiError>,
-) -> ApiResult<Response> {
+) -> ApiResult<(StatusCode, Json<Value>)> {
     principal.require(Scope::Manage)?;
     let ApiJson(body) = body?;
     let body = body_object(body)?;
@@ -252,7 +254,7 @@ pub async fn create_sink(
     if !generated.is_empty() {
         out["generated_secrets"] = json!(generated);
     }
-    Ok((StatusCode::CREATED, Json(out)).into_response())
+    Ok((StatusCode::CREATED, Json(out)))
 }
 
 pub async fn list_sinks(
@@ -487,7 +489,7 @@ pub async fn replay_sink(
     principal: Principal,
     Path(id): Path<String>,
     body: Result<ApiJson<Value>, ApiError>,
-) -> ApiResult<Response> {
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let row = visible_sink(&state, &principal, &id).await?;
     let ApiJson(body) = body?;
     let Value::Object(body) = body else {
@@ -558,7 +560,7 @@ pub async fn replay_sink(
         json!({ "replay_id": info.id, "replay_tenant": tenant, "from_offset": from, "to_offset": to }),
     )
     .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!(info))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(json!(info))))
 }
 
 pub async fn get_replay(
@@ -629,7 +631,7 @@ pub async fn retry_dead_letter(
     State(state): State<AppState>,
     principal: Principal,
     Path((id, dl)): Path<(String, String)>,
-) -> ApiResult<Response> {
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let row = visible_sink(&state, &principal, &id).await?;
     let dead_letter = visible_dead_letter(&state, &row, &dl).await?;
     let result = state.engine.retry_dead_letter(&row, &dead_letter).await?;
@@ -647,8 +649,7 @@ pub async fn retry_dead_letter(
         return Ok((
             StatusCode::OK,
             Json(json!({ "dead_letter_id": dl, "deleted": true, "attempt": result })),
-        )
-            .into_response());
+        ));
     }
     Err(ApiError::new(
         StatusCode::BAD_GATEWAY,

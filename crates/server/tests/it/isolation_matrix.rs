@@ -146,6 +146,10 @@ fn table() -> Vec<Row> {
             502,
         ),
         row("DELETE", "/v1/sinks/{id}/dead-letters/{dl}", N::Manage, C::Path, 204).destructive(),
+        // Any valid token reaches the schema; each sink field then applies its REST route's
+        // scope and tenant rules, answering 200 with GraphQL errors (tests/graphql.rs).
+        row("POST", "/v1/graphql", N::Any, C::None, 200)
+            .body(|o| json!({ "query": "query($id: ID!) { sink(id: $id) { id } }", "variables": { "id": o.sink } })),
         // After the rows that use the sink.
         row("DELETE", "/v1/sinks/{id}", N::Manage, C::Path, 204).destructive(),
         row("POST", "/v1/admin/token/rotate", N::Operator, C::None, 200).destructive(),
