@@ -8,6 +8,7 @@ mod crash;
 mod delivery_faults;
 mod delivery_operations;
 mod delivery_support;
+mod graphql;
 mod ingest_and_consume;
 mod integrity;
 mod isolation_matrix;

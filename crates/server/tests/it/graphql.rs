@@ -3,9 +3,8 @@
 //! other reads, errors carry REST's codes, fields and messages, auth is REST's, and the limits
 //! (depth, cost, page size) hold. Also: `docs/graphql.sdl` is the schema the server serves.
 
-mod common;
-#[path = "delivery_support/mod.rs"]
-mod support;
+use crate::common;
+use crate::delivery_support as support;
 
 use std::time::Duration;
 
@@ -957,7 +956,7 @@ fn the_committed_sdl_is_the_servers_schema() {
         return;
     }
     let committed = std::fs::read_to_string(&sdl_path).unwrap_or_default();
-    let hint = "run `UPDATE_GRAPHQL_SDL=1 cargo nextest run -p auditrelay-server -E 'binary(graphql)'` \
+    let hint = "run `UPDATE_GRAPHQL_SDL=1 cargo nextest run -p auditrelay-server -E 'test(/^graphql::/)'` \
                 and commit the result (and say in docs/graphql.md what changed for clients)";
     assert!(
         committed == sdl,
