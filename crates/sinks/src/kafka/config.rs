@@ -165,7 +165,11 @@ impl<'de> Deserialize<'de> for Brokers {
     }
 }
 
-const BROKER_PATTERN: &str = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]{1,253}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)(:\+?0*([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?";
+const BROKER_PATTERN: &str = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]{1,253}|[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)(:\+?0*([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?";
+
+/// What `str::trim` removes (Unicode `White_Space`), spelled out: `\\s` differs between regex
+/// dialects (ECMA-262's includes U+FEFF).
+const WS: &str = r"[\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
 
 fn brokers_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     // `if`/`then`/`else` rather than `anyOf`: an error then points at the list item at fault.
@@ -179,7 +183,7 @@ fn brokers_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         },
         "else": {
             "type": "string",
-            "pattern": format!(r"^\s*{BROKER_PATTERN}\s*(,\s*{BROKER_PATTERN}\s*){{0,{}}}$", MAX_BROKERS - 1),
+            "pattern": format!(r"^{WS}*{BROKER_PATTERN}{WS}*(,{WS}*{BROKER_PATTERN}{WS}*){{0,{}}}$", MAX_BROKERS - 1),
         },
     })
 }

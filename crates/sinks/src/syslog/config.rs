@@ -35,7 +35,7 @@ crate::typed::with_format_options! {
     #[schemars(title = "syslog config", transform = ca_file_rule)]
     pub struct SyslogConfig {
         /// The receiver's host name or IP address (IPv6 with or without brackets), without scheme or port.
-        #[schemars(pattern(r"^\[*([A-Za-z0-9._-]{1,253}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)\]*$"))]
+        #[schemars(pattern(r"^\[*([A-Za-z0-9._-]{1,253}|[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)\]*$"))]
         pub host: String,
         /// The TCP port (default 6514 with `tls`, 514 without).
         #[serde(default, deserialize_with = "crate::typed::opt_uint", skip_serializing_if = "Option::is_none")]
