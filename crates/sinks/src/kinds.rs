@@ -199,4 +199,41 @@ mod tests {
         }
         assert!(config_schema("carrier-pigeon").is_none());
     }
+
+    /// Schema patterns are ECMA-262 regular expressions, which consumers compile in `u` mode:
+    /// there a backslash may only escape syntax characters or start a known escape.
+    #[test]
+    fn patterns_use_only_escapes_ecma_unicode_mode_allows() {
+        fn patterns(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(map) => {
+                    for (k, x) in map {
+                        match x {
+                            Value::String(p) if k == "pattern" => out.push(p.clone()),
+                            _ => patterns(x, out),
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|x| patterns(x, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        for info in sink_kinds() {
+            patterns(&info.config_schema, &mut all);
+        }
+        assert!(all.len() > 20, "{}", all.len());
+        for p in &all {
+            let mut chars = p.chars();
+            while let Some(c) = chars.next() {
+                if c == '\\' {
+                    let next = chars.next().unwrap_or(' ');
+                    assert!(
+                        "^$\\.*+?()[]{}|/".contains(next) || "dDwWsStnrfvux0pP".contains(next),
+                        "`\\{next}` in {p}"
+                    );
+                }
+            }
+        }
+    }
 }

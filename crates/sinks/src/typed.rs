@@ -106,10 +106,11 @@ pub(crate) fn any_case_pattern(words: &[&str], prefix_only: bool) -> String {
                 .map(|c| {
                     if c.is_ascii_alphabetic() {
                         format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
-                    } else if c.is_ascii_alphanumeric() {
-                        c.to_string()
-                    } else {
+                    } else if "^$\\.*+?()[]{}|/".contains(c) {
+                        // ECMA-262's `u` mode allows escaping these only.
                         format!("\\{c}")
+                    } else {
+                        c.to_string()
                     }
                 })
                 .collect()
@@ -385,6 +386,9 @@ mod tests {
 
     #[test]
     fn any_case() {
-        assert_eq!(any_case_pattern(&["te", "x-a1"], false), "^([tT][eE]|[xX]\\-[aA]1)$");
+        assert_eq!(
+            any_case_pattern(&["te", "x-a1.b"], false),
+            "^([tT][eE]|[xX]-[aA]1\\.[bB])$"
+        );
     }
 }

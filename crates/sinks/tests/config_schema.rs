@@ -426,8 +426,8 @@ fn compare(kind: &str, config: &Value, exact_field: bool) -> Result<(), TestCase
                 eprintln!("server-only\t{}\t{}", e.field, e.message);
             }
             prop_assert!(
-            server_only(config, &e.field, &e.message),
-            "{kind}: the schema accepts what the server refuses: {config}\n  server: {e}"
+                server_only(config, &e.field, &e.message),
+                "{kind}: the schema accepts what the server refuses: {config}\n  server: {e}"
             )
         }
         (false, Err(e)) => prop_assert!(
