@@ -8,6 +8,7 @@ mod health;
 mod ingest;
 mod integrity;
 mod retention;
+pub(crate) mod sink_kinds;
 pub(crate) mod sinks;
 mod tenants;
 
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
                 .put(retention::put_retention)
                 .delete(retention::delete_retention),
         )
+        .route("/v1/sink-kinds", get(sink_kinds::list_sink_kinds))
         .route("/v1/sinks", post(sinks::create_sink).get(sinks::list_sinks))
         .route(
             "/v1/sinks/{id}",

@@ -24,9 +24,6 @@ use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// Default grace period during which a rotated signing secret keeps signing.
-const DEFAULT_ROTATION_GRACE_SECS: i64 = 86_400;
-
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
@@ -316,11 +313,9 @@ pub async fn patch_sink(
         }
     }
     let mut secrets = open_secrets(&state, &row)?;
-    let grace = next
-        .config
-        .get("rotation_grace_secs")
-        .and_then(Value::as_i64)
-        .unwrap_or(DEFAULT_ROTATION_GRACE_SECS);
+    // Read as the webhook sink reads it (a whole number written `60.0` included), default one day.
+    let grace = auditrelay_sinks::webhook::rotation_grace(&Value::Object(next.config.clone())).map_err(config_error)?;
+    let grace = jiff::SignedDuration::from_secs(i64::try_from(grace.as_secs()).unwrap_or(i64::MAX));
     let patched_secrets = secrets_patch(&body)?;
     let changed_secrets: Vec<String> = patched_secrets.iter().map(|(name, _)| name.clone()).collect();
     for (name, value) in patched_secrets {
@@ -338,7 +333,7 @@ pub async fn patch_sink(
         if kind_spec.rotating_secrets.contains(&name.as_str()) {
             if let Some(old) = old.filter(|o| secrets.get(&name) != Some(o)) {
                 let until = jiff::Timestamp::now()
-                    .checked_add(jiff::SignedDuration::from_secs(grace.max(0)))
+                    .checked_add(grace)
                     .unwrap_or(jiff::Timestamp::MAX);
                 secrets.insert(format!("previous_{name}"), old);
                 secrets.insert(format!("previous_{name}_expires_at"), time::format_timestamp(until));

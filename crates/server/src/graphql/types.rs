@@ -220,9 +220,8 @@ pub struct SinkKind {
     pub formats: Vec<String>,
     pub default_format: String,
     pub secrets: Vec<SecretSpec>,
-    /// JSON Schema (2020-12) of the kind's `config`; null where this build has none yet.
-    #[serde(default)]
-    pub config_schema: Option<Json<Value>>,
+    /// JSON Schema (2020-12) of the kind's `config`.
+    pub config_schema: Json<Value>,
     /// The defaults a sink of this kind gets for what its definition leaves out.
     #[serde(default)]
     pub defaults: Option<Json<Value>>,
@@ -231,7 +230,11 @@ pub struct SinkKind {
 #[derive(Debug, Clone, Deserialize, SimpleObject)]
 pub struct SecretSpec {
     pub name: String,
+    /// Whether every definition of the kind needs it.
     pub required: bool,
+    /// When it is needed although not always, or what happens without it.
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// REST's list answer: `{"items": […], "next_cursor": …}`.

@@ -931,6 +931,25 @@ async fn sink_kinds_list_what_rest_accepts() {
     ] {
         assert!(kinds.iter().any(|k| k["kind"] == kind), "{kind} missing: {got}");
     }
+    // The same document as REST's, field for field: one source for both.
+    let (status, rest) = common::send(s.http.get(s.url("/v1/sink-kinds")).bearer_auth(&s.admin)).await;
+    assert_eq!(status, 200, "{rest}");
+    let rest = rest["kinds"].as_array().unwrap();
+    assert_eq!(rest.len(), kinds.len());
+    for (r, g) in rest.iter().zip(kinds) {
+        assert_eq!(r["kind"], g["kind"]);
+        assert_eq!(r["config_schema"], g["configSchema"], "{}", r["kind"]);
+        assert!(g["configSchema"]["properties"].is_object(), "{g}");
+        assert_eq!(r["defaults"], g["defaults"]);
+        let names = |v: &Value, req: &str| -> Vec<(Value, Value)> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| (x["name"].clone(), x[req].clone()))
+                .collect()
+        };
+        assert_eq!(names(&r["secrets"], "required"), names(&g["secrets"], "required"));
+    }
 }
 
 /// `docs/graphql.sdl`, and the copy in `docs/graphql.md`, are the schema the server serves.

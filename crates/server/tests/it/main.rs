@@ -18,6 +18,7 @@ mod retention;
 mod secrets_at_rest;
 mod self_audit;
 mod siem_matrix;
+mod sink_kinds;
 mod sinks_api;
 mod ssrf;
 mod three_nodes;

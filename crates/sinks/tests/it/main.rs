@@ -1,6 +1,7 @@
 //! The sinks' integration tests, one binary: each module drives one sink kind against a loopback receiver or a real peer (`auditrelay-testkit`).
 
 mod common;
+mod config_schema;
 mod datadog;
 mod elastic;
 mod generic_https;
