@@ -20,7 +20,7 @@ fn refused(definition: Value) -> TransformError {
 
 /// HMAC-SHA256 computed here, independently of the crate, over the given canonical bytes.
 fn hmac_hex(key: &[u8], canonical: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(canonical);
     format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
 }
