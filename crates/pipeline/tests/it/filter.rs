@@ -62,6 +62,36 @@ fn numbers_lists_macros_and_index() {
     assert_eq!(matches("event.offset == 42 ? true : false", &e), Ok(true));
     assert_eq!(matches("type(event.severity) == int", &e), Ok(true));
     assert_eq!(matches(r#"string(event.severity) == "8""#, &e), Ok(true));
+    assert_eq!(matches(r#"event.metadata.tags.exists_one(t, t == "a")"#, &e), Ok(true));
+    assert_eq!(
+        matches(r#"event.metadata.tags.filter(t, t != "a").size() == 1"#, &e),
+        Ok(true)
+    );
+    assert_eq!(
+        matches(r#"event.metadata.tags.map(t, t + "!") == ["a!", "b!"]"#, &e),
+        Ok(true)
+    );
+    assert_eq!(
+        matches(r#""domain" in event.metadata && !("nope" in event.metadata)"#, &e),
+        Ok(true)
+    );
+    // RFC 3339 times compare as text.
+    assert_eq!(
+        matches(r#"event.occurred_at >= "2026-12-01" && event.occurred_at < "2027""#, &e),
+        Ok(true)
+    );
+    assert_eq!(
+        matches(r#"event.actor.id + "@" + event.tenant_id == "usr_123@acme""#, &e),
+        Ok(true)
+    );
+    assert_eq!(
+        matches(
+            "event.metadata == {'domain': 'finance', 'env': 'staging', 'tags': ['a', 'b'], 'score': 0.75}",
+            &e
+        ),
+        Ok(true)
+    );
+    assert!(matches("event.severity / 0 == 1", &e).is_err());
     // A macro variable that hides `event` still sees its own values.
     assert_eq!(matches("[1, 2].exists(event, event == 2)", &e), Ok(true));
 }
