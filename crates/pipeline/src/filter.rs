@@ -469,3 +469,64 @@ fn returns_bool(root: &IdedExpr) -> Result<(), StaticError> {
     need_bool(root, "a filter's result")?;
     operands(root)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_the_members_read_are_converted() {
+        let fields = |src: &str| Filter::compile(src).unwrap().fields;
+        let names = |list: &[&str]| Some(list.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            fields(r#"event.severity >= 7 && event.metadata.domain in ["finance", "hr"]"#),
+            names(&["metadata", "severity"])
+        );
+        assert_eq!(
+            fields(r#"event["type"] == "a" && has(event.actor)"#),
+            names(&["actor", "type"])
+        );
+        assert_eq!(
+            fields("event.metadata.tags.exists(t, t == event.type)"),
+            names(&["metadata", "type"])
+        );
+        assert_eq!(fields("true"), names(&[]));
+        assert_eq!(fields("size(event) > 1"), None);
+        assert_eq!(fields(r#""actor" in event"#), None);
+        assert_eq!(fields("[1].exists(event, event == 1)"), None);
+    }
+
+    #[test]
+    fn converting_only_what_is_read_changes_no_result() {
+        let event = json!({
+            "severity": 8, "type": "auth.login", "big": 18446744073709551615u64, "f": 1.5,
+            "actor": {"id": "u", "email": null}, "metadata": {"domain": "hr", "tags": ["x"]}
+        });
+        for src in [
+            r#"event.severity >= 7 && event.metadata.domain in ["finance", "hr"]"#,
+            "has(event.actor.email) && event.actor.email == null",
+            "has(event.missing)",
+            "event.missing == 1",
+            "event.big > 0u && event.f > 1",
+            "event.severity",
+            r#"event.metadata.tags.exists(t, t == "x")"#,
+        ] {
+            let projected = Filter::compile(src).unwrap();
+            assert!(projected.fields.is_some(), "{src}");
+            let whole = Filter {
+                fields: None,
+                ..Filter::compile(src).unwrap()
+            };
+            assert_eq!(projected.matches(&event), whole.matches(&event), "{src}");
+        }
+    }
+
+    #[test]
+    fn line_column_counts_characters() {
+        assert_eq!(line_column("ab\ncé\nx", 0), (1, 1));
+        assert_eq!(line_column("ab\ncé\nx", 2), (1, 3));
+        assert_eq!(line_column("ab\ncé\nx", 3), (2, 1));
+        assert_eq!(line_column("ab\ncé\nx", 6), (3, 1));
+    }
+}

@@ -215,3 +215,19 @@ fn filters_are_shareable_across_threads() {
     }
     assert_eq!(filter.source(), EXAMPLE);
 }
+
+#[test]
+fn macro_misuse_is_a_compile_error() {
+    for (src, column, message) in [
+        ("has(event)", 5, "invalid argument to has() macro"),
+        (
+            "event.metadata.tags.exists(1, true)",
+            28,
+            "argument must be a simple name",
+        ),
+        ("event.a == 1 && has(event.b[0])", 28, "invalid argument to has() macro"),
+    ] {
+        let e = compile_error(src);
+        assert_eq!((e.line, e.column, e.message.as_str()), (1, column, message), "{src}");
+    }
+}
