@@ -5,7 +5,7 @@
 //! small static pass of its own (see [`Filter::compile`] for what it checks). Everything about
 //! `event` itself is dynamic: its fields and their types are only known per event.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use cel::common::ast::{ComprehensionExpr, EntryExpr, Expr, IdedExpr, LiteralValue};
@@ -84,10 +84,73 @@ pub struct Filter {
     source: String,
     program: Program,
     env: Arc<Env>,
-    /// The top-level members of `event` the expression reads, when it only ever reads
-    /// `event.<name>` or `event["<name>"]`: only those are converted per event. `None` when it
-    /// uses `event` as a whole (`size(event)`, `"x" in event`).
-    fields: Option<Vec<String>>,
+    /// The parts of `event` the expression reads: only those are converted per event.
+    projection: Projection,
+}
+
+/// Which parts of an event a filter reads, as a tree of member names. A node marked `whole` is
+/// used as a value (compared, iterated, sized, ...) and converted entirely; any other node is
+/// only ever the operand of a member selection (`.name`, `["name"]`) of one of its children, so
+/// a map of those children alone gives every selection the same result. `event.metadata.domain`
+/// converts one string, not all of `metadata`.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Projection {
+    whole: bool,
+    members: BTreeMap<String, Projection>,
+}
+
+impl Projection {
+    fn mark(&mut self, path: &[&str]) {
+        let mut node = self;
+        for segment in path {
+            if node.whole {
+                return;
+            }
+            node = node.members.entry((*segment).to_owned()).or_default();
+        }
+        node.whole = true;
+        node.members.clear();
+    }
+
+    /// The paths converted entirely, dotted (`""` for the whole event), for tests and `Debug`.
+    fn paths(&self) -> Vec<String> {
+        fn walk(node: &Projection, prefix: &str, out: &mut Vec<String>) {
+            if node.whole {
+                out.push(prefix.to_owned());
+            }
+            for (name, child) in &node.members {
+                let path = if prefix.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{prefix}.{name}")
+                };
+                walk(child, &path, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, "", &mut out);
+        out
+    }
+
+    /// `value` as a CEL value, with only the parts this projection reads.
+    fn apply<'v>(&self, value: &'v Json) -> Box<dyn Val + 'v> {
+        match value {
+            // A value that is not an object is converted as is, so selecting a member of it
+            // fails exactly as it would on the whole event.
+            Json::Object(members) if !self.whole => {
+                let map: HashMap<_, _> = self
+                    .members
+                    .iter()
+                    .filter_map(|(name, child)| {
+                        let (key, v) = members.get_key_value(name)?;
+                        Some((CelMapKey::from(key.as_str()), child.apply(v)))
+                    })
+                    .collect();
+                Box::new(CelMap::from(map))
+            }
+            _ => to_val(value),
+        }
+    }
 }
 
 impl std::fmt::Debug for Filter {
@@ -95,7 +158,7 @@ impl std::fmt::Debug for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Filter")
             .field("source", &self.source)
-            .field("fields", &self.fields)
+            .field("reads", &self.projection.paths())
             .finish_non_exhaustive()
     }
 }
@@ -145,26 +208,20 @@ impl Filter {
         };
         let mut check = Check {
             bound: Vec::new(),
-            whole_event: false,
-            fields: Vec::new(),
+            projection: Projection::default(),
         };
         check
             .walk(program.expression())
             .map_err(|(id, message)| at(id, message))?;
         let root = program.expression();
         returns_bool(root).map_err(|(id, message)| at(id, message))?;
-        let fields = if check.whole_event {
-            None
-        } else {
-            check.fields.sort();
-            check.fields.dedup();
-            Some(check.fields)
-        };
+        // Taken out before `program` moves: the walk borrowed names from it.
+        let projection = check.projection;
         Ok(Filter {
             source: source.to_owned(),
             program,
             env,
-            fields,
+            projection,
         })
     }
 
@@ -176,23 +233,12 @@ impl Filter {
     /// Evaluates the filter on one event (its JSON rendering, an object). Any error is for the
     /// caller to count as `false`.
     pub fn matches(&self, event: &Json) -> Result<bool, EvalError> {
-        let Json::Object(members) = event else {
+        if !event.is_object() {
             return Err(EvalError::NotAnObject);
-        };
+        }
         // The event is lent to the interpreter, strings borrowed, so evaluation copies no text;
-        // only the members the expression reads are converted.
-        let value: Box<dyn Val + '_> = match &self.fields {
-            None => to_val(event),
-            Some(fields) => {
-                let mut map = HashMap::with_capacity(fields.len());
-                for name in fields {
-                    if let Some(v) = members.get(name) {
-                        map.insert(CelMapKey::from(name.as_str()), to_val(v));
-                    }
-                }
-                Box::new(CelMap::from(map))
-            }
-        };
+        // only the parts the expression reads are converted.
+        let value = self.projection.apply(event);
         let mut context = Context::with_env(Arc::clone(&self.env));
         context.add_variable_as_val(EVENT, value);
         match self.program.execute(&context) {
@@ -251,8 +297,7 @@ type StaticError = (u64, String);
 struct Check<'a> {
     /// Variables bound by enclosing comprehensions (macros), innermost last.
     bound: Vec<&'a str>,
-    whole_event: bool,
-    fields: Vec<String>,
+    projection: Projection,
 }
 
 impl<'a> Check<'a> {
@@ -263,10 +308,10 @@ impl<'a> Check<'a> {
                     if name == EVENT {
                         // A macro variable named `event` hides the event: convert all of it,
                         // rather than reason about which `event` a select means.
-                        self.whole_event = true;
+                        self.projection.mark(&[]);
                     }
                 } else if name == EVENT {
-                    self.whole_event = true;
+                    self.projection.mark(&[]);
                 } else if !TYPE_NAMES.contains(&name.as_str()) {
                     return Err((
                         node.id,
@@ -275,10 +320,22 @@ impl<'a> Check<'a> {
                 }
             }
             Expr::Select(select) => {
-                if self.is_event(&select.operand) {
-                    self.fields.push(select.field.clone());
+                // The walk meets the outermost selection of a chain first, so the path marked
+                // is the longest one: `event.a.b` marks `a.b`, not `a`. `has(event.a.b)` needs
+                // `a.b` present or not, so it marks the same.
+                let path = if select.test {
+                    self.event_path(&select.operand)
                 } else {
-                    self.walk(&select.operand)?;
+                    self.event_path(node)
+                };
+                match path {
+                    Some(mut path) => {
+                        if select.test {
+                            path.push(&select.field);
+                        }
+                        self.projection.mark(&path);
+                    }
+                    None => self.walk(&select.operand)?,
                 }
             }
             Expr::Call(call) => {
@@ -287,11 +344,9 @@ impl<'a> Check<'a> {
                     return Err((node.id, format!("unknown function '{}'", call.func_name)));
                 }
                 // `event["name"]` reads one member, like `event.name`.
-                if call.func_name == "_[_]" && call.args.len() == 2 && self.is_event(&call.args[0]) {
-                    if let Expr::Literal(LiteralValue::String(s)) = &call.args[1].expr {
-                        self.fields.push(s.inner().to_owned());
-                        return Ok(());
-                    }
+                if let Some(path) = self.event_path(node) {
+                    self.projection.mark(&path);
+                    return Ok(());
                 }
                 if let Some(target) = &call.target {
                     self.walk(target)?;
@@ -341,9 +396,32 @@ impl<'a> Check<'a> {
         Ok(())
     }
 
-    /// Whether `node` is the event itself (not a macro variable of the same name).
-    fn is_event(&self, node: &IdedExpr) -> bool {
-        matches!(&node.expr, Expr::Ident(name) if name == EVENT && !self.bound.contains(&EVENT))
+    /// The member path `node` selects in the event, if it is a chain of member selections
+    /// (`.name`, `["name"]` with a literal) on `event` itself (not on a macro variable of that
+    /// name): `event.a["b"]` is `["a", "b"]`, `event` is `[]`.
+    fn event_path<'n>(&self, node: &'n IdedExpr) -> Option<Vec<&'n str>> {
+        let mut path = Vec::new();
+        let mut node = node;
+        loop {
+            match &node.expr {
+                Expr::Ident(name) if name == EVENT && !self.bound.contains(&EVENT) => {
+                    path.reverse();
+                    return Some(path);
+                }
+                Expr::Select(select) if !select.test => {
+                    path.push(select.field.as_str());
+                    node = &select.operand;
+                }
+                Expr::Call(call) if call.func_name == "_[_]" && call.target.is_none() && call.args.len() == 2 => {
+                    let Expr::Literal(LiteralValue::String(s)) = &call.args[1].expr else {
+                        return None;
+                    };
+                    path.push(s.inner());
+                    node = &call.args[0];
+                }
+                _ => return None,
+            }
+        }
     }
 }
 
@@ -476,25 +554,26 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn only_the_members_read_are_converted() {
-        let fields = |src: &str| Filter::compile(src).unwrap().fields;
-        let names = |list: &[&str]| Some(list.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    fn only_the_parts_read_are_converted() {
+        let reads = |src: &str| Filter::compile(src).unwrap().projection.paths();
         assert_eq!(
-            fields(r#"event.severity >= 7 && event.metadata.domain in ["finance", "hr"]"#),
-            names(&["metadata", "severity"])
+            reads(r#"event.severity >= 7 && event.metadata.domain in ["finance", "hr"]"#),
+            ["metadata.domain", "severity"]
         );
         assert_eq!(
-            fields(r#"event["type"] == "a" && has(event.actor)"#),
-            names(&["actor", "type"])
+            reads(r#"event["type"] == "a" && has(event.actor.email)"#),
+            ["actor.email", "type"]
         );
+        assert_eq!(reads(r#"event.actor["id"] == "u" && event.actor == {}"#), ["actor"]);
         assert_eq!(
-            fields("event.metadata.tags.exists(t, t == event.type)"),
-            names(&["metadata", "type"])
+            reads("event.metadata.tags.exists(t, t == event.type)"),
+            ["metadata.tags", "type"]
         );
-        assert_eq!(fields("true"), names(&[]));
-        assert_eq!(fields("size(event) > 1"), None);
-        assert_eq!(fields(r#""actor" in event"#), None);
-        assert_eq!(fields("[1].exists(event, event == 1)"), None);
+        assert_eq!(reads("size(event.metadata) > 1 && event.metadata.x == 1"), ["metadata"]);
+        assert_eq!(reads("true"), Vec::<String>::new());
+        assert_eq!(reads("size(event) > 1 && event.a == 1"), [""]);
+        assert_eq!(reads(r#""actor" in event"#), [""]);
+        assert_eq!(reads("[1].exists(event, event == 1)"), [""]);
     }
 
     #[test]
@@ -511,13 +590,17 @@ mod tests {
             "event.big > 0u && event.f > 1",
             "event.severity",
             r#"event.metadata.tags.exists(t, t == "x")"#,
+            "event.metadata.domain.x == 1",
+            "has(event.metadata.domain.x)",
+            r#"event.actor.email == null && event.actor["id"] == "u" && !has(event.actor.name)"#,
+            "event.metadata.tags.y == 1",
+            "event.metadata.nope.y == 1",
+            "event.metadata == {'domain': 'hr', 'tags': ['x']} && event.metadata.domain == 'hr'",
         ] {
             let projected = Filter::compile(src).unwrap();
-            assert!(projected.fields.is_some(), "{src}");
-            let whole = Filter {
-                fields: None,
-                ..Filter::compile(src).unwrap()
-            };
+            assert_ne!(projected.projection.paths(), [""], "{src}");
+            let mut whole = Filter::compile(src).unwrap();
+            whole.projection.mark(&[]);
             assert_eq!(projected.matches(&event), whole.matches(&event), "{src}");
         }
     }
