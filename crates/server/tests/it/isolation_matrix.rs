@@ -107,6 +107,7 @@ fn table() -> Vec<Row> {
         row("GET", "/v1/stream?tenant={tenant}", N::Read, C::Query, 200),
         row("GET", "/v1/export?tenant={tenant}", N::Read, C::Query, 200),
         row("GET", "/v1/integrity/key", N::Any, C::None, 200),
+        row("GET", "/v1/sink-kinds", N::Any, C::None, 200),
         row(
             "GET",
             "/v1/integrity/checkpoints?tenant={tenant}",
@@ -147,7 +148,7 @@ fn table() -> Vec<Row> {
         ),
         row("DELETE", "/v1/sinks/{id}/dead-letters/{dl}", N::Manage, C::Path, 204).destructive(),
         // Any valid token reaches the schema; each sink field then applies its REST route's
-        // scope and tenant rules, answering 200 with GraphQL errors (tests/graphql.rs).
+        // scope and tenant rules, answering 200 with GraphQL errors (tests/it/graphql.rs).
         row("POST", "/v1/graphql", N::Any, C::None, 200)
             .body(|o| json!({ "query": "query($id: ID!) { sink(id: $id) { id } }", "variables": { "id": o.sink } })),
         // After the rows that use the sink.
