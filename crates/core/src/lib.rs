@@ -17,6 +17,7 @@ pub use event::{EventTimes, NewEvent, ParsedEvent, StoredEvent};
 pub use glob::{GlobError, TypeFilter};
 pub use ingest::{parse_request, BodyFormat, IngestError};
 pub use limits::Limits;
+pub use validate::integral;
 
 #[cfg(test)]
 mod tests {

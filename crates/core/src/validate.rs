@@ -181,7 +181,9 @@ pub(crate) fn validate_event(index: usize, value: Value) -> Result<ParsedEvent, 
     };
     let severity = match m.remove("severity") {
         None => 5,
-        Some(Value::Number(n)) => match n.as_u64() {
+        // JSON has one number type: `8.0` is the integer 8 (as JSON Schema, and the API
+        // reference, count it).
+        Some(Value::Number(n)) => match n.as_u64().or_else(|| integral(n.as_f64())) {
             Some(s) if s <= 10 => s,
             _ => return Err(cx.err("severity", format!("must be an integer from 0 to 10, got {n}"))),
         },
@@ -233,10 +235,29 @@ pub(crate) fn validate_event(index: usize, value: Value) -> Result<ParsedEvent, 
     })
 }
 
+/// `x` as an unsigned integer when it has no fractional part and is exactly representable.
+pub fn integral(x: Option<f64>) -> Option<u64> {
+    // 2^53: above it a float no longer holds every integer, so its value is not what was sent.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    x.filter(|f| f.fract() == 0.0 && (0.0..=EXACT).contains(f))
+        .map(|f| f as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn integral_numbers_are_integers_whatever_their_spelling() {
+        assert_eq!(integral(Some(8.0)), Some(8));
+        assert_eq!(integral(Some(0.0)), Some(0));
+        assert_eq!(integral(Some(8.5)), None);
+        assert_eq!(integral(Some(-1.0)), None);
+        assert_eq!(integral(Some(f64::NAN)), None);
+        assert_eq!(integral(Some(1e300)), None);
+        assert_eq!(integral(None), None);
+    }
 
     fn check(v: Value) -> Result<ParsedEvent, IngestError> {
         validate_event(3, v)

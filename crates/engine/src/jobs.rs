@@ -18,13 +18,32 @@ use crate::supervisor::EngineShared;
 use crate::EngineError;
 
 /// What one immediate attempt gave.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttemptResult {
+    /// The receiver accepted the delivery.
     pub delivered: bool,
+    /// `delivered`, `retry` (a transient failure), `rejected` (a permanent one) or
+    /// `misconfigured` (the sink's settings do not work).
+    #[schema(value_type = AttemptOutcome)]
     pub outcome: String,
+    /// The receiver's HTTP status, when there was one.
     pub status: Option<u16>,
+    #[schema(minimum = 0)]
     pub latency_ms: f64,
     pub error: Option<String>,
+}
+
+/// How one delivery attempt ended: the names `outcome_name` gives.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Only its schema is used.
+pub enum AttemptOutcome {
+    Delivered,
+    /// Some records of the batch were accepted, the others are retried.
+    Partial,
+    Retry,
+    Rejected,
+    Misconfigured,
 }
 
 fn result_of(timed: &TimedAttempt) -> AttemptResult {
@@ -140,20 +159,36 @@ pub(crate) async fn retry_dead_letter(
 }
 
 /// Progress of a replay, as `GET /v1/sinks/{id}/replays/{replay}` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Replay)]
 pub struct ReplayInfo {
+    #[schema(pattern = "^rpl_[0-9a-f]{32}$")]
     pub id: String,
     pub sink_id: String,
     pub tenant: String,
+    #[schema(minimum = 1)]
     pub from_offset: u64,
+    #[schema(minimum = 1)]
     pub to_offset: u64,
     /// `running`, `completed`, `failed` or `cancelled`.
+    #[schema(value_type = ReplayState)]
     pub state: String,
     pub delivered_events: u64,
     pub dead_lettered_batches: u64,
     pub error: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
+}
+
+/// The states of a replay.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Only its schema is used.
+pub enum ReplayState {
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
 }
 
 pub(crate) type ReplayTable = Mutex<std::collections::HashMap<String, (ReplayInfo, CancellationToken)>>;

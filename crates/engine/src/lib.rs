@@ -12,7 +12,7 @@
 pub mod backoff;
 pub mod breaker;
 mod deliver;
-mod health;
+pub mod health;
 mod holds;
 mod jobs;
 mod kinds;
@@ -31,17 +31,18 @@ use std::time::Duration;
 
 use auditrelay_sinks::{ConfigError, SinkEnv};
 use auditrelay_store::{DeadLetter, SinkRow, Store, StoreError};
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use health::{LatencyPercentiles, SinkHealth, SinkState, TenantPosition};
 pub use holds::Hold;
-pub use jobs::{AttemptResult, ReplayInfo};
+pub use jobs::{AttemptOutcome, AttemptResult, ReplayInfo, ReplayState};
 pub use kinds::{sink_kinds, SinkDefaults, SinkKind};
 pub use lane::PAUSE_AFTER_EXHAUSTED;
 pub use secrets::{KeyId, Keyring, SecretsError};
+pub use status::LastError;
 use supervisor::{Control, EngineShared};
 
 #[derive(Debug, thiserror::Error)]
@@ -153,7 +154,7 @@ impl Engine {
         holds::holds(self.shared.store.as_ref(), tenant).await
     }
 
-    pub async fn health(&self, row: &SinkRow) -> Result<Value, EngineError> {
+    pub async fn health(&self, row: &SinkRow) -> Result<health::SinkHealth, EngineError> {
         health::health(&self.shared, row).await
     }
 

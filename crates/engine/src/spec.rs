@@ -4,6 +4,7 @@
 use auditrelay_core::{ids, time, TypeFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 /// The stored, normalised definition (everything but the secrets).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,31 +28,50 @@ pub struct SinkSpec {
     pub breaker: BreakerPolicy,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+// The bounds in the `schema` attributes are the ones `batch_field`, `retry_field` and
+// `breaker_field` enforce below; the API reference (OpenAPI) is generated from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"max_events": 100, "max_bytes": 1048576, "flush_interval_ms": 100}))]
 pub struct BatchPolicy {
+    /// Most events in one delivery.
+    #[schema(minimum = 1, maximum = 10000, default = 100)]
     pub max_events: usize,
+    /// Most bytes of rendered events in one delivery.
+    #[schema(minimum = 1024, maximum = 67108864, default = 1048576)]
     pub max_bytes: usize,
     /// How long the oldest pending event may wait for a batch to fill. 0 = send what is there
     /// (batches still form by themselves while earlier ones are in flight).
+    #[schema(minimum = 0, maximum = 3600000, default = 100)]
     pub flush_interval_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Attempts per batch and the exponential backoff between them (with jitter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RetryPolicy {
+    /// Attempts per batch, the first included; then `on_exhausted` applies.
+    #[schema(minimum = 1, maximum = 100, default = 8)]
     pub max_attempts: u32,
+    /// At most `max_backoff_ms`.
+    #[schema(minimum = 1, maximum = 3600000, default = 1000)]
     pub initial_backoff_ms: u64,
+    #[schema(minimum = 1, maximum = 86400000, default = 60000)]
     pub max_backoff_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The circuit breaker in front of the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BreakerPolicy {
     /// Consecutive failed attempts that open the circuit.
+    #[schema(minimum = 1, maximum = 1000, default = 5)]
     pub failure_threshold: u32,
     /// How long it stays open before one trial attempt (half-open).
+    #[schema(minimum = 1, maximum = 3600000, default = 30000)]
     pub cooldown_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What happens to a batch that exhausted its attempts: kept as a dead letter while the sink
+/// goes on, or the sink pauses on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnExhausted {
     DeadLetter,
@@ -252,7 +272,8 @@ fn string_field(body: &Map<String, Value>, field: &str) -> Result<Option<String>
 fn uint_field(value: Option<&Value>, field: &str, min: u64, max: u64) -> Result<Option<u64>, SpecError> {
     match value {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
+        // `100.0` is the integer 100, as JSON Schema (and the API reference) counts it.
+        Some(v) => match v.as_u64().or_else(|| auditrelay_core::integral(v.as_f64())) {
             Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
             _ => Err(err(field, format!("must be an integer from {min} to {max}"))),
         },

@@ -14,7 +14,8 @@ use crate::spec::BreakerPolicy;
 /// Successful-attempt latencies kept for the percentiles on `/health`.
 const LATENCY_WINDOW: usize = 1024;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = SinkLastError)]
 pub struct LastError {
     pub at: String,
     pub tenant: String,

@@ -4,7 +4,9 @@ use auditrelay_core::IngestError;
 use auditrelay_store::StoreError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -64,9 +66,67 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer; the OpenAPI document's `Error` schema is derived from it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error, example = json!({"error": {"code": "invalid_event", "message": "event 3: actor.ip_address: not an IP address", "detail": {"index": 3, "field": "actor.ip_address"}}}))]
+pub struct ErrorBody {
+    pub error: ErrorFields,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorFields {
+    /// Stable and machine-readable.
+    #[schema(value_type = ErrorCode)]
+    pub code: &'static str,
+    /// For humans.
+    pub message: String,
+    /// Locates the problem (`index`, `field`, `parameter`, `limit`, …); `{}` when there is
+    /// nothing to add.
+    #[schema(value_type = Object)]
+    pub detail: Value,
+}
+
+/// Every `code` an error answer can carry. Documentation of the `&'static str` codes used with
+/// [`ApiError::new`]: the schema fuzzer (tests/schema_fuzz.rs) fails on a code missing here.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Only its schema is used.
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidParameter,
+    InvalidJson,
+    InvalidEvent,
+    InvalidUtf8,
+    EmptyRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    EventTooLarge,
+    TooManyEvents,
+    RequestTooLarge,
+    UnsupportedMediaType,
+    SinkMisconfigured,
+    Gone,
+    Internal,
+    DeliveryFailed,
+    Unavailable,
+    RequestTimeout,
+    RateLimited,
+    TooManyStreams,
+    AuditUnavailable,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message, "detail": self.detail } });
+        let body = ErrorBody {
+            error: ErrorFields {
+                code: self.code,
+                message: self.message,
+                detail: self.detail,
+            },
+        };
         let mut resp = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::PAYLOAD_TOO_LARGE || self.status == StatusCode::REQUEST_TIMEOUT {
             // The rest of an oversized or too slow body is unread: do not reuse the connection.

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use super::consume::{parse_types, reading_tenant};
+use super::doc;
 use super::extract::ApiQuery;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
@@ -23,13 +24,45 @@ const PAGE: usize = 1000;
 /// The CSV header: the last column is the whole event as the `json` format delivers it.
 pub const CSV_HEADER: &str = "offset,id,type,occurred_at,received_at,chain,event\r\n";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
+    /// The tenant. Required with the operator token (else `400 invalid_parameter`); a tenant
+    /// key may omit it or give its own tenant (another answers `404`).
     tenant: Option<String>,
+    /// The first event: an offset (inclusive), or an RFC 3339 time (the first event received
+    /// at or after it). Default: the start of the log.
+    #[param(value_type = Option<ExportBound>)]
     from: Option<String>,
+    /// The last event: an offset (inclusive), or an RFC 3339 time (events received before it).
+    /// Default and upper bound: the log head when the export starts.
+    #[param(value_type = Option<ExportBound>)]
     to: Option<String>,
+    /// Comma-separated type globs, as for `GET /v1/events`.
+    #[param(pattern = r"^[a-z0-9_.*?-]{1,128}(,[a-z0-9_.*?-]{1,128})*$", example = "decision.*")]
     types: Option<String>,
+    /// `ndjson` (default) or `csv`.
+    #[param(value_type = Option<ExportFormatName>)]
     format: Option<String>,
+}
+
+super::doc::json_schema! {
+    /// An offset or an RFC 3339 time.
+    pub struct ExportBound = {
+        "description": "An offset or an RFC 3339 time.",
+        "oneOf": [
+            { "type": "integer", "minimum": 0, "maximum": 18446744073709551615u64 },
+            { "type": "string", "format": "date-time" }
+        ]
+    }
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Only its schema is used.
+pub enum ExportFormatName {
+    Ndjson,
+    Csv,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -74,6 +107,30 @@ async fn end_offset(store: &dyn Store, tenant: &str, to: Option<&str>) -> ApiRes
     Ok(end.min(head))
 }
 
+/// A tenant's events between two bounds, for compliance (docs/integrity.md): each event as the
+/// `json` format delivers it, with its `chain`. Streamed in constant memory; the head at the
+/// start bounds it (a snapshot, not a tail).
+#[utoipa::path(
+    get,
+    path = "/v1/export",
+    operation_id = "exportEvents",
+    tag = "integrity",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "The events: NDJSON (one StoredEvent per line), or CSV with the header `offset,id,type,occurred_at,received_at,chain,event` (the last column is the whole event as JSON).",
+            content(
+                (String = "application/x-ndjson"),
+                (String = "text/csv; charset=utf-8"),
+            )),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["read"])),
+)]
 pub async fn export(
     State(state): State<AppState>,
     principal: Principal,

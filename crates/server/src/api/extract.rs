@@ -140,21 +140,31 @@ pub fn unsupported_media_type(got: &str, want: &str) -> ApiError {
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
-/// `?limit=&cursor=` of the list routes (`tenant=` where the operator may filter by it).
-#[derive(serde::Deserialize)]
+/// `?limit=&cursor=` of the list routes (`tenant=` where the operator may filter by it; each
+/// route documents `tenant` itself, since its meaning differs).
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
-    pub limit: Option<usize>,
+    /// Page size: 1–1000, default 100.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 1000, default = 100)]
+    pub limit: Option<String>,
+    /// The previous page's `next_cursor` (opaque). Absent: the first page.
     pub cursor: Option<String>,
+    #[param(ignore)]
     pub tenant: Option<String>,
 }
 
 impl Page {
-    /// The page size: default 100, at most 1000; 0 is an error.
+    /// The page size: default 100, from 1 to 1000. Enforced rather than clamped (api.md: max
+    /// 1000), so the documented range is exactly what is accepted.
     pub fn limit(&self) -> Result<usize, ApiError> {
-        match self.limit {
+        let bad = || ApiError::invalid_param("limit", "`limit` must be an integer from 1 to 1000");
+        match self.limit.as_deref() {
             None => Ok(DEFAULT_PAGE),
-            Some(0) => Err(ApiError::invalid_param("limit", "`limit` must be from 1 to 1000")),
-            Some(n) => Ok(n.min(MAX_PAGE)),
+            Some(s) => match s.trim().parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+                _ => Err(bad()),
+            },
         }
     }
 }

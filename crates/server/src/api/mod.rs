@@ -2,6 +2,8 @@
 
 mod admin;
 mod consume;
+pub mod doc;
+mod event_doc;
 mod export;
 pub(crate) mod extract;
 mod health;

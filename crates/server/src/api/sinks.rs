@@ -7,20 +7,27 @@
 //! `POST /v1/graphql` calls these handlers too (`crate::graphql::schema`): what they decide and
 //! answer is what GraphQL decides and answers, so a change here shows on both surfaces.
 
+use std::collections::BTreeMap;
+
 use auditrelay_core::ids::new_prefixed_id;
 use auditrelay_core::time;
-use auditrelay_engine::spec::{SinkSpec, BODY_FIELDS};
-use auditrelay_engine::EngineError;
+use auditrelay_engine::spec::{BatchPolicy, BreakerPolicy, OnExhausted, RetryPolicy, SinkSpec, BODY_FIELDS};
+use auditrelay_engine::{AttemptResult, EngineError, ReplayInfo, SinkHealth};
 use auditrelay_sinks::{kind_spec, ConfigError, Secrets};
 use auditrelay_store::{DeadLetter, DeliveryAttempt, SinkRow};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
+use super::doc;
+use super::event_doc::TenantId;
 use super::extract::{ApiJson, ApiQuery, Page};
 use crate::audit;
 use crate::auth::{Principal, Scope};
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -92,35 +99,283 @@ fn secrets_patch(body: &Map<String, Value>) -> ApiResult<Vec<(String, Option<Str
     }
 }
 
-/// What the API shows: the spec, ownership, state, and the *names* of the secrets.
-fn sink_json(row: &SinkRow, spec: &SinkSpec, secrets: &Secrets) -> Value {
-    let mut out = Map::new();
-    out.insert("id".into(), json!(row.id));
-    out.insert("tenant".into(), json!(row.owner_tenant));
-    for (k, v) in spec.to_json() {
-        if k == "tenants" && row.owner_tenant.is_some() {
-            continue;
+/// `snk_` and 32 hex digits.
+#[derive(Serialize, ToSchema)]
+#[schema(pattern = "^snk_[0-9a-f]{32}$", example = "snk_0190b5d27c1e7f3a9a513f0e9c2d4b11")]
+pub struct SinkId(String);
+
+doc::json_schema! {
+    /// A type glob: `*` matches any run of characters (dots included), `?` exactly one.
+    pub struct TypeGlob = {
+        "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[a-z0-9_.*?-]{1,128}$",
+        "description": "A type glob: `*` matches any run of characters (dots included), `?` exactly one.",
+        "examples": ["decision.*"]
+    }
+}
+
+/// How events are rendered; each kind allows some (its first is its default).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // Only its schema is used.
+pub enum SinkFormat {
+    Json,
+    Cef,
+    Leef,
+    Ocsf,
+    Raw,
+}
+
+doc::json_schema! {
+    /// Where a new sink starts reading.
+    pub struct StartAt = {
+        "description": "Where a new sink starts reading: `now` (events committed from now on), `earliest` (the whole log) or an RFC 3339 time (events received from then on).",
+        "oneOf": [
+            { "type": "string", "enum": ["now", "earliest"] },
+            { "type": "string", "format": "date-time" }
+        ]
+    }
+}
+
+/// A secret in rotation: the previous value keeps signing beside the new one until then.
+#[derive(Serialize, ToSchema)]
+pub struct SecretRotation {
+    #[schema(format = DateTime)]
+    previous_valid_until: String,
+}
+
+/// A sink as the API shows it: its definition with every default explicit, ownership, state,
+/// and the *names* of its secrets (never a value).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Sink)]
+pub struct SinkView {
+    #[schema(value_type = SinkId)]
+    id: String,
+    /// The owning tenant; `null` for an operator sink.
+    #[schema(value_type = Option<TenantId>)]
+    tenant: Option<String>,
+    name: String,
+    /// One of `SinkKind`.
+    kind: String,
+    /// The kind's endpoint settings (see the per-kind variants).
+    config: Map<String, Value>,
+    #[schema(value_type = SinkFormat)]
+    format: String,
+    /// Empty: every type.
+    #[schema(value_type = Vec<TypeGlob>)]
+    event_types: Vec<String>,
+    /// Operator sinks only (absent on a tenant's sink): the tenants read; `null` = every
+    /// tenant, present and future.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<TenantId>>)]
+    tenants: Option<Option<Vec<String>>>,
+    #[schema(value_type = StartAt)]
+    start_at: String,
+    batch: BatchPolicy,
+    retry: RetryPolicy,
+    #[schema(minimum = 1, maximum = 300000)]
+    timeout_ms: u64,
+    #[schema(minimum = 1, maximum = 64)]
+    max_in_flight: usize,
+    on_exhausted: OnExhausted,
+    breaker: BreakerPolicy,
+    /// Names of the secrets that are set.
+    secrets_set: Vec<String>,
+    /// Secrets being rotated, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    secret_rotation: Option<BTreeMap<String, SecretRotation>>,
+    /// Secrets the server generated because none was given (e.g. a webhook's
+    /// `signing_secret`): in the answer that created them only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    generated_secrets: Option<BTreeMap<String, String>>,
+    paused: bool,
+    pause_reason: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    /// Incremented by each change.
+    #[schema(minimum = 1)]
+    revision: u64,
+}
+
+impl SinkView {
+    fn new(row: &SinkRow, spec: SinkSpec, secrets: &Secrets) -> Self {
+        let rotating: BTreeMap<String, SecretRotation> = secrets
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix("previous_")?.strip_suffix("_expires_at")?;
+                Some((
+                    name.to_owned(),
+                    SecretRotation {
+                        previous_valid_until: v.clone(),
+                    },
+                ))
+            })
+            .collect();
+        SinkView {
+            id: row.id.clone(),
+            tenant: row.owner_tenant.clone(),
+            name: spec.name,
+            kind: spec.kind,
+            config: spec.config,
+            format: spec.format,
+            event_types: spec.event_types,
+            // A tenant's sink reads its own tenant: `tenants` would only confuse.
+            tenants: row.owner_tenant.is_none().then_some(spec.tenants),
+            start_at: spec.start_at,
+            batch: spec.batch,
+            retry: spec.retry,
+            timeout_ms: spec.timeout_ms,
+            max_in_flight: spec.max_in_flight,
+            on_exhausted: spec.on_exhausted,
+            breaker: spec.breaker,
+            secrets_set: secrets
+                .keys()
+                .filter(|k| !k.starts_with("previous_"))
+                .cloned()
+                .collect(),
+            secret_rotation: (!rotating.is_empty()).then_some(rotating),
+            generated_secrets: None,
+            paused: row.paused,
+            pause_reason: row.pause_reason.clone(),
+            created_at: row.created_at.clone(),
+            updated_at: row.updated_at.clone(),
+            revision: row.revision,
         }
-        out.insert(k, v);
     }
-    let set: Vec<&String> = secrets.keys().filter(|k| !k.starts_with("previous_")).collect();
-    out.insert("secrets_set".into(), json!(set));
-    let rotating: Map<String, Value> = secrets
-        .iter()
-        .filter_map(|(k, v)| {
-            let name = k.strip_prefix("previous_")?.strip_suffix("_expires_at")?;
-            Some((name.to_owned(), json!({ "previous_valid_until": v })))
-        })
-        .collect();
-    if !rotating.is_empty() {
-        out.insert("secret_rotation".into(), Value::Object(rotating));
+
+    fn with_generated(mut self, generated: Secrets) -> Self {
+        self.generated_secrets = (!generated.is_empty()).then_some(generated);
+        self
     }
-    out.insert("paused".into(), json!(row.paused));
-    out.insert("pause_reason".into(), json!(row.pause_reason));
-    out.insert("created_at".into(), json!(row.created_at));
-    out.insert("updated_at".into(), json!(row.updated_at));
-    out.insert("revision".into(), json!(row.revision));
-    Value::Object(out)
+}
+
+/// Batching of a new or changed sink; omitted fields keep their default (create) or current
+/// value (update).
+#[derive(Serialize, ToSchema)]
+#[schema(as = BatchPolicyInput)]
+#[allow(dead_code)] // Only its schema is used; `SinkSpec::from_body` reads the body.
+pub struct BatchInput {
+    #[schema(minimum = 1, maximum = 10000)]
+    max_events: Option<u64>,
+    #[schema(minimum = 1024, maximum = 67108864)]
+    max_bytes: Option<u64>,
+    #[schema(minimum = 0, maximum = 3600000)]
+    flush_interval_ms: Option<u64>,
+}
+
+/// Retries of a new or changed sink; `initial_backoff_ms` ≤ `max_backoff_ms`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = RetryPolicyInput)]
+#[allow(dead_code)] // Only its schema is used.
+pub struct RetryInput {
+    #[schema(minimum = 1, maximum = 100)]
+    max_attempts: Option<u64>,
+    #[schema(minimum = 1, maximum = 3600000)]
+    initial_backoff_ms: Option<u64>,
+    #[schema(minimum = 1, maximum = 86400000)]
+    max_backoff_ms: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = BreakerPolicyInput)]
+#[allow(dead_code)] // Only its schema is used.
+pub struct BreakerInput {
+    #[schema(minimum = 1, maximum = 1000)]
+    failure_threshold: Option<u64>,
+    #[schema(minimum = 1, maximum = 3600000)]
+    cooldown_ms: Option<u64>,
+}
+
+/// A new sink (api.md "Sinks"). Read by `SinkSpec::from_body`, which refuses unknown fields;
+/// this type gives its rules to the API reference.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(
+    as = SinkCreate,
+    example = json!({"name": "soc-webhook", "kind": "webhook", "config": {"url": "https://siem.example.com/intake"},
+        "secrets": {"signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, "event_types": ["decision.*"], "start_at": "earliest",
+        "batch": {"max_events": 100, "flush_interval_ms": 1000}, "retry": {"max_attempts": 8, "initial_backoff_ms": 1000, "max_backoff_ms": 60000}})
+)]
+#[allow(dead_code)] // Only its schema is used.
+pub struct SinkCreate {
+    #[schema(min_length = 1, max_length = 128)]
+    name: String,
+    /// One of `SinkKind`.
+    kind: String,
+    /// A tenant key's sink belongs to its tenant (it may give it or omit it). The operator
+    /// names a tenant, or omits it for a sink over all tenants (or those in `tenants`).
+    tenant: Option<TenantId>,
+    /// Operator sinks only: the tenants to read (absent or `null`: every tenant).
+    #[schema(min_items = 1)]
+    tenants: Option<Vec<TenantId>>,
+    /// The kind's endpoint settings.
+    config: Option<Map<String, Value>>,
+    /// Write-only: names to values (the kind's secret names). Never shown again.
+    #[schema(write_only)]
+    secrets: Option<BTreeMap<String, String>>,
+    /// Default: the kind's first format.
+    format: Option<SinkFormat>,
+    /// Empty or absent: every type.
+    event_types: Option<Vec<TypeGlob>>,
+    /// Default `now`.
+    start_at: Option<StartAt>,
+    batch: Option<BatchInput>,
+    retry: Option<RetryInput>,
+    /// Per delivery; default 10000.
+    #[schema(minimum = 1, maximum = 300000)]
+    timeout_ms: Option<u64>,
+    /// Batches in flight at once (ordered per tenant either way); default 1.
+    #[schema(minimum = 1, maximum = 64)]
+    max_in_flight: Option<u64>,
+    /// Default `dead_letter`.
+    on_exhausted: Option<OnExhausted>,
+    breaker: Option<BreakerInput>,
+}
+
+/// Changes to a sink: present fields replace, objects (`config`, `batch`, `retry`, `breaker`)
+/// merge key by key (a `null` member of `config` removes that key), an omitted secret keeps
+/// the stored one and a `null` secret removes it. `kind` and `tenant` cannot change.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = SinkPatch, example = json!({"event_types": ["decision.*", "auth.*"], "retry": {"max_attempts": 3}}))]
+#[allow(dead_code)] // Only its schema is used.
+pub struct SinkUpdate {
+    #[schema(min_length = 1, max_length = 128)]
+    name: Option<String>,
+    /// Only the sink's own kind.
+    kind: Option<String>,
+    /// Only the sink's own tenant.
+    tenant: Option<TenantId>,
+    #[schema(min_items = 1)]
+    tenants: Option<Vec<TenantId>>,
+    config: Option<Map<String, Value>>,
+    #[schema(write_only)]
+    secrets: Option<BTreeMap<String, Option<String>>>,
+    format: Option<SinkFormat>,
+    event_types: Option<Vec<TypeGlob>>,
+    start_at: Option<StartAt>,
+    batch: Option<BatchInput>,
+    retry: Option<RetryInput>,
+    #[schema(minimum = 1, maximum = 300000)]
+    timeout_ms: Option<u64>,
+    #[schema(minimum = 1, maximum = 64)]
+    max_in_flight: Option<u64>,
+    on_exhausted: Option<OnExhausted>,
+    breaker: Option<BreakerInput>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SinkPage {
+    pub(crate) items: Vec<SinkView>,
+    /// The cursor for the next page; `null` when this page was not full.
+    next_cursor: Option<String>,
+}
+
+fn sink_view(row: &SinkRow, spec: &SinkSpec, secrets: &Secrets) -> SinkView {
+    SinkView::new(row, spec.clone(), secrets)
 }
 
 fn parse_spec(row: &SinkRow) -> ApiResult<SinkSpec> {
@@ -135,8 +390,8 @@ fn open_secrets(state: &AppState, row: &SinkRow) -> ApiResult<Secrets> {
         .map_err(|e| EngineError::from(e).into())
 }
 
-fn respond(state: &AppState, row: &SinkRow) -> ApiResult<Json<Value>> {
-    Ok(Json(sink_json(row, &parse_spec(row)?, &open_secrets(state, row)?)))
+fn respond(state: &AppState, row: &SinkRow) -> ApiResult<Json<SinkView>> {
+    Ok(Json(sink_view(row, &parse_spec(row)?, &open_secrets(state, row)?)))
 }
 
 /// The 404 for a sink that is missing or not this principal's.
@@ -160,11 +415,33 @@ async fn visible_sink(state: &AppState, principal: &Principal, id: &str) -> ApiR
     }
 }
 
+/// Create a sink. A tenant key with `manage` creates a sink of its tenant; the operator names
+/// the tenant, or omits it for a sink over all tenants (or those in `tenants`).
+#[utoipa::path(
+    post,
+    path = "/v1/sinks",
+    operation_id = "createSink",
+    tag = "sinks",
+    request_body = SinkCreate,
+    responses(
+        (status = 201, description = "Created: the sink with `secrets_set` in place of the secrets, and `generated_secrets` when the server generated one (shown this once).", body = SinkView),
+        (status = 400, description = "`invalid_json`, or `invalid_request` with `detail.field` naming the field at fault (an unknown field, a bad value, a `config` key the kind refuses, a receiver address the SSRF guard refuses).", body = ErrorBody),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 408, response = doc::RequestTimeout),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["manage"])),
+)]
 pub async fn create_sink(
     State(state): State<AppState>,
     principal: Principal,
     body: Result<ApiJson<Value>, ApiError>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<SinkView>)> {
     principal.require(Scope::Manage)?;
     let ApiJson(body) = body?;
     let body = body_object(body)?;
@@ -247,18 +524,37 @@ pub async fn create_sink(
         json!({ "kind": spec.kind, "tenants": spec.tenants, "secrets_set": secret_names }),
     )
     .await?;
-    let mut out = sink_json(&row, &spec, &secrets);
-    if !generated.is_empty() {
-        out["generated_secrets"] = json!(generated);
-    }
+    let out = sink_view(&row, &spec, &secrets).with_generated(generated);
     Ok((StatusCode::CREATED, Json(out)))
 }
 
+/// List sinks in id order: a tenant key its tenant's; the operator every sink, or one tenant's.
+#[utoipa::path(
+    get,
+    path = "/v1/sinks",
+    operation_id = "listSinks",
+    tag = "sinks",
+    params(
+        ("tenant" = Option<String>, Query, description = "Only the sinks this tenant owns. The operator token without it lists every sink; a tenant key lists its own tenant's and may give its own tenant (another answers `404`)."),
+        Page,
+    ),
+    responses(
+        (status = 200, description = "A page of sinks.", body = SinkPage),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 500, response = doc::Internal),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["manage"])),
+)]
 pub async fn list_sinks(
     State(state): State<AppState>,
     principal: Principal,
     page: Result<ApiQuery<Page>, ApiError>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SinkPage>> {
     principal.require(Scope::Manage)?;
     let ApiQuery(page) = page?;
     let limit = page.limit()?;
@@ -272,24 +568,69 @@ pub async fn list_sinks(
     for row in &rows {
         items.push(respond(&state, row)?.0);
     }
-    Ok(Json(json!({ "items": items, "next_cursor": next })))
+    Ok(Json(SinkPage {
+        items,
+        next_cursor: next,
+    }))
 }
 
+/// One sink.
+#[utoipa::path(
+    get,
+    path = "/v1/sinks/{id}",
+    operation_id = "getSink",
+    tag = "sinks",
+    params(("id" = String, Path, description = "The sink id (`snk_…`).")),
+    responses(
+        (status = 200, description = "The sink.", body = SinkView),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 500, response = doc::Internal),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["manage"])),
+)]
 pub async fn get_sink(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SinkView>> {
     let row = visible_sink(&state, &principal, &id).await?;
     respond(&state, &row)
 }
 
+/// Change a sink. The running sink picks the change up at its next batch.
+#[utoipa::path(
+    patch,
+    path = "/v1/sinks/{id}",
+    operation_id = "updateSink",
+    tag = "sinks",
+    params(("id" = String, Path, description = "The sink id (`snk_…`).")),
+    request_body = SinkUpdate,
+    responses(
+        (status = 200, description = "The changed sink.", body = SinkView),
+        (status = 400, description = "`invalid_json`, or `invalid_request` with `detail.field` naming the field at fault.", body = ErrorBody),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 408, response = doc::RequestTimeout),
+        (status = 409, response = doc::Conflict),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 500, response = doc::Internal),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["manage"])),
+)]
 pub async fn patch_sink(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
     body: Result<ApiJson<Value>, ApiError>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SinkView>> {
     let row = visible_sink(&state, &principal, &id).await?;
     let ApiJson(body) = body?;
     let body = body_object(body)?;
@@ -371,13 +712,26 @@ pub async fn patch_sink(
         json!({ "changed": changed, "secrets_changed": changed_secrets, "revision": saved.revision }),
     )
     .await?;
-    let mut out = sink_json(&saved, &next, &secrets);
-    if !generated.is_empty() {
-        out["generated_secrets"] = json!(generated);
-    }
-    Ok(Json(out))
+    Ok(Json(sink_view(&saved, &next, &secrets).with_generated(generated)))
 }
 
+/// Delete a sink: it stops, and its cursors, dead letters and delivery log go with it.
+#[utoipa::path(
+    delete,
+    path = "/v1/sinks/{id}",
+    operation_id = "deleteSink",
+    tag = "sinks",
+    params(("id" = String, Path, description = "The sink id (`snk_…`).")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["manage"])),
+)]
 pub async fn delete_sink(
     State(state): State<AppState>,
     principal: Principal,
@@ -393,21 +747,58 @@ pub async fn delete_sink(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Deliver one synthetic `system.test` event now and answer what the receiver did, without
+/// touching the cursor. A receiver's refusal is an answer (`delivered: false`), not an error.
+#[utoipa::path(
+    post,
+    path = "/v1/sinks/{id}/test",
+    operation_id = "testSink",
+    tag = "sinks",
+    params(("id" = String, Path, description = "The sink id (`snk_…`).")),
+    responses(
+        (status = 200, description = "What the receiver answered.", body = AttemptResult),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 500, response = doc::Internal),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["manage"])),
+)]
 pub async fn test_sink(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AttemptResult>> {
     let row = visible_sink(&state, &principal, &id).await?;
-    let result = state.engine.test_delivery(&row).await?;
-    Ok(Json(json!(result)))
+    Ok(Json(state.engine.test_delivery(&row).await?))
 }
 
+/// The sink's state, lag, failures, counters and delivery latency.
+#[utoipa::path(
+    get,
+    path = "/v1/sinks/{id}/health",
+    operation_id = "getSinkHealth",
+    tag = "sinks",
+    params(("id" = String, Path, description = "The sink id (`snk_…`).")),
+    responses(
+        (status = 200, description = "Health.", body = SinkHealth),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 500, response = doc::Internal),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["manage"])),
+)]
 pub async fn sink_health(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SinkHealth>> {
     let row = visible_sink(&state, &principal, &id).await?;
     Ok(Json(state.engine.health(&row).await?))
 }
@@ -419,11 +810,29 @@ fn who(principal: &Principal) -> String {
     }
 }
 
+/// Pause delivery: the cursor stays where it is; events keep arriving in the log.
+#[utoipa::path(
+    post,
+    path = "/v1/sinks/{id}/pause",
+    operation_id = "pauseSink",
+    tag = "sinks",
+    params(("id" = String, Path, description = "The sink id (`snk_…`).")),
+    responses(
+        (status = 200, description = "The paused sink.", body = SinkView),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 500, response = doc::Internal),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["manage"])),
+)]
 pub async fn pause_sink(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SinkView>> {
     let row = visible_sink(&state, &principal, &id).await?;
     let reason = format!("paused by {}", who(&principal));
     let row = state
@@ -436,11 +845,29 @@ pub async fn pause_sink(
     respond(&state, &row)
 }
 
+/// Resume delivery from the committed cursor (also after a pause on exhausted retries).
+#[utoipa::path(
+    post,
+    path = "/v1/sinks/{id}/resume",
+    operation_id = "resumeSink",
+    tag = "sinks",
+    params(("id" = String, Path, description = "The sink id (`snk_…`).")),
+    responses(
+        (status = 200, description = "The resumed sink.", body = SinkView),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 500, response = doc::Internal),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["manage"])),
+)]
 pub async fn resume_sink(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SinkView>> {
     let row = visible_sink(&state, &principal, &id).await?;
     let row = state
         .store
@@ -461,7 +888,7 @@ enum Position {
 fn position(body: &Map<String, Value>, field: &str) -> ApiResult<Option<Position>> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_u64() {
+        Some(Value::Number(n)) => match n.as_u64().or_else(|| auditrelay_core::integral(n.as_f64())) {
             Some(o) if o >= 1 => Ok(Some(Position::Offset(o))),
             _ => Err(ApiError::invalid_field(
                 field,
@@ -479,12 +906,64 @@ fn position(body: &Map<String, Value>, field: &str) -> ApiResult<Option<Position
     }
 }
 
+/// A replay range: `from` and `to` are offsets (integers ≥ 1, or their decimal strings) or
+/// RFC 3339 times (events received from `from`, before `to`).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"from": 1, "to": 500}))]
+#[allow(dead_code)] // Only its schema is used; `replay_sink` reads the body.
+pub struct ReplayRequest {
+    from: ReplayPosition,
+    /// Default: the log head. An offset past the head means the head.
+    to: Option<ReplayPosition>,
+    /// The tenant to replay: required for an operator sink over several tenants; a tenant's
+    /// sink replays its own tenant.
+    tenant: Option<String>,
+}
+
+doc::json_schema! {
+    /// An offset, as a number or its decimal string, or an RFC 3339 time.
+    pub struct ReplayPosition = {
+        "description": "An offset (an integer ≥ 1, or its decimal string) or an RFC 3339 time.",
+        "oneOf": [
+            { "type": "integer", "minimum": 1, "maximum": 18446744073709551615u64 },
+            { "type": "string", "pattern": "^[1-9][0-9]{0,18}$" },
+            { "type": "string", "format": "date-time" }
+        ]
+    }
+}
+
+/// Re-deliver a range of the log to this sink only, beside its normal delivery (its cursor
+/// does not move). Answers at once; follow the replay with `GET …/replays/{replay}`.
+#[utoipa::path(
+    post,
+    path = "/v1/sinks/{id}/replay",
+    operation_id = "startReplay",
+    tag = "sinks",
+    params(("id" = String, Path, description = "The sink id (`snk_…`).")),
+    request_body = ReplayRequest,
+    responses(
+        (status = 202, description = "Started.", body = ReplayInfo),
+        (status = 400, description = "`invalid_json`, or `invalid_request` naming the field (`from`, `to`, `tenant`).", body = ErrorBody),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 408, response = doc::RequestTimeout),
+        (status = 409, response = doc::Conflict),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 500, response = doc::Internal),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["manage"])),
+)]
 pub async fn replay_sink(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
     body: Result<ApiJson<Value>, ApiError>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ReplayInfo>)> {
     let row = visible_sink(&state, &principal, &id).await?;
     let ApiJson(body) = body?;
     let Value::Object(body) = body else {
@@ -555,42 +1034,133 @@ pub async fn replay_sink(
         json!({ "replay_id": info.id, "replay_tenant": tenant, "from_offset": from, "to_offset": to }),
     )
     .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!(info))))
+    Ok((StatusCode::ACCEPTED, Json(info)))
 }
 
+/// A replay's progress (kept in memory by the node that runs it).
+#[utoipa::path(
+    get,
+    path = "/v1/sinks/{id}/replays/{replay}",
+    operation_id = "getReplay",
+    tag = "sinks",
+    params(("id" = String, Path, description = "The sink id (`snk_…`)."), ("replay" = String, Path, description = "The replay id (`rpl_…`).")),
+    responses(
+        (status = 200, description = "Progress.", body = ReplayInfo),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["manage"])),
+)]
 pub async fn get_replay(
     State(state): State<AppState>,
     principal: Principal,
     Path((id, replay)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReplayInfo>> {
     let row = visible_sink(&state, &principal, &id).await?;
     state
         .engine
         .replay(&row.id, &replay)
-        .map(|info| Json(json!(info)))
+        .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("replay `{replay}` not found")))
 }
 
-fn dead_letter_json(dl: &DeadLetter) -> Value {
-    json!({
-        "id": dl.id,
-        "sink_id": dl.sink_id,
-        "tenant": dl.tenant_id,
-        "first_offset": dl.first_offset,
-        "last_offset": dl.last_offset,
-        "event_count": dl.event_count,
-        "reason": dl.reason,
-        "attempts": serde_json::from_str::<Value>(&dl.attempts).unwrap_or(Value::Array(Vec::new())),
-        "created_at": dl.created_at,
-    })
+/// One attempt at a dead-lettered batch, as the engine recorded it.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterAttempt {
+    #[schema(minimum = 1)]
+    attempt: u32,
+    #[schema(format = DateTime)]
+    at: String,
+    #[schema(value_type = auditrelay_engine::AttemptOutcome)]
+    outcome: String,
+    status: Option<u16>,
+    error: Option<String>,
+    #[schema(minimum = 0)]
+    latency_ms: f64,
 }
 
+/// A batch that exhausted its retries, with every attempt.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DeadLetter)]
+pub struct DeadLetterView {
+    #[schema(pattern = "^dl_[0-9a-f]{32}$")]
+    id: String,
+    #[schema(value_type = SinkId)]
+    sink_id: String,
+    #[schema(value_type = TenantId)]
+    tenant: String,
+    first_offset: u64,
+    last_offset: u64,
+    /// Events of the range that matched the sink's type filter, i.e. what was sent.
+    event_count: u64,
+    reason: String,
+    attempts: Vec<DeadLetterAttempt>,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+impl From<&DeadLetter> for DeadLetterView {
+    fn from(dl: &DeadLetter) -> Self {
+        DeadLetterView {
+            id: dl.id.clone(),
+            sink_id: dl.sink_id.clone(),
+            tenant: dl.tenant_id.clone(),
+            first_offset: dl.first_offset,
+            last_offset: dl.last_offset,
+            event_count: dl.event_count,
+            reason: dl.reason.clone(),
+            attempts: serde_json::from_str(&dl.attempts).unwrap_or_else(|e| {
+                // The batch itself is what matters; an unreadable history is logged, not fatal.
+                tracing::warn!(dead_letter = %dl.id, error = %e, "unreadable attempt history");
+                Vec::new()
+            }),
+            created_at: dl.created_at.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeadLetterPage {
+    pub(crate) items: Vec<DeadLetterView>,
+    /// The cursor for the next page; `null` when this page was not full.
+    next_cursor: Option<String>,
+}
+
+/// A dead letter retried with success (it is deleted).
+#[derive(Serialize, ToSchema)]
+pub struct DeadLetterRetried {
+    dead_letter_id: String,
+    deleted: bool,
+    pub(crate) attempt: AttemptResult,
+}
+
+/// The sink's dead letters, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/sinks/{id}/dead-letters",
+    operation_id = "listDeadLetters",
+    tag = "sinks",
+    params(("id" = String, Path, description = "The sink id (`snk_…`)."), Page),
+    responses(
+        (status = 200, description = "A page of dead letters.", body = DeadLetterPage),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["manage"])),
+)]
 pub async fn list_dead_letters(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
     page: Result<ApiQuery<Page>, ApiError>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DeadLetterPage>> {
     let row = visible_sink(&state, &principal, &id).await?;
     let ApiQuery(page) = page?;
     let limit = page.limit()?;
@@ -599,10 +1169,10 @@ pub async fn list_dead_letters(
         .list_dead_letters(&row.id, page.cursor.as_deref(), limit)
         .await?;
     let next = next_cursor(&items, limit, |d| d.id.clone());
-    Ok(Json(json!({
-        "items": items.iter().map(dead_letter_json).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(DeadLetterPage {
+        items: items.iter().map(DeadLetterView::from).collect(),
+        next_cursor: next,
+    }))
 }
 
 async fn visible_dead_letter(state: &AppState, row: &SinkRow, dl: &str) -> ApiResult<DeadLetter> {
@@ -613,20 +1183,61 @@ async fn visible_dead_letter(state: &AppState, row: &SinkRow, dl: &str) -> ApiRe
         .ok_or_else(|| ApiError::not_found(format!("dead letter `{dl}` not found")))
 }
 
+/// One dead letter.
+#[utoipa::path(
+    get,
+    path = "/v1/sinks/{id}/dead-letters/{dl}",
+    operation_id = "getDeadLetter",
+    tag = "sinks",
+    params(("id" = String, Path, description = "The sink id (`snk_…`)."), ("dl" = String, Path, description = "The dead letter id (`dl_…`).")),
+    responses(
+        (status = 200, description = "The dead letter.", body = DeadLetterView),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["manage"])),
+)]
 pub async fn get_dead_letter(
     State(state): State<AppState>,
     principal: Principal,
     Path((id, dl)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DeadLetterView>> {
     let row = visible_sink(&state, &principal, &id).await?;
-    Ok(Json(dead_letter_json(&visible_dead_letter(&state, &row, &dl).await?)))
+    Ok(Json(DeadLetterView::from(
+        &visible_dead_letter(&state, &row, &dl).await?,
+    )))
 }
 
+/// Deliver a dead letter's batch again now. Delivered: the dead letter is deleted. Refused:
+/// `502` with the attempt, and the dead letter is kept.
+#[utoipa::path(
+    post,
+    path = "/v1/sinks/{id}/dead-letters/{dl}/retry",
+    operation_id = "retryDeadLetter",
+    tag = "sinks",
+    params(("id" = String, Path, description = "The sink id (`snk_…`)."), ("dl" = String, Path, description = "The dead letter id (`dl_…`).")),
+    responses(
+        (status = 200, description = "Delivered; the dead letter is deleted.", body = DeadLetterRetried),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 410, description = "`gone`: the batch's events were purged by retention.", body = ErrorBody),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 500, response = doc::Internal),
+        (status = 502, description = "`delivery_failed`: the receiver did not accept it; `detail.attempt` is the attempt. The dead letter is kept.", body = ErrorBody),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["manage"])),
+)]
 pub async fn retry_dead_letter(
     State(state): State<AppState>,
     principal: Principal,
     Path((id, dl)): Path<(String, String)>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<DeadLetterRetried>)> {
     let row = visible_sink(&state, &principal, &id).await?;
     let dead_letter = visible_dead_letter(&state, &row, &dl).await?;
     let result = state.engine.retry_dead_letter(&row, &dead_letter).await?;
@@ -643,7 +1254,11 @@ pub async fn retry_dead_letter(
     if result.delivered {
         return Ok((
             StatusCode::OK,
-            Json(json!({ "dead_letter_id": dl, "deleted": true, "attempt": result })),
+            Json(DeadLetterRetried {
+                dead_letter_id: dl,
+                deleted: true,
+                attempt: result,
+            }),
         ));
     }
     Err(ApiError::new(
@@ -657,6 +1272,23 @@ pub async fn retry_dead_letter(
     .with_detail(json!({ "dead_letter_id": dl, "attempt": result })))
 }
 
+/// Delete a dead letter (its events stay in the log).
+#[utoipa::path(
+    delete,
+    path = "/v1/sinks/{id}/dead-letters/{dl}",
+    operation_id = "deleteDeadLetter",
+    tag = "sinks",
+    params(("id" = String, Path, description = "The sink id (`snk_…`)."), ("dl" = String, Path, description = "The dead letter id (`dl_…`).")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["manage"])),
+)]
 pub async fn delete_dead_letter(
     State(state): State<AppState>,
     principal: Principal,
@@ -679,21 +1311,98 @@ pub async fn delete_dead_letter(
     }
 }
 
-fn attempt_json(seq: u64, a: &DeliveryAttempt) -> Value {
-    json!({
-        "seq": seq, "tenant": a.tenant_id, "first_offset": a.first_offset, "last_offset": a.last_offset,
-        "event_count": a.event_count, "purpose": a.purpose, "attempt": a.attempt, "outcome": a.outcome,
-        "status": a.status, "latency_ms": a.latency_ms, "error": a.error, "at": a.at,
-    })
+/// One attempt in the delivery log.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DeliveryAttempt)]
+pub struct AttemptView {
+    /// Its position in the sink's delivery log (the cursor pages by it).
+    #[schema(minimum = 1)]
+    seq: u64,
+    #[schema(value_type = TenantId)]
+    tenant: String,
+    first_offset: u64,
+    last_offset: u64,
+    event_count: u64,
+    #[schema(value_type = AttemptPurpose)]
+    purpose: String,
+    #[schema(minimum = 1)]
+    attempt: u32,
+    #[schema(value_type = auditrelay_engine::AttemptOutcome)]
+    outcome: String,
+    status: Option<u16>,
+    #[schema(minimum = 0)]
+    latency_ms: f64,
+    error: Option<String>,
+    #[schema(format = DateTime)]
+    at: String,
+}
+
+/// What an attempt was for.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // Only its schema is used.
+pub enum AttemptPurpose {
+    Delivery,
+    Replay,
+    DeadLetterRetry,
+    Test,
+}
+
+impl AttemptView {
+    fn new(seq: u64, a: &DeliveryAttempt) -> Self {
+        AttemptView {
+            seq,
+            tenant: a.tenant_id.clone(),
+            first_offset: a.first_offset,
+            last_offset: a.last_offset,
+            event_count: a.event_count,
+            purpose: a.purpose.clone(),
+            attempt: a.attempt,
+            outcome: a.outcome.clone(),
+            status: a.status,
+            latency_ms: a.latency_ms,
+            error: a.error.clone(),
+            at: a.at.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = DeliveryAttemptPage)]
+pub struct AttemptPage {
+    items: Vec<AttemptView>,
+    /// The cursor for the next (older) page; `null` when this page was not full.
+    next_cursor: Option<String>,
 }
 
 /// The delivery log, newest first; `cursor` pages backwards.
+#[utoipa::path(
+    get,
+    path = "/v1/sinks/{id}/deliveries",
+    operation_id = "listDeliveries",
+    tag = "sinks",
+    params(
+        ("id" = String, Path, description = "The sink id (`snk_…`)."),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Page size: 1–1000, default 100."),
+        ("cursor" = Option<String>, Query, pattern = "^[0-9]{1,19}$", description = "The previous page's `next_cursor`: the page then holds the attempts older than the last one returned. Absent: the newest attempts."),
+    ),
+    responses(
+        (status = 200, description = "A page of attempts, newest first.", body = AttemptPage),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 429, response = doc::TooManyRequests),
+        (status = 503, response = doc::Unavailable),
+    ),
+    security(("bearerAuth" = ["manage"])),
+)]
 pub async fn list_deliveries(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
     page: Result<ApiQuery<Page>, ApiError>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AttemptPage>> {
     let row = visible_sink(&state, &principal, &id).await?;
     let ApiQuery(page) = page?;
     let limit = page.limit()?;
@@ -706,8 +1415,8 @@ pub async fn list_deliveries(
     };
     let rows = state.store.list_attempts(&row.id, before, limit).await?;
     let next = next_cursor(&rows, limit, |(s, _)| s.to_string());
-    Ok(Json(json!({
-        "items": rows.iter().map(|(s, a)| attempt_json(*s, a)).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(AttemptPage {
+        items: rows.iter().map(|(s, a)| AttemptView::new(*s, a)).collect(),
+        next_cursor: next,
+    }))
 }

@@ -86,7 +86,69 @@ fn request_of(body: Value) -> ApiResult<async_graphql::Request> {
     Ok(request)
 }
 
-/// `POST /v1/graphql`.
+crate::api::doc::json_schema! {
+    /// A GraphQL request (GraphQL over HTTP, JSON encoding).
+    pub struct GraphqlRequest = {
+        "type": "object",
+        "required": ["query"],
+        "properties": {
+            "query": { "type": "string", "description": "The GraphQL document (docs/graphql.sdl has the schema)." },
+            "variables": { "type": ["object", "null"] },
+            "operationName": { "type": ["string", "null"] }
+        }
+    }
+}
+
+crate::api::doc::json_schema! {
+    /// A GraphQL response: `data`, and `errors` whose `extensions.code` is the REST error code.
+    pub struct GraphqlResponse = {
+        "type": "object",
+        "properties": {
+            "data": { "type": ["object", "null"], "description": "The selected fields; null when the request failed as a whole." },
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["message"],
+                    "properties": {
+                        "message": { "type": "string" },
+                        "path": { "type": "array" },
+                        "locations": { "type": "array" },
+                        "extensions": {
+                            "type": "object",
+                            "properties": {
+                                "code": { "type": "string", "description": "The REST error code (`not_found`, `forbidden`, `invalid_request`, …)." },
+                                "field": { "type": "string", "description": "With `invalid_request`: the field at fault, as REST's `detail.field`." }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The sink admin surface as GraphQL (docs/graphql.md).
+///
+/// Any valid token reaches the schema; each field then applies its REST route's scope and
+/// tenant rules, answering `200` with GraphQL `errors` whose `extensions.code` is the REST code.
+#[utoipa::path(
+    post,
+    path = "/v1/graphql",
+    operation_id = "graphql",
+    tag = "graphql",
+    request_body = GraphqlRequest,
+    responses(
+        (status = 200, description = "The GraphQL response; errors of single fields are in `errors`, with the REST code in `extensions.code`.", body = GraphqlResponse),
+        (status = 400, description = "`invalid_json`, or `invalid_request` naming `query`, `variables` or `operationName`.", body = crate::error::ErrorBody),
+        (status = 401, response = crate::api::doc::Unauthorized),
+        (status = 408, response = crate::api::doc::RequestTimeout),
+        (status = 413, response = crate::api::doc::PayloadTooLarge),
+        (status = 415, response = crate::api::doc::UnsupportedMediaType),
+        (status = 429, response = crate::api::doc::TooManyRequests),
+    ),
+    security(("bearerAuth" = [])),
+)]
 pub async fn post_graphql(
     State(state): State<AppState>,
     principal: Principal,

@@ -39,8 +39,14 @@ fn caller<'a>(ctx: &Context<'a>) -> async_graphql::Result<(&'a AppState, &'a Pri
     Ok((ctx.data::<AppState>()?, ctx.data::<Principal>()?))
 }
 
-fn read<T: DeserializeOwned>(what: &str, v: Value) -> async_graphql::Result<T> {
+fn read<T: DeserializeOwned>(what: &str, answer: impl serde::Serialize) -> async_graphql::Result<T> {
+    let v = json_of(what, answer)?;
     serde_json::from_value(v).map_err(|e| projection(what, e))
+}
+
+/// A REST answer (a typed view) as the JSON its route sends.
+fn json_of(what: &str, answer: impl serde::Serialize) -> async_graphql::Result<Value> {
+    serde_json::to_value(answer).map_err(|e| projection(what, e))
 }
 
 /// A body built from typed input; serializing our own input types cannot fail in practice,
@@ -63,7 +69,11 @@ fn limit_of(first: Option<i32>) -> async_graphql::Result<Option<usize>> {
 
 /// The page query as the list handlers take it: the result of their extractor.
 fn page(limit: Option<usize>, cursor: Option<String>, tenant: Option<String>) -> Result<ApiQuery<Page>, ApiError> {
-    Ok(ApiQuery(Page { limit, cursor, tenant }))
+    Ok(ApiQuery(Page {
+        limit: limit.map(|n| n.to_string()),
+        cursor,
+        tenant,
+    }))
 }
 
 /// Relay's page info for the cursors of one page, forward paging only.
@@ -114,7 +124,7 @@ impl Query {
                 )
                 .await
                 .gql()?;
-                probe["items"].as_array().is_some_and(|items| !items.is_empty())
+                !probe.items.is_empty()
             }
         };
         let edges: Vec<SinkEdge> = rest
@@ -193,7 +203,7 @@ impl Query {
                 )
                 .await
                 .gql()?;
-                probe["items"].as_array().is_some_and(|items| !items.is_empty())
+                !probe.items.is_empty()
             }
         };
         let edges: Vec<DeadLetterEdge> = rest
@@ -330,7 +340,7 @@ impl Mutation {
             sinks::retry_dead_letter(State(state.clone()), principal.clone(), Path((sink_id.0, id.0)))
                 .await
                 .gql()?;
-        read("retry attempt", answer.get("attempt").cloned().unwrap_or(Value::Null))
+        read("retry attempt", answer.attempt)
     }
 
     /// `DELETE /v1/sinks/{id}/dead-letters/{dl}`: true once deleted.

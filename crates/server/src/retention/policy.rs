@@ -7,19 +7,22 @@ use serde::{Deserialize, Serialize};
 /// Upper bound of every `*_days` setting: 100 years.
 pub const MAX_DAYS: u32 = 36_500;
 
-/// The effective policy of a tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The effective policy of a tenant. `active_days` ≤ `purge_after_days` ≤ `hard_limit_days`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RetentionPolicy {
     /// Events received longer ago than this are archived: hidden from `GET /v1/events` and
     /// `/v1/stream`, still in `GET /v1/export`, still delivered to sinks that owe them.
+    #[schema(minimum = 1, maximum = 36500)]
     pub active_days: u32,
     /// Whether archived events are ever deleted.
     pub auto_purge: bool,
     /// With `auto_purge`: events received longer ago than this are deleted, unless a sink has
     /// not delivered them yet.
+    #[schema(minimum = 1, maximum = 36500)]
     pub purge_after_days: u32,
     /// With `auto_purge`: events received longer ago than this are deleted even if a sink has
     /// not delivered them (the purge's audit event names each such sink).
+    #[schema(minimum = 1, maximum = 36500)]
     pub hard_limit_days: u32,
 }
 
@@ -36,16 +39,22 @@ impl Default for RetentionPolicy {
 
 /// What an operator sets for one tenant; each omitted field follows the server's default.
 /// Stored as given, so a later change of a server default reaches the fields left unset.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Together with the defaults the windows must nest (`active_days` ≤ `purge_after_days` ≤
+/// `hard_limit_days`), else `400` naming the field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RetentionOverride, example = json!({"active_days": 30, "auto_purge": true, "purge_after_days": 365}))]
 pub struct PolicyOverride {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 36500)]
     pub active_days: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_purge: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 36500)]
     pub purge_after_days: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 36500)]
     pub hard_limit_days: Option<u32>,
 }
 

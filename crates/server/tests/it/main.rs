@@ -15,6 +15,7 @@ mod isolation_matrix;
 mod openapi;
 mod postgres;
 mod retention;
+mod schema_fuzz;
 mod secrets_at_rest;
 mod self_audit;
 mod siem_matrix;
