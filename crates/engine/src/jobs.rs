@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::deliver::{
-    attempt_once, deliver_with_retries, observe, outcome_name, round_ms, BatchJob, DeliveryCtx, TimedAttempt, Verdict,
+    attempt_once, deliver_with_retries, observe, outcome_name, round_ms, BatchJob, TimedAttempt, Verdict,
 };
-use crate::supervisor::EngineShared;
+use crate::shared::{DeliveryCtx, EngineShared};
 use crate::EngineError;
 
 /// What one immediate attempt gave.
@@ -139,6 +139,16 @@ pub(crate) async fn retry_dead_letter(
     Ok(result)
 }
 
+/// Where a replay is; shown as `running`, `completed`, `failed` or `cancelled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayState {
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
 /// Progress of a replay, as `GET /v1/sinks/{id}/replays/{replay}` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplayInfo {
@@ -147,8 +157,7 @@ pub struct ReplayInfo {
     pub tenant: String,
     pub from_offset: u64,
     pub to_offset: u64,
-    /// `running`, `completed`, `failed` or `cancelled`.
-    pub state: String,
+    pub state: ReplayState,
     pub delivered_events: u64,
     pub dead_lettered_batches: u64,
     pub error: Option<String>,
@@ -182,10 +191,10 @@ pub(crate) async fn run_replay(
     let filter = ctx.spec.type_filter();
     let (state, error) = loop {
         if pos >= to {
-            break ("completed", None);
+            break (ReplayState::Completed, None);
         }
         if stop.is_cancelled() {
-            break ("cancelled", None);
+            break (ReplayState::Cancelled, None);
         }
         let mut events = match shared
             .store
@@ -198,11 +207,11 @@ pub(crate) async fn run_replay(
             .await
         {
             Ok(e) => e,
-            Err(e) => break ("failed", Some(format!("reading the log: {e}"))),
+            Err(e) => break (ReplayState::Failed, Some(format!("reading the log: {e}"))),
         };
         events.retain(|e| e.offset <= to);
         if events.is_empty() {
-            break ("completed", None);
+            break (ReplayState::Completed, None);
         }
         let last = events.last().map_or(to, |e| e.offset);
         let count = events.len() as u64;
@@ -226,17 +235,17 @@ pub(crate) async fn run_replay(
             Verdict::Exhausted(dead) => {
                 let dl = dead.into_dead_letter(&ctx.sink_id, &tenant, &format!("replay {id}: "));
                 if let Err(e) = shared.store.add_dead_letter(dl).await {
-                    break ("failed", Some(format!("writing a dead letter: {e}")));
+                    break (ReplayState::Failed, Some(format!("writing a dead letter: {e}")));
                 }
                 update(&table, &id, |i| i.dead_lettered_batches += 1);
             }
-            Verdict::Misconfigured { reason } => break ("failed", Some(reason)),
-            Verdict::Abandoned => break ("cancelled", None),
+            Verdict::Misconfigured { reason } => break (ReplayState::Failed, Some(reason)),
+            Verdict::Abandoned => break (ReplayState::Cancelled, None),
         }
         pos = last;
     };
     update(&table, &id, |i| {
-        i.state = state.into();
+        i.state = state;
         i.error = error;
         i.finished_at = Some(auditrelay_core::time::now_rfc3339());
     });

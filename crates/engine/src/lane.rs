@@ -15,9 +15,10 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::deliver::{deliver_with_retries, BatchJob, DeadEvents, DeliveryCtx, Verdict};
+use crate::deliver::{deliver_with_retries, BatchJob, DeadEvents, Verdict};
+use crate::health::publish_lag;
+use crate::shared::{Control, DeliveryCtx};
 use crate::spec::OnExhausted;
-use crate::supervisor::Control;
 
 /// Batches dead-lettered in a row that pause the sink: the receiver is refusing everything and
 /// churning the log into dead letters helps nobody.
@@ -67,16 +68,9 @@ impl Lane {
         if let Some(c) = persist("reading a cursor", &self.stop, || store.cursor(sink, tenant)).await? {
             return Some(c);
         }
-        let start = match self.ctx.spec.start_at.as_str() {
-            "earliest" => 0,
-            "now" => {
-                let at = self.sink_created_at.clone();
-                persist("finding the start offset", &self.stop, || {
-                    store.offset_at_time(tenant, &at)
-                })
-                .await?
-            }
-            time => {
+        let start = match self.ctx.spec.start_at.from_time(&self.sink_created_at) {
+            None => 0,
+            Some(time) => {
                 persist("finding the start offset", &self.stop, || {
                     store.offset_at_time(tenant, time)
                 })
@@ -124,6 +118,26 @@ impl Lane {
         let Some(mut committed) = self.initial_cursor().await else {
             return;
         };
+        let mut heads = self.store.subscribe(&self.tenant);
+        // A second view of the head for the lag gauge: the batcher's is not polled while every
+        // batch slot is taken, and the gauge should still follow appends then.
+        let mut lag_heads = self.store.subscribe(&self.tenant);
+        let mut head = {
+            let (store, tenant) = (&self.store, self.tenant.as_str());
+            match persist("reading the log head", &self.stop, || store.head(tenant)).await {
+                Some(h) => h,
+                None => return,
+            }
+        };
+        let lag = |head: u64, committed: u64| {
+            publish_lag(
+                &self.ctx.sink_id,
+                &self.ctx.status,
+                &self.tenant,
+                head.saturating_sub(committed),
+            );
+        };
+        lag(head, committed);
         let (commits, pending_commits) = watch::channel(committed);
         let committer = tokio::spawn(commit_loop(
             self.store.clone(),
@@ -131,7 +145,6 @@ impl Lane {
             self.tenant.clone(),
             pending_commits,
         ));
-        let mut heads = self.store.subscribe(&self.tenant);
         let mut batcher = Batcher {
             read_pos: committed,
             handed_out: committed,
@@ -192,10 +205,18 @@ impl Lane {
                         // cursor write waits its turn behind appends.
                         committed = job.commit_to;
                         commits.send_replace(committed);
+                        head = head.max(committed);
+                        lag(head, committed);
                     }
                 }
+
                 job = batcher.next(&self.store, &self.tenant, &self.ctx.spec, &mut heads), if !self.stop.is_cancelled() && in_flight.len() < max_in_flight => {
                     let Some(job) = job else { continue };
+                    let seen = (*lag_heads.borrow_and_update()).max(job.commit_to);
+                    if seen > head {
+                        head = seen;
+                        lag(head, committed);
+                    }
                     let ctx = self.ctx.clone();
                     let stop = self.stop.clone();
                     in_flight.push_back(async move {
@@ -206,6 +227,15 @@ impl Lane {
                         };
                         (job, verdict)
                     });
+                }
+                // Only while the batcher is not polled: it would otherwise lose a read in progress
+                // to every append (it follows the head itself, and the gauge is set from it above).
+                Ok(()) = lag_heads.changed(), if in_flight.len() >= max_in_flight || self.stop.is_cancelled() => {
+                    let seen = *lag_heads.borrow_and_update();
+                    if seen > head {
+                        head = seen;
+                        lag(head, committed);
+                    }
                 }
                 _ = self.stop.cancelled(), if !self.stop.is_cancelled() => {}
             }

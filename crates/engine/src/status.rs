@@ -2,11 +2,12 @@
 //! rebuilt from nothing at start: counters are "since this process started"; the delivery log
 //! in the store keeps the durable history.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Instant;
 
 use serde::Serialize;
+use tokio::sync::Notify;
 
 use crate::breaker::{Breaker, BreakerState, Permit};
 use crate::spec::BreakerPolicy;
@@ -32,8 +33,36 @@ pub struct Counters {
     pub dead_lettered_events: u64,
 }
 
+/// What `/health` says a sink is doing (`state`), in the order it is decided: a paused sink is
+/// `paused` whatever its breaker says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkState {
+    Active,
+    BackingOff,
+    CircuitOpen,
+    Paused,
+}
+
+impl SinkState {
+    pub fn of(paused: bool, status: &StatusSnapshot) -> SinkState {
+        if paused {
+            SinkState::Paused
+        } else if status.circuit_open {
+            SinkState::CircuitOpen
+        } else if status.backing_off {
+            SinkState::BackingOff
+        } else {
+            SinkState::Active
+        }
+    }
+}
+
 pub struct SinkStatus {
     inner: Mutex<Inner>,
+    /// Fired whenever the breaker may have changed (a verdict, a new policy), so callers waiting
+    /// for a permit wake on the change instead of polling the breaker.
+    breaker_changed: Notify,
 }
 
 struct Inner {
@@ -44,7 +73,12 @@ struct Inner {
     /// Batches in a row that exhausted their attempts (reset by any delivery).
     consecutive_exhausted: u32,
     counters: Counters,
+    /// Grows as attempts succeed, up to `LATENCY_WINDOW`: an idle sink carries no window.
     latencies_ms: VecDeque<f64>,
+    /// Events still to deliver per tenant, kept by the lanes as cursors and heads move; their
+    /// sum is the sink's lag gauge.
+    lags: HashMap<String, u64>,
+    lag_total: u64,
 }
 
 /// A snapshot for `/health`.
@@ -71,9 +105,38 @@ impl SinkStatus {
                 last_success_at: None,
                 consecutive_exhausted: 0,
                 counters: Counters::default(),
-                latencies_ms: VecDeque::with_capacity(LATENCY_WINDOW),
+                latencies_ms: VecDeque::new(),
+                lags: HashMap::new(),
+                lag_total: 0,
             }),
+            breaker_changed: Notify::new(),
         }
+    }
+
+    /// Waiters for a permit subscribe here (before asking) and are woken on any verdict.
+    pub fn breaker_changed(&self) -> &Notify {
+        &self.breaker_changed
+    }
+
+    /// Sets what `tenant` still owes and returns the sink's total (the lag gauge's value).
+    pub fn set_lag(&self, tenant: &str, lag: u64) -> u64 {
+        let mut s = self.lock();
+        let old = match s.lags.get_mut(tenant) {
+            Some(v) => std::mem::replace(v, lag),
+            None => {
+                s.lags.insert(tenant.to_owned(), lag);
+                0
+            }
+        };
+        s.lag_total = s.lag_total - old + lag;
+        s.lag_total
+    }
+
+    /// Forgets every tenant's lag (the sink was reconfigured: its tenants may have changed).
+    pub fn clear_lags(&self) {
+        let mut s = self.lock();
+        s.lags.clear();
+        s.lag_total = 0;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -83,6 +146,7 @@ impl SinkStatus {
     /// A new policy (PATCH) takes effect with a fresh breaker; counters carry on.
     pub fn set_breaker_policy(&self, policy: BreakerPolicy) {
         self.lock().breaker = Breaker::new(policy);
+        self.breaker_changed.notify_waiters();
     }
 
     pub fn permit(&self, now: Instant) -> Permit {
@@ -100,6 +164,8 @@ impl SinkStatus {
             s.latencies_ms.pop_front();
         }
         s.latencies_ms.push_back(latency_ms);
+        drop(s);
+        self.breaker_changed.notify_waiters();
     }
 
     /// A transient failure: counts toward the breaker.
@@ -111,6 +177,8 @@ impl SinkStatus {
             s.counters.retried_attempts += 1;
         }
         s.last_error = Some(error);
+        drop(s);
+        self.breaker_changed.notify_waiters();
     }
 
     /// A definitive answer about the batch or the sink (4xx): the receiver is up, so the breaker
@@ -120,10 +188,13 @@ impl SinkStatus {
         s.breaker.on_success();
         s.counters.failed_attempts += 1;
         s.last_error = Some(error);
+        drop(s);
+        self.breaker_changed.notify_waiters();
     }
 
     pub fn on_abandoned(&self, now: Instant) {
         self.lock().breaker.on_abandoned(now);
+        self.breaker_changed.notify_waiters();
     }
 
     /// Returns how many batches in a row have now been dead-lettered.
