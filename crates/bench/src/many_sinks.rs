@@ -2,11 +2,11 @@
 //! sinks behind a dead receiver cost while they fail.
 //!
 //! 1. The server's RSS and idle CPU before any sink exist (the baseline).
-//! 2. `--sinks` tenants with one webhook sink each (to the bench's loopback receiver, which
-//!    answers 200), created concurrently over keep-alive connections; one event per tenant;
-//!    wait until the receiver has every one, let the cursors settle, then measure the server's
-//!    CPU over `--duration` and its RSS. RSS per sink = (RSS − baseline RSS) / sinks (tenants
-//!    included: each sink here needs one).
+//! 2. `--sinks` tenants with one event each (RSS measured again), then one webhook sink each
+//!    (to the bench's loopback receiver, which answers 200), created concurrently over
+//!    keep-alive connections; wait until the receiver has every event, let the cursors settle,
+//!    then measure the server's CPU over `--duration` and its RSS. RSS per sink = (RSS − RSS
+//!    with the tenants but no sinks) / sinks; also given with the tenant (− the first RSS).
 //! 3. `--dead-sinks` more tenants and sinks pointing at a closed loopback port, with
 //!    `DEAD_EVENTS` events each pending, then the server's CPU over `--duration` from right
 //!    after the events were accepted (the retries' busiest time: backoff and breaker are still
@@ -35,6 +35,12 @@ const EVENTS_PER_REQUEST: usize = 500;
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(300);
 /// After the last delivery, before measuring: the cursor commits and the delivery log's flush.
 const SETTLE: Duration = Duration::from_secs(3);
+/// Then up to this long for the work queued by the set-up (10,000 lanes starting, their cursor
+/// writes, audit events, the delivery log) to finish: until one second uses under
+/// `QUIET_PERCENT` of a core. The time it took is reported, so a server that never quiets
+/// down shows as such (and is then measured anyway).
+const QUIET_TIMEOUT: Duration = Duration::from_secs(120);
+const QUIET_PERCENT: f64 = 2.0;
 
 pub struct ManySinksConfig {
     pub sinks: usize,
@@ -51,8 +57,12 @@ pub struct ManySinksResult {
     pub window_secs: f64,
     pub baseline_rss: u64,
     pub baseline_cpu_pct: f64,
+    /// With the tenants and their one event each, before any sink.
+    pub tenants_rss: u64,
     pub create_secs: f64,
     pub deliver_secs: f64,
+    /// From the last delivery until the server went quiet (see `QUIET_TIMEOUT`).
+    pub quiet_secs: f64,
     pub idle_rss: u64,
     pub idle_cpu_pct: f64,
     pub dead_cpu_pct: f64,
@@ -61,8 +71,13 @@ pub struct ManySinksResult {
 }
 
 impl ManySinksResult {
-    /// (RSS with the sinks − RSS before) / sinks, in bytes.
+    /// (RSS with the sinks − RSS with their tenants but no sinks) / sinks, in bytes.
     pub fn rss_per_sink(&self) -> f64 {
+        self.idle_rss.saturating_sub(self.tenants_rss) as f64 / self.sinks.max(1) as f64
+    }
+
+    /// (RSS with the sinks − RSS of the fresh server) / sinks, in bytes: the sink and its tenant.
+    pub fn rss_per_sink_and_tenant(&self) -> f64 {
         self.idle_rss.saturating_sub(self.baseline_rss) as f64 / self.sinks.max(1) as f64
     }
 
@@ -75,9 +90,12 @@ impl ManySinksResult {
             "baseline_cpu_percent": self.baseline_cpu_pct,
             "create_secs": self.create_secs,
             "deliver_secs": self.deliver_secs,
+            "quiet_secs": self.quiet_secs,
             "idle_rss_bytes": self.idle_rss,
             "idle_cpu_percent": self.idle_cpu_pct,
+            "tenants_rss_bytes": self.tenants_rss,
             "rss_per_sink_bytes": self.rss_per_sink(),
+            "rss_per_sink_and_tenant_bytes": self.rss_per_sink_and_tenant(),
             "dead_cpu_percent": self.dead_cpu_pct,
             "dead_failed_attempts": self.dead_failed_attempts,
             "dead_rss_bytes": self.dead_rss,
@@ -88,8 +106,8 @@ impl ManySinksResult {
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
         println!();
         println!(
-            "many-sinks: {} sinks created in {:.1}s, their events delivered in {:.1}s",
-            self.sinks, self.create_secs, self.deliver_secs
+            "many-sinks: {} sinks created in {:.1}s, their events delivered {:.1}s later, server quiet {:.1}s after that",
+            self.sinks, self.create_secs, self.deliver_secs, self.quiet_secs
         );
         println!(
             "  no sinks:  {:.2}% of a core, RSS {:.1} MiB",
@@ -97,12 +115,18 @@ impl ManySinksResult {
             mib(self.baseline_rss)
         );
         println!(
-            "  {} idle sinks: {:.2}% of a core over {:.1}s, RSS {:.1} MiB = {:.1} KB per sink",
+            "  {} tenants with one event each, no sinks: RSS {:.1} MiB",
+            self.sinks,
+            mib(self.tenants_rss)
+        );
+        println!(
+            "  {} idle sinks: {:.2}% of a core over {:.1}s, RSS {:.1} MiB = {:.1} KB per sink ({:.1} KB with its tenant)",
             self.sinks,
             self.idle_cpu_pct,
             self.window_secs,
             mib(self.idle_rss),
-            self.rss_per_sink() / 1000.0
+            self.rss_per_sink() / 1000.0,
+            self.rss_per_sink_and_tenant() / 1000.0
         );
         println!(
             "  + {} sinks behind a dead receiver: {:.2}% of a core over {:.1}s ({} failed attempts), RSS {:.1} MiB",
@@ -172,7 +196,24 @@ async fn post_all(
     Ok(())
 }
 
-/// Creates tenants `{prefix}{i}` and a webhook sink for each to `url`.
+/// Creates tenants `{prefix}{i}`.
+async fn create_tenants(
+    target: &Arc<Target>,
+    operator: &Auth,
+    prefix: &'static str,
+    count: usize,
+    concurrency: usize,
+) -> Result<()> {
+    let tenant = move |i: usize| format!("{prefix}{i:05}");
+    post_all(target, operator, count, concurrency, StatusCode::CREATED, move |i| {
+        let body = json!({"id": tenant(i), "name": tenant(i)});
+        ("/v1/tenants".into(), body.to_string())
+    })
+    .await
+    .context("creating tenants")
+}
+
+/// Creates a webhook sink to `url` for each tenant `{prefix}{i}`, starting at its first event.
 async fn create_sinks(
     target: &Arc<Target>,
     operator: &Auth,
@@ -182,12 +223,6 @@ async fn create_sinks(
     url: String,
 ) -> Result<()> {
     let tenant = move |i: usize| format!("{prefix}{i:05}");
-    post_all(target, operator, count, concurrency, StatusCode::CREATED, move |i| {
-        let body = json!({"id": tenant(i), "name": tenant(i)});
-        ("/v1/tenants".into(), body.to_string())
-    })
-    .await
-    .context("creating tenants")?;
     post_all(target, operator, count, concurrency, StatusCode::CREATED, move |i| {
         let body = json!({
             "name": format!("many-{}", tenant(i)),
@@ -274,6 +309,11 @@ pub async fn run(target: Arc<Target>, operator: &Auth, config: ManySinksConfig) 
         config.sinks, config.concurrency
     );
     let started = Instant::now();
+    create_tenants(&target, operator, "ms", config.sinks, config.concurrency).await?;
+    // Their events go first, so the RSS before the sinks counts the tenants' log state too.
+    append_events(&target, operator, "ms", config.sinks, 1, config.concurrency).await?;
+    tokio::time::sleep(SETTLE).await;
+    out.tenants_rss = rss(pid)?;
     create_sinks(
         &target,
         operator,
@@ -285,9 +325,8 @@ pub async fn run(target: Arc<Target>, operator: &Auth, config: ManySinksConfig) 
     .await?;
     out.create_secs = started.elapsed().as_secs_f64();
 
-    eprintln!("many-sinks: one event to each, waiting for every sink to deliver it …");
+    eprintln!("many-sinks: waiting for every sink to deliver its tenant's event …");
     let started = Instant::now();
-    append_events(&target, operator, "ms", config.sinks, 1, config.concurrency).await?;
     loop {
         let got = receiver.books().tenants.values().filter(|s| s.distinct() > 0).count();
         if got >= config.sinks {
@@ -302,7 +341,10 @@ pub async fn run(target: Arc<Target>, operator: &Auth, config: ManySinksConfig) 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     out.deliver_secs = started.elapsed().as_secs_f64();
+    let started = Instant::now();
     tokio::time::sleep(SETTLE).await;
+    while started.elapsed() < QUIET_TIMEOUT && cpu_over(pid, Duration::from_secs(1)).await? >= QUIET_PERCENT {}
+    out.quiet_secs = started.elapsed().as_secs_f64();
 
     eprintln!("many-sinks: {} idle sinks, {:.1}s …", config.sinks, out.window_secs);
     out.idle_cpu_pct = cpu_over(pid, config.window).await?;
@@ -315,6 +357,7 @@ pub async fn run(target: Arc<Target>, operator: &Auth, config: ManySinksConfig) 
             "many-sinks: {} sinks to a closed port ({dead_url}), {DEAD_EVENTS} events each …",
             config.dead_sinks
         );
+        create_tenants(&target, operator, "md", config.dead_sinks, config.concurrency).await?;
         create_sinks(&target, operator, "md", config.dead_sinks, config.concurrency, dead_url).await?;
         let before = failed_attempts(&target).await;
         append_events(

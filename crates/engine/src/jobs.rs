@@ -250,3 +250,25 @@ pub(crate) async fn run_replay(
         i.finished_at = Some(auditrelay_core::time::now_rfc3339());
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_states_are_spelled_as_before() {
+        let spelled: Vec<String> = [
+            ReplayState::Running,
+            ReplayState::Completed,
+            ReplayState::Failed,
+            ReplayState::Cancelled,
+        ]
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap())
+        .collect();
+        assert_eq!(
+            spelled,
+            [r#""running""#, r#""completed""#, r#""failed""#, r#""cancelled""#]
+        );
+    }
+}

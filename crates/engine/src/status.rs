@@ -249,3 +249,72 @@ impl SinkStatus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::DEFAULT_BREAKER;
+
+    #[test]
+    fn the_lag_total_follows_each_tenant_and_forgets_them_on_clear() {
+        let s = SinkStatus::new(DEFAULT_BREAKER);
+        assert_eq!(s.set_lag("a", 5), 5);
+        assert_eq!(s.set_lag("b", 7), 12);
+        // A tenant's new value replaces its old one instead of adding to it.
+        assert_eq!(s.set_lag("a", 1), 8);
+        assert_eq!(s.set_lag("b", 0), 1);
+        s.clear_lags();
+        assert_eq!(s.set_lag("b", 3), 3);
+    }
+
+    #[test]
+    fn state_is_decided_in_order_and_spelled_as_before() {
+        let s = SinkStatus::new(DEFAULT_BREAKER);
+        let mut snap = s.snapshot();
+        assert_eq!(SinkState::of(false, &snap), SinkState::Active);
+        snap.backing_off = true;
+        assert_eq!(SinkState::of(false, &snap), SinkState::BackingOff);
+        snap.circuit_open = true;
+        assert_eq!(SinkState::of(false, &snap), SinkState::CircuitOpen);
+        assert_eq!(SinkState::of(true, &snap), SinkState::Paused);
+        let spelled: Vec<String> = [
+            SinkState::Active,
+            SinkState::BackingOff,
+            SinkState::CircuitOpen,
+            SinkState::Paused,
+        ]
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap())
+        .collect();
+        assert_eq!(
+            spelled,
+            [r#""active""#, r#""backing_off""#, r#""circuit_open""#, r#""paused""#]
+        );
+    }
+
+    #[test]
+    fn an_idle_sink_carries_no_latency_window() {
+        let s = SinkStatus::new(DEFAULT_BREAKER);
+        assert_eq!(s.lock().latencies_ms.capacity(), 0);
+        s.on_delivered(1, 2.0, "t".into());
+        assert!(s.lock().latencies_ms.capacity() < LATENCY_WINDOW);
+    }
+
+    #[tokio::test]
+    async fn a_verdict_wakes_whoever_waits_for_the_breaker() {
+        let s = SinkStatus::new(DEFAULT_BREAKER);
+        let changed = s.breaker_changed().notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        s.on_refused(LastError {
+            at: "t".into(),
+            tenant: "a".into(),
+            status: Some(400),
+            message: "no".into(),
+        });
+        // Already notified: this completes at once instead of waiting for a timer.
+        tokio::time::timeout(std::time::Duration::from_secs(5), changed)
+            .await
+            .expect("the verdict woke the waiter");
+    }
+}
