@@ -67,6 +67,8 @@ pub struct ManySinksResult {
     pub idle_cpu_pct: f64,
     pub dead_cpu_pct: f64,
     pub dead_failed_attempts: Option<f64>,
+    /// When the dead sinks' events were accepted, and after the window.
+    pub dead_rss_start: u64,
     pub dead_rss: u64,
 }
 
@@ -98,6 +100,7 @@ impl ManySinksResult {
             "rss_per_sink_and_tenant_bytes": self.rss_per_sink_and_tenant(),
             "dead_cpu_percent": self.dead_cpu_pct,
             "dead_failed_attempts": self.dead_failed_attempts,
+            "dead_rss_start_bytes": self.dead_rss_start,
             "dead_rss_bytes": self.dead_rss,
         })
     }
@@ -129,12 +132,13 @@ impl ManySinksResult {
             self.rss_per_sink_and_tenant() / 1000.0
         );
         println!(
-            "  + {} sinks behind a dead receiver: {:.2}% of a core over {:.1}s ({} failed attempts), RSS {:.1} MiB",
+            "  + {} sinks behind a dead receiver: {:.2}% of a core over {:.1}s ({} failed attempts), RSS {:.1} MiB at the start, {:.1} MiB at the end",
             self.dead_sinks,
             self.dead_cpu_pct,
             self.window_secs,
             self.dead_failed_attempts
                 .map_or_else(|| "?".into(), |n| format!("{n:.0}")),
+            mib(self.dead_rss_start),
             mib(self.dead_rss)
         );
     }
@@ -368,6 +372,7 @@ pub async fn run(target: Arc<Target>, operator: &Auth, config: ManySinksConfig) 
             config.concurrency,
         )
         .await?;
+        out.dead_rss_start = rss(pid)?;
         out.dead_cpu_pct = cpu_over(pid, config.window).await?;
         out.dead_rss = rss(pid)?;
         // Read after the RSS: rendering /metrics for thousands of sinks is itself a burst of

@@ -209,7 +209,6 @@ impl Lane {
                         lag(head, committed);
                     }
                 }
-
                 job = batcher.next(&self.store, &self.tenant, &self.ctx.spec, &mut heads), if !self.stop.is_cancelled() && in_flight.len() < max_in_flight => {
                     let Some(job) = job else { continue };
                     let seen = (*lag_heads.borrow_and_update()).max(job.commit_to);
