@@ -41,6 +41,10 @@ const SETTLE: Duration = Duration::from_secs(3);
 /// down shows as such (and is then measured anyway).
 const QUIET_TIMEOUT: Duration = Duration::from_secs(120);
 const QUIET_PERCENT: f64 = 2.0;
+/// When the dead sinks' second window starts, counted from their events' acceptance: after
+/// five failures (backoff ceilings 1 + 2 + 4 + 8 s) every breaker is open, and each sink tries
+/// once per cooldown (30 s) until its batches are dead-lettered.
+const STEADY_AFTER: Duration = Duration::from_secs(40);
 
 pub struct ManySinksConfig {
     pub sinks: usize,
@@ -67,6 +71,8 @@ pub struct ManySinksResult {
     pub idle_cpu_pct: f64,
     pub dead_cpu_pct: f64,
     pub dead_failed_attempts: Option<f64>,
+    /// The same sinks `STEADY_AFTER` after their events were accepted: breakers open.
+    pub dead_steady_cpu_pct: f64,
     /// When the dead sinks' events were accepted, and after the window.
     pub dead_rss_start: u64,
     pub dead_rss: u64,
@@ -100,6 +106,7 @@ impl ManySinksResult {
             "rss_per_sink_and_tenant_bytes": self.rss_per_sink_and_tenant(),
             "dead_cpu_percent": self.dead_cpu_pct,
             "dead_failed_attempts": self.dead_failed_attempts,
+            "dead_steady_cpu_percent": self.dead_steady_cpu_pct,
             "dead_rss_start_bytes": self.dead_rss_start,
             "dead_rss_bytes": self.dead_rss,
         })
@@ -140,6 +147,12 @@ impl ManySinksResult {
                 .map_or_else(|| "?".into(), |n| format!("{n:.0}")),
             mib(self.dead_rss_start),
             mib(self.dead_rss)
+        );
+        println!(
+            "    the same {:.0}s after their events were accepted (breakers open): {:.2}% of a core over {:.1}s",
+            STEADY_AFTER.as_secs_f64(),
+            self.dead_steady_cpu_pct,
+            self.window_secs
         );
     }
 }
@@ -372,12 +385,15 @@ pub async fn run(target: Arc<Target>, operator: &Auth, config: ManySinksConfig) 
             config.concurrency,
         )
         .await?;
+        let accepted = Instant::now();
         out.dead_rss_start = rss(pid)?;
         out.dead_cpu_pct = cpu_over(pid, config.window).await?;
         out.dead_rss = rss(pid)?;
         // Read after the RSS: rendering /metrics for thousands of sinks is itself a burst of
         // memory. The idle sinks never failed, so the total is the dead sinks' alone.
         out.dead_failed_attempts = failed_attempts(&target).await;
+        tokio::time::sleep(STEADY_AFTER.saturating_sub(accepted.elapsed())).await;
+        out.dead_steady_cpu_pct = cpu_over(pid, config.window).await?;
     }
     Ok(out)
 }
