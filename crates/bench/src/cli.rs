@@ -34,7 +34,13 @@ pub enum Scenario {
     /// sink resumed and the drain into the receiver measured. Not part of
     /// `all`.
     Backlog,
-    /// All of the above except `backlog`, in that order.
+    /// `--sinks` one-tenant webhook sinks, each delivered one event, then
+    /// the server's CPU over `--duration` while they are idle and its RSS
+    /// per sink; then `--dead-sinks` more behind a closed port with events
+    /// pending, and the CPU while they fail. Not part of `all`.
+    #[value(name = "many-sinks")]
+    ManySinks,
+    /// All of the above except `backlog` and `many-sinks`, in that order.
     All,
 }
 
@@ -48,6 +54,7 @@ impl Scenario {
             Scenario::Deliver1000 => "deliver-1000",
             Scenario::DeliverLatency => "deliver-latency",
             Scenario::Backlog => "backlog",
+            Scenario::ManySinks => "many-sinks",
             Scenario::All => "all",
         }
     }
@@ -178,6 +185,15 @@ pub struct Cli {
     /// Events the backlog scenario ingests while its sink is paused.
     #[arg(long, default_value_t = 1_000_000)]
     pub backlog_events: u64,
+
+    /// Idle sinks (one tenant each) the many-sinks scenario creates.
+    #[arg(long, default_value_t = 10_000)]
+    pub sinks: usize,
+
+    /// Sinks behind a dead receiver the many-sinks scenario adds (0 = skip
+    /// that phase).
+    #[arg(long, default_value_t = 1_000)]
+    pub dead_sinks: usize,
 }
 
 fn parse_event_size(s: &str) -> Result<EventSize, String> {
@@ -225,6 +241,9 @@ impl Cli {
         }
         if !(1..=100).contains(&self.runs) {
             bail!("--runs must be 1..=100");
+        }
+        if self.sinks == 0 {
+            bail!("--sinks must be >= 1");
         }
         if self.backlog_events == 0 {
             bail!("--backlog-events must be >= 1");

@@ -40,6 +40,7 @@ mod disk;
 mod events;
 mod http;
 mod load;
+mod many_sinks;
 mod procfs;
 mod receiver;
 mod report;

@@ -24,6 +24,7 @@ pub struct Report {
     pub deliver100: Option<ThroughputResult>,
     pub deliver1000: Option<ThroughputResult>,
     pub deliver_latency: Option<LatencyResult>,
+    pub many_sinks: Option<crate::many_sinks::ManySinksResult>,
     pub failures: Vec<String>,
 }
 
@@ -91,6 +92,7 @@ pub fn print_json(
         "deliver_100": report.deliver100.as_ref().map(ThroughputResult::to_json),
         "deliver_1000": report.deliver1000.as_ref().map(ThroughputResult::to_json),
         "deliver_latency": report.deliver_latency.as_ref().map(LatencyResult::to_json),
+        "many_sinks": report.many_sinks.as_ref().map(crate::many_sinks::ManySinksResult::to_json),
         "deliver_in_flight": cli.deliver_in_flight,
         "latency_rate": cli.latency_rate,
         "server_peak_rss_bytes": peak_rss,
@@ -445,6 +447,9 @@ pub fn print_table(cli: &Cli, events: &EventSpec, mode: &str, report: &Report, f
     print_delivery(report);
     if let Some(b) = &report.backlog {
         print_backlog(b);
+    }
+    if let Some(m) = &report.many_sinks {
+        m.print();
     }
     println!();
     if let Some(rss) = peak_rss {

@@ -345,6 +345,28 @@ pub async fn run_scenarios(cli: &Cli, scenarios: &[Scenario], env: &Env<'_>) -> 
                 report.failures.extend(r.check.failures("backlog"));
                 report.backlog = Some(r);
             }
+            Scenario::ManySinks => {
+                let Some(server_pid) = server_pid else {
+                    report
+                        .failures
+                        .push("many-sinks: needs a server the bench starts (it reads its /proc)".into());
+                    continue;
+                };
+                let r = crate::many_sinks::run(
+                    target.clone(),
+                    operator,
+                    crate::many_sinks::ManySinksConfig {
+                        sinks: cli.sinks,
+                        dead_sinks: cli.dead_sinks,
+                        concurrency: cli.connections,
+                        window: duration,
+                        server_pid,
+                    },
+                )
+                .await
+                .context("many-sinks")?;
+                report.many_sinks = Some(r);
+            }
             Scenario::All => {}
         }
     }

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::spec::BreakerPolicy;
 
+/// How long a caller waits before asking again while a trial attempt is out.
+pub const HALF_OPEN_RECHECK: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
     Closed,
@@ -57,8 +60,9 @@ impl Breaker {
                 Permit::Go
             }
             BreakerState::Open { until } => Permit::Wait(until - now),
-            // One trial at a time; poll again shortly for its verdict.
-            BreakerState::HalfOpen => Permit::Wait(Duration::from_millis(50)),
+            // One trial at a time. Its verdict wakes the waiters (`SinkStatus::breaker_changed`);
+            // this only bounds the wait should a trial end without one.
+            BreakerState::HalfOpen => Permit::Wait(HALF_OPEN_RECHECK),
         }
     }
 

@@ -3,20 +3,18 @@
 //! sink's timeout, back off with full jitter (never sooner than `Retry-After`), and stop at the
 //! attempt limit. What a verdict means for cursors, dead letters and pausing is the caller's.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use auditrelay_core::StoredEvent;
-use auditrelay_sinks::{AttemptReport, Batch, Outcome, Sink};
+use auditrelay_sinks::{AttemptReport, Batch, Outcome};
 use auditrelay_store::DeliveryAttempt;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff;
 use crate::breaker::Permit;
-use crate::recorder::Recorder;
-use crate::spec::SinkSpec;
-use crate::status::{LastError, SinkStatus};
+use crate::shared::DeliveryCtx;
+use crate::status::LastError;
 
 /// A contiguous piece of one tenant's log, prepared for delivery.
 pub struct BatchJob {
@@ -93,15 +91,6 @@ pub enum Verdict {
     Misconfigured { reason: String },
     /// Stopped (shutdown, pause, reconfiguration) before a verdict.
     Abandoned,
-}
-
-/// Everything one delivery needs, shared by a sink's lanes and jobs.
-pub struct DeliveryCtx {
-    pub sink_id: String,
-    pub spec: SinkSpec,
-    pub sink: Arc<dyn Sink>,
-    pub status: Arc<SinkStatus>,
-    pub recorder: Arc<Recorder>,
 }
 
 /// The report of one attempt plus its timing.
@@ -252,16 +241,23 @@ pub async fn deliver_with_retries(
     let mut narrowed: Option<BatchJob> = None;
     let mut rejected: Vec<DeadEvents> = Vec::new();
     loop {
-        // The breaker is the sink's, shared by every lane: wait out an open circuit.
+        // The breaker is the sink's, shared by every lane: wait out an open circuit — until its
+        // cooldown ends or another lane's verdict changes it, never by polling.
         loop {
             if stop.is_cancelled() {
                 return Verdict::Abandoned;
             }
+            // Subscribed before asking, so a verdict between the two still wakes us.
+            let changed = ctx.status.breaker_changed().notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             match ctx.status.permit(Instant::now()) {
                 Permit::Go => break,
                 Permit::Wait(d) => {
-                    if !sleep_or_stop(d.min(Duration::from_secs(1)), stop).await {
-                        return Verdict::Abandoned;
+                    tokio::select! {
+                        _ = stop.cancelled() => return Verdict::Abandoned,
+                        _ = &mut changed => {}
+                        _ = tokio::time::sleep(d) => {}
                     }
                 }
             }

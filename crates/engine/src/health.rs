@@ -1,13 +1,23 @@
 //! `/health` of a sink and the lag gauge: where each cursor stands against its tenant's head,
 //! plus the live status (breaker, backoff, counters, latency percentiles).
+//!
+//! The gauge costs nothing while nothing happens: a running sink's lanes set it when their
+//! cursor or their tenant's head moves ([`publish_lag`]), and a paused sink has a watcher that
+//! wakes only when one of its tenants' heads moves ([`watch_paused_lag`]). Nothing re-reads
+//! every sink on a timer.
+
+use std::sync::Arc;
 
 use auditrelay_store::{SinkRow, Store};
+use futures::stream::{self, StreamExt};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
-use crate::spec::SinkSpec;
-use crate::status::LastError;
-use crate::supervisor::{tenants_of, EngineShared};
+use crate::shared::EngineShared;
+use crate::spec::{SinkSpec, StartAt};
+use crate::status::{LastError, SinkState, SinkStatus};
+use crate::tenants::tenants_of;
 use crate::EngineError;
 
 /// Per tenant: (tenant, committed cursor if any, head).
@@ -30,22 +40,57 @@ pub(crate) async fn positions(
 fn lag(spec: &SinkSpec, cursor: Option<u64>, head: u64) -> u64 {
     match cursor {
         Some(c) => head.saturating_sub(c),
-        None if spec.start_at == "now" => 0,
+        None if spec.start_at == StartAt::Now => 0,
         None => head,
     }
 }
 
-pub(crate) async fn publish_lag(shared: &EngineShared, sink_ids: &[String]) {
-    for id in sink_ids {
-        let Ok(Some(row)) = shared.store.sink(id).await else {
-            continue;
-        };
-        let Ok(spec) = serde_json::from_str::<SinkSpec>(&row.spec) else {
-            continue;
-        };
-        if let Ok(pos) = positions(shared.store.as_ref(), &row, &spec).await {
-            let total: u64 = pos.iter().map(|(_, c, h)| lag(&spec, *c, *h)).sum();
-            metrics::gauge!(crate::metrics::LAG, "sink" => id.clone()).set(total as f64);
+/// Records what one tenant still owes the sink and sets the sink's lag gauge to the new total.
+pub(crate) fn publish_lag(sink_id: &str, status: &SinkStatus, tenant: &str, lag: u64) {
+    let total = status.set_lag(tenant, lag);
+    metrics::gauge!(crate::metrics::LAG, "sink" => sink_id.to_owned()).set(total as f64);
+}
+
+/// Keeps a paused sink's lag gauge current until `stop`: its cursors do not move while it is
+/// paused, so only the heads are followed, each through its tenant's notifier.
+pub(crate) async fn watch_paused_lag(
+    store: Arc<dyn Store>,
+    row: SinkRow,
+    status: Arc<SinkStatus>,
+    stop: CancellationToken,
+) {
+    let Ok(spec) = SinkSpec::from_stored(&row.spec) else {
+        return;
+    };
+    let positions = tokio::select! {
+        _ = stop.cancelled() => return,
+        p = positions(store.as_ref(), &row, &spec) => p,
+    };
+    let Ok(positions) = positions else {
+        // The gauge keeps its last value; the next reload tries again.
+        return;
+    };
+    status.clear_lags();
+    let mut heads = stream::select_all(positions.into_iter().map(|(tenant, cursor, head)| {
+        // Subscribed after the head was read: an append in between is seen as a change.
+        let rx = store.subscribe(&tenant);
+        publish_lag(&row.id, &status, &tenant, lag(&spec, cursor, head));
+        Box::pin(stream::unfold(
+            (tenant, cursor, rx),
+            |(tenant, cursor, mut rx)| async move {
+                rx.changed().await.ok()?;
+                let head = *rx.borrow_and_update();
+                Some(((tenant.clone(), cursor, head), (tenant, cursor, rx)))
+            },
+        ))
+    }));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            next = heads.next() => match next {
+                Some((tenant, cursor, head)) => publish_lag(&row.id, &status, &tenant, lag(&spec, cursor, head)),
+                None => return,
+            },
         }
     }
 }
@@ -81,15 +126,6 @@ pub struct SinkHealth {
     pub counts_since: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SinkState {
-    Active,
-    BackingOff,
-    CircuitOpen,
-    Paused,
-}
-
 /// Where the sink's cursor stands in one tenant's log.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = SinkTenantPosition)]
@@ -109,20 +145,12 @@ pub struct LatencyPercentiles {
 }
 
 pub(crate) async fn health(shared: &EngineShared, row: &SinkRow) -> Result<SinkHealth, EngineError> {
-    let spec: SinkSpec = serde_json::from_str(&row.spec).map_err(|e| EngineError::Spec(e.to_string()))?;
+    let spec = SinkSpec::from_stored(&row.spec)?;
     let pos = positions(shared.store.as_ref(), row, &spec).await?;
     let status = shared.status(&row.id, &spec).snapshot();
     let dead_letters = shared.store.count_dead_letters(&row.id).await?;
     let total_lag: u64 = pos.iter().map(|(_, c, h)| lag(&spec, *c, *h)).sum();
-    let state = if row.paused {
-        SinkState::Paused
-    } else if status.circuit_open {
-        SinkState::CircuitOpen
-    } else if status.backing_off {
-        SinkState::BackingOff
-    } else {
-        SinkState::Active
-    };
+    let state = SinkState::of(row.paused, &status);
     let c = status.counters;
     Ok(SinkHealth {
         sink_id: row.id.clone(),

@@ -6,7 +6,7 @@
 use auditrelay_store::{SinkRow, Store};
 
 use crate::spec::SinkSpec;
-use crate::supervisor::reads_tenant;
+use crate::tenants::reads_tenant;
 use crate::EngineError;
 
 /// One sink's claim on a tenant's log: it has not delivered the event at `through + 1`.
@@ -39,17 +39,16 @@ pub(crate) async fn holds(store: &dyn Store, tenant: &str) -> Result<Vec<Hold>, 
 }
 
 async fn hold_of(store: &dyn Store, row: &SinkRow, tenant: &str) -> Result<Option<Hold>, EngineError> {
-    let spec: SinkSpec = serde_json::from_str(&row.spec).map_err(|e| EngineError::Spec(e.to_string()))?;
+    let spec = SinkSpec::from_stored(&row.spec)?;
     if !reads_tenant(row, &spec, tenant) {
         return Ok(None);
     }
     // Before its first lane start a sink has no cursor: it will start where `start_at` says.
     let mut through = match store.cursor(&row.id, tenant).await? {
         Some(c) => c,
-        None => match spec.start_at.as_str() {
-            "earliest" => 0,
-            "now" => store.offset_at_time(tenant, &row.created_at).await?,
-            time => store.offset_at_time(tenant, time).await?,
+        None => match spec.start_at.from_time(&row.created_at) {
+            None => 0,
+            Some(time) => store.offset_at_time(tenant, time).await?,
         },
     };
     let mut after: Option<String> = None;

@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::deliver::{
-    attempt_once, deliver_with_retries, observe, outcome_name, round_ms, BatchJob, DeliveryCtx, TimedAttempt, Verdict,
+    attempt_once, deliver_with_retries, observe, outcome_name, round_ms, BatchJob, TimedAttempt, Verdict,
 };
-use crate::supervisor::EngineShared;
+use crate::shared::{DeliveryCtx, EngineShared};
 use crate::EngineError;
 
 /// What one immediate attempt gave.
@@ -158,6 +158,16 @@ pub(crate) async fn retry_dead_letter(
     Ok(result)
 }
 
+/// Where a replay is; shown as `running`, `completed`, `failed` or `cancelled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayState {
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
 /// Progress of a replay, as `GET /v1/sinks/{id}/replays/{replay}` shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = Replay)]
@@ -170,25 +180,12 @@ pub struct ReplayInfo {
     pub from_offset: u64,
     #[schema(minimum = 1)]
     pub to_offset: u64,
-    /// `running`, `completed`, `failed` or `cancelled`.
-    #[schema(value_type = ReplayState)]
-    pub state: String,
+    pub state: ReplayState,
     pub delivered_events: u64,
     pub dead_lettered_batches: u64,
     pub error: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
-}
-
-/// The states of a replay.
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)] // Only its schema is used.
-pub enum ReplayState {
-    Running,
-    Completed,
-    Failed,
-    Cancelled,
 }
 
 pub(crate) type ReplayTable = Mutex<std::collections::HashMap<String, (ReplayInfo, CancellationToken)>>;
@@ -217,10 +214,10 @@ pub(crate) async fn run_replay(
     let filter = ctx.spec.type_filter();
     let (state, error) = loop {
         if pos >= to {
-            break ("completed", None);
+            break (ReplayState::Completed, None);
         }
         if stop.is_cancelled() {
-            break ("cancelled", None);
+            break (ReplayState::Cancelled, None);
         }
         let mut events = match shared
             .store
@@ -233,11 +230,11 @@ pub(crate) async fn run_replay(
             .await
         {
             Ok(e) => e,
-            Err(e) => break ("failed", Some(format!("reading the log: {e}"))),
+            Err(e) => break (ReplayState::Failed, Some(format!("reading the log: {e}"))),
         };
         events.retain(|e| e.offset <= to);
         if events.is_empty() {
-            break ("completed", None);
+            break (ReplayState::Completed, None);
         }
         let last = events.last().map_or(to, |e| e.offset);
         let count = events.len() as u64;
@@ -261,18 +258,40 @@ pub(crate) async fn run_replay(
             Verdict::Exhausted(dead) => {
                 let dl = dead.into_dead_letter(&ctx.sink_id, &tenant, &format!("replay {id}: "));
                 if let Err(e) = shared.store.add_dead_letter(dl).await {
-                    break ("failed", Some(format!("writing a dead letter: {e}")));
+                    break (ReplayState::Failed, Some(format!("writing a dead letter: {e}")));
                 }
                 update(&table, &id, |i| i.dead_lettered_batches += 1);
             }
-            Verdict::Misconfigured { reason } => break ("failed", Some(reason)),
-            Verdict::Abandoned => break ("cancelled", None),
+            Verdict::Misconfigured { reason } => break (ReplayState::Failed, Some(reason)),
+            Verdict::Abandoned => break (ReplayState::Cancelled, None),
         }
         pos = last;
     };
     update(&table, &id, |i| {
-        i.state = state.into();
+        i.state = state;
         i.error = error;
         i.finished_at = Some(auditrelay_core::time::now_rfc3339());
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_states_are_spelled_as_before() {
+        let spelled: Vec<String> = [
+            ReplayState::Running,
+            ReplayState::Completed,
+            ReplayState::Failed,
+            ReplayState::Cancelled,
+        ]
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap())
+        .collect();
+        assert_eq!(
+            spelled,
+            [r#""running""#, r#""completed""#, r#""failed""#, r#""cancelled""#]
+        );
+    }
 }

@@ -69,7 +69,7 @@ mod tests {
             let spec = crate::spec::SinkSpec::from_body(&body, kind.info.formats).expect("minimal body");
             let d = &kind.defaults;
             assert_eq!(spec.format, d.format, "{}", kind.info.kind);
-            assert_eq!(spec.start_at, d.start_at);
+            assert_eq!(spec.start_at.as_str(), d.start_at);
             assert!(spec.event_types.is_empty());
             assert_eq!((spec.batch, spec.retry, spec.breaker), (d.batch, d.retry, d.breaker));
             assert_eq!(

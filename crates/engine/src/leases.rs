@@ -3,18 +3,24 @@
 //! `store::SinkLeases`). On SQLite the one process holds every lease.
 //!
 //! Every `HEARTBEAT` the supervisor runs a round: list the sinks, renew and claim leases, and
-//! reconcile the workers — start the sinks gained, stop the ones lost, shed the ones above the
-//! fair share (a node joined) and release those once their lanes have finished, and reload a
-//! sink whose revision moved (changed through another node). If the node cannot renew for
-//! `LEASE_TTL - SAFETY_MARGIN` it stops every worker, before another node may take them over.
+//! say how to reconcile the workers ([`LeasePlan`]) — start the sinks gained, stop the ones
+//! lost, shed the ones above the fair share (a node joined) and release those once their lanes
+//! have finished, and reload a sink whose revision moved (changed through another node). If the
+//! node cannot renew for `LEASE_TTL - SAFETY_MARGIN` the plan stops every worker, before another
+//! node may take them over. The supervisor applies the plan: this module never touches workers.
+//!
+//! A single-node backend (SQLite) grants every lease to its one process and nothing changes a
+//! sink behind its back, so after the first successful round there is nothing to renew or
+//! reconcile: the supervisor stops the heartbeat there, and idle sinks cost no periodic work.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use auditrelay_store::SinkRow;
 
-use crate::supervisor::{reload, stop_worker, Control, Done, EngineShared, Worker};
+use crate::shared::{Control, EngineShared};
 
 /// How long a lease lasts without renewal: a dead node's sinks move within this plus one
 /// heartbeat (documented in docs/deployment-postgres.md).
@@ -39,6 +45,24 @@ pub(crate) struct LeaseState {
     last_ok: Option<Instant>,
 }
 
+impl LeaseState {
+    /// Whether a round has ever succeeded (a single-node engine needs no more after that).
+    pub fn settled(&self) -> bool {
+        self.last_ok.is_some()
+    }
+}
+
+/// What a round asks of the supervisor.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct LeasePlan {
+    /// Leases given up above the fair share: stop each worker, then [`release_when_stopped`].
+    pub shed: Vec<String>,
+    /// Sinks to reload: gained, lost (including all of them when the leases could not be
+    /// renewed in time) or changed through another node. Reloading a sink this node no longer
+    /// owns stops its worker.
+    pub reload: Vec<String>,
+}
+
 async fn all_sinks(shared: &EngineShared) -> Result<Vec<SinkRow>, auditrelay_store::StoreError> {
     let mut out = Vec::new();
     let mut after: Option<String> = None;
@@ -53,8 +77,13 @@ async fn all_sinks(shared: &EngineShared) -> Result<Vec<SinkRow>, auditrelay_sto
     }
 }
 
-/// One heartbeat: renew, claim, shed, and reconcile the workers with the result.
-pub(crate) async fn round(shared: &Arc<EngineShared>, workers: &mut HashMap<String, Worker>, lease: &mut LeaseState) {
+/// One heartbeat: renew, claim and shed, and say how the workers must follow. `running` is the
+/// revision each sink's worker runs (`None` when it runs none).
+pub(crate) async fn round(
+    shared: &EngineShared,
+    lease: &mut LeaseState,
+    running: impl Fn(&str) -> Option<u64>,
+) -> LeasePlan {
     let started = Instant::now();
     let heartbeat = async {
         let rows = all_sinks(shared).await?;
@@ -86,12 +115,12 @@ pub(crate) async fn round(shared: &Arc<EngineShared>, workers: &mut HashMap<Stri
                     sinks = lease.owned.len(),
                     "leases could not be renewed in time; stopping their workers"
                 );
-                let lost: Vec<String> = lease.owned.drain().collect();
-                for id in lost {
-                    reload(shared, workers, lease, &id).await;
-                }
+                return LeasePlan {
+                    shed: Vec::new(),
+                    reload: lease.owned.drain().collect(),
+                };
             }
-            return;
+            return LeasePlan::default();
         }
     };
     lease.last_ok = Some(started);
@@ -105,9 +134,7 @@ pub(crate) async fn round(shared: &Arc<EngineShared>, workers: &mut HashMap<Stri
     let old = std::mem::replace(&mut lease.owned, held.into_iter().collect());
     for id in &shed {
         tracing::info!(sink = %id, "shedding a lease to another node");
-        let done = stop_worker(workers, id);
         lease.shedding.insert(id.clone());
-        release_when_stopped(shared, id.clone(), done);
     }
     let changed: Vec<String> = old
         .symmetric_difference(&lease.owned)
@@ -116,25 +143,30 @@ pub(crate) async fn round(shared: &Arc<EngineShared>, workers: &mut HashMap<Stri
         .chain(
             rows.iter()
                 .filter(|r| lease.owned.contains(&r.id))
-                .filter(|r| workers.get(&r.id).and_then(|w| w.revision()) != Some(r.revision))
+                .filter(|r| running(&r.id) != Some(r.revision))
                 .map(|r| r.id.clone()),
         )
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    for id in changed {
-        if lease.owned.contains(&id) && !old.contains(&id) {
+    for id in &changed {
+        if lease.owned.contains(id) && !old.contains(id) {
             tracing::info!(sink = %id, node = %shared.node_id, "took the lease");
         }
-        reload(shared, workers, lease, &id).await;
     }
+    LeasePlan { shed, reload: changed }
 }
 
-/// Releases a shed lease once the worker's lanes have finished, then tells the supervisor.
-fn release_when_stopped(shared: &Arc<EngineShared>, id: String, done: Done) {
+/// Releases a shed lease once `stopped` (its worker's lanes finishing) completes, then tells the
+/// supervisor.
+pub(crate) fn release_when_stopped(
+    shared: &Arc<EngineShared>,
+    id: String,
+    stopped: impl Future<Output = ()> + Send + 'static,
+) {
     let shared = shared.clone();
     tokio::spawn(async move {
-        done.await;
+        stopped.await;
         if let Err(e) = shared
             .store
             .release_leases(&shared.node_id, std::slice::from_ref(&id))

@@ -1,6 +1,9 @@
 //! The delivery engine: every sink is a consumer with its own committed cursor per tenant.
 //!
-//! * [`supervisor`] runs one worker per sink and follows configuration changes;
+//! * [`supervisor`] runs one worker per sink and follows configuration changes (it applies
+//!   the plans of [`leases`]); it is the top of the module graph;
+//! * [`shared`] holds what the parts share (store, keys, the supervisor's mailbox, a sink's
+//!   delivery context), [`tenants`] which tenants a sink reads;
 //! * [`lane`] is one sink reading one tenant: batch, deliver, commit in order;
 //! * [`deliver`] is the retry loop for one batch (breaker, timeout, backoff, verdict);
 //! * [`jobs`] are deliveries beside the cursor: test, dead-letter retry, replay;
@@ -21,9 +24,11 @@ mod leases;
 pub mod metrics;
 mod recorder;
 pub mod secrets;
+mod shared;
 pub mod spec;
 pub mod status;
 mod supervisor;
+mod tenants;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,14 +41,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use health::{LatencyPercentiles, SinkHealth, SinkState, TenantPosition};
+pub use health::{LatencyPercentiles, SinkHealth, TenantPosition};
 pub use holds::Hold;
 pub use jobs::{AttemptOutcome, AttemptResult, ReplayInfo, ReplayState};
 pub use kinds::{sink_kinds, SinkDefaults, SinkKind};
 pub use lane::PAUSE_AFTER_EXHAUSTED;
 pub use secrets::{KeyId, Keyring, SecretsError};
+use shared::{Control, EngineShared};
 pub use status::LastError;
-use supervisor::{Control, EngineShared};
+pub use status::SinkState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -175,7 +181,7 @@ impl Engine {
             tenant: tenant.to_owned(),
             from_offset: from,
             to_offset: to,
-            state: "running".into(),
+            state: ReplayState::Running,
             delivered_events: 0,
             dead_lettered_batches: 0,
             error: None,

@@ -2,9 +2,12 @@
 //! so the stored document says exactly how the sink behaves.
 
 use auditrelay_core::{ids, time, TypeFilter};
-use serde::{Deserialize, Serialize};
+use jiff::Timestamp;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+
+use crate::EngineError;
 
 /// The stored, normalised definition (everything but the secrets).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,14 +21,78 @@ pub struct SinkSpec {
     /// Operator sinks only: the tenants read. `None` = every tenant, present and future.
     /// A tenant sink reads exactly its owner tenant and has `None` here.
     pub tenants: Option<Vec<String>>,
-    /// `now` | `earliest` | an RFC 3339 time.
-    pub start_at: String,
+    /// Where a lane with no cursor yet starts reading.
+    pub start_at: StartAt,
     pub batch: BatchPolicy,
     pub retry: RetryPolicy,
     pub timeout_ms: u64,
     pub max_in_flight: usize,
     pub on_exhausted: OnExhausted,
     pub breaker: BreakerPolicy,
+}
+
+/// Where a sink starts reading a tenant it has no cursor for. Stored and shown as the string the
+/// API takes: `"now"`, `"earliest"` or the RFC 3339 time exactly as it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartAt {
+    /// The sink's creation time (resolved per tenant on the lane's first start).
+    Now,
+    /// The first event still in the log.
+    Earliest,
+    /// The first event received at or after `time`.
+    At {
+        time: Timestamp,
+        /// The text given, kept so the stored and shown definition is byte-for-byte what the
+        /// client sent (`+02:00` stays `+02:00`).
+        text: String,
+    },
+}
+
+impl StartAt {
+    pub const INVALID: &'static str = "must be `now`, `earliest` or an RFC 3339 time such as 2026-06-01T00:00:00Z";
+
+    /// Parses the API's (and the stored definition's) spelling; `None` for anything else.
+    pub fn parse(s: &str) -> Option<StartAt> {
+        match s {
+            "now" => Some(StartAt::Now),
+            "earliest" => Some(StartAt::Earliest),
+            text => time::parse_rfc3339(text).map(|time| StartAt::At {
+                time,
+                text: text.to_owned(),
+            }),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            StartAt::Now => "now",
+            StartAt::Earliest => "earliest",
+            StartAt::At { text, .. } => text,
+        }
+    }
+
+    /// The time whose first event a lane starts at (`None` for `earliest`): `now` is the sink's
+    /// creation time. RFC 3339 text, as `EventLog::offset_at_time` takes it.
+    pub fn from_time<'a>(&'a self, sink_created_at: &'a str) -> Option<&'a str> {
+        match self {
+            StartAt::Now => Some(sink_created_at),
+            StartAt::Earliest => None,
+            StartAt::At { text, .. } => Some(text),
+        }
+    }
+}
+
+impl Serialize for StartAt {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for StartAt {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        StartAt::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("start_at `{s}` {}", StartAt::INVALID)))
+    }
 }
 
 // The bounds in the `schema` attributes are the ones `batch_field`, `retry_field` and
@@ -150,7 +217,7 @@ impl SinkSpec {
                 .unwrap_or_else(|| "json".into()),
             event_types: types_field(body.get("event_types"))?,
             tenants: tenants_field(body.get("tenants"))?,
-            start_at: string_field(body, "start_at")?.unwrap_or_else(|| DEFAULT_START_AT.into()),
+            start_at: start_at_field(body)?.unwrap_or(StartAt::Now),
             batch: batch_field(body.get("batch"), DEFAULT_BATCH)?,
             retry: retry_field(body.get("retry"), DEFAULT_RETRY)?,
             timeout_ms: uint_field(body.get("timeout_ms"), "timeout_ms", 1, 300_000)?.unwrap_or(DEFAULT_TIMEOUT_MS),
@@ -199,7 +266,7 @@ impl SinkSpec {
         if body.contains_key("tenants") {
             next.tenants = tenants_field(body.get("tenants"))?;
         }
-        if let Some(start_at) = string_field(body, "start_at")? {
+        if let Some(start_at) = start_at_field(body)? {
             next.start_at = start_at;
         }
         next.batch = batch_field(body.get("batch"), self.batch)?;
@@ -234,16 +301,15 @@ impl SinkSpec {
                 ),
             ));
         }
-        if self.start_at != "now" && self.start_at != "earliest" && time::parse_rfc3339(&self.start_at).is_none() {
-            return Err(err(
-                "start_at",
-                "must be `now`, `earliest` or an RFC 3339 time such as 2026-06-01T00:00:00Z",
-            ));
-        }
         if self.retry.initial_backoff_ms > self.retry.max_backoff_ms {
             return Err(err("retry.initial_backoff_ms", "must not exceed retry.max_backoff_ms"));
         }
         Ok(())
+    }
+
+    /// Reads a stored definition (the JSON `to_json` wrote, in this or an earlier version).
+    pub fn from_stored(json: &str) -> Result<SinkSpec, EngineError> {
+        serde_json::from_str(json).map_err(|e| EngineError::Spec(e.to_string()))
     }
 
     pub fn type_filter(&self) -> TypeFilter {
@@ -266,6 +332,15 @@ fn string_field(body: &Map<String, Value>, field: &str) -> Result<Option<String>
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(err(field, "must be a string")),
+    }
+}
+
+fn start_at_field(body: &Map<String, Value>) -> Result<Option<StartAt>, SpecError> {
+    match string_field(body, "start_at")? {
+        None => Ok(None),
+        Some(s) => StartAt::parse(&s)
+            .map(Some)
+            .ok_or_else(|| err("start_at", StartAt::INVALID)),
     }
 }
 
@@ -430,7 +505,7 @@ mod tests {
         assert_eq!(s.retry, DEFAULT_RETRY);
         assert_eq!(s.timeout_ms, 10_000);
         assert_eq!(s.format, "json");
-        assert_eq!(s.start_at, "now");
+        assert_eq!(s.start_at, StartAt::Now);
         assert_eq!(s.on_exhausted, OnExhausted::DeadLetter);
     }
 
@@ -496,5 +571,40 @@ mod tests {
             s.patched(&body(json!({"kind": "kafka"})), &["json"]).unwrap_err().field,
             "kind"
         );
+    }
+
+    #[test]
+    fn start_at_is_stored_as_the_string_it_was_given_and_old_documents_read_back() {
+        for given in [
+            "now",
+            "earliest",
+            "2026-06-01T00:00:00Z",
+            "2026-06-01T02:00:00.500+02:00",
+        ] {
+            let s = SinkSpec::from_body(
+                &body(json!({"name": "a", "kind": "webhook", "start_at": given})),
+                &["json"],
+            )
+            .unwrap();
+            let stored = serde_json::to_string(&s).unwrap();
+            let v: Value = serde_json::from_str(&stored).unwrap();
+            assert_eq!(v["start_at"], json!(given));
+            assert_eq!(SinkSpec::from_stored(&stored).unwrap(), s);
+        }
+        let at = StartAt::parse("2026-06-01T02:00:00+02:00").unwrap();
+        assert_eq!(at.from_time("x"), Some("2026-06-01T02:00:00+02:00"));
+        assert!(matches!(at, StartAt::At { time, .. } if time.as_second() == 1_780_272_000));
+        assert_eq!(StartAt::Now.from_time("created"), Some("created"));
+        assert_eq!(StartAt::Earliest.from_time("created"), None);
+        // A stored document with a start the parser refuses is an unreadable spec, not a panic.
+        let mut v = serde_json::to_value(
+            SinkSpec::from_body(&body(json!({"name": "a", "kind": "webhook"})), &["json"]).unwrap(),
+        )
+        .unwrap();
+        v["start_at"] = json!("yesterday");
+        assert!(matches!(
+            SinkSpec::from_stored(&v.to_string()),
+            Err(EngineError::Spec(_))
+        ));
     }
 }

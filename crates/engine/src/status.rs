@@ -2,11 +2,12 @@
 //! rebuilt from nothing at start: counters are "since this process started"; the delivery log
 //! in the store keeps the durable history.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Instant;
 
 use serde::Serialize;
+use tokio::sync::Notify;
 
 use crate::breaker::{Breaker, BreakerState, Permit};
 use crate::spec::BreakerPolicy;
@@ -33,8 +34,36 @@ pub struct Counters {
     pub dead_lettered_events: u64,
 }
 
+/// What `/health` says a sink is doing (`state`), in the order it is decided: a paused sink is
+/// `paused` whatever its breaker says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkState {
+    Active,
+    BackingOff,
+    CircuitOpen,
+    Paused,
+}
+
+impl SinkState {
+    pub fn of(paused: bool, status: &StatusSnapshot) -> SinkState {
+        if paused {
+            SinkState::Paused
+        } else if status.circuit_open {
+            SinkState::CircuitOpen
+        } else if status.backing_off {
+            SinkState::BackingOff
+        } else {
+            SinkState::Active
+        }
+    }
+}
+
 pub struct SinkStatus {
     inner: Mutex<Inner>,
+    /// Fired whenever the breaker may have changed (a verdict, a new policy), so callers waiting
+    /// for a permit wake on the change instead of polling the breaker.
+    breaker_changed: Notify,
 }
 
 struct Inner {
@@ -45,7 +74,12 @@ struct Inner {
     /// Batches in a row that exhausted their attempts (reset by any delivery).
     consecutive_exhausted: u32,
     counters: Counters,
+    /// Grows as attempts succeed, up to `LATENCY_WINDOW`: an idle sink carries no window.
     latencies_ms: VecDeque<f64>,
+    /// Events still to deliver per tenant, kept by the lanes as cursors and heads move; their
+    /// sum is the sink's lag gauge.
+    lags: HashMap<String, u64>,
+    lag_total: u64,
 }
 
 /// A snapshot for `/health`.
@@ -72,9 +106,38 @@ impl SinkStatus {
                 last_success_at: None,
                 consecutive_exhausted: 0,
                 counters: Counters::default(),
-                latencies_ms: VecDeque::with_capacity(LATENCY_WINDOW),
+                latencies_ms: VecDeque::new(),
+                lags: HashMap::new(),
+                lag_total: 0,
             }),
+            breaker_changed: Notify::new(),
         }
+    }
+
+    /// Waiters for a permit subscribe here (before asking) and are woken on any verdict.
+    pub fn breaker_changed(&self) -> &Notify {
+        &self.breaker_changed
+    }
+
+    /// Sets what `tenant` still owes and returns the sink's total (the lag gauge's value).
+    pub fn set_lag(&self, tenant: &str, lag: u64) -> u64 {
+        let mut s = self.lock();
+        let old = match s.lags.get_mut(tenant) {
+            Some(v) => std::mem::replace(v, lag),
+            None => {
+                s.lags.insert(tenant.to_owned(), lag);
+                0
+            }
+        };
+        s.lag_total = s.lag_total - old + lag;
+        s.lag_total
+    }
+
+    /// Forgets every tenant's lag (the sink was reconfigured: its tenants may have changed).
+    pub fn clear_lags(&self) {
+        let mut s = self.lock();
+        s.lags.clear();
+        s.lag_total = 0;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -84,6 +147,7 @@ impl SinkStatus {
     /// A new policy (PATCH) takes effect with a fresh breaker; counters carry on.
     pub fn set_breaker_policy(&self, policy: BreakerPolicy) {
         self.lock().breaker = Breaker::new(policy);
+        self.breaker_changed.notify_waiters();
     }
 
     pub fn permit(&self, now: Instant) -> Permit {
@@ -101,6 +165,8 @@ impl SinkStatus {
             s.latencies_ms.pop_front();
         }
         s.latencies_ms.push_back(latency_ms);
+        drop(s);
+        self.breaker_changed.notify_waiters();
     }
 
     /// A transient failure: counts toward the breaker.
@@ -112,6 +178,8 @@ impl SinkStatus {
             s.counters.retried_attempts += 1;
         }
         s.last_error = Some(error);
+        drop(s);
+        self.breaker_changed.notify_waiters();
     }
 
     /// A definitive answer about the batch or the sink (4xx): the receiver is up, so the breaker
@@ -121,10 +189,13 @@ impl SinkStatus {
         s.breaker.on_success();
         s.counters.failed_attempts += 1;
         s.last_error = Some(error);
+        drop(s);
+        self.breaker_changed.notify_waiters();
     }
 
     pub fn on_abandoned(&self, now: Instant) {
         self.lock().breaker.on_abandoned(now);
+        self.breaker_changed.notify_waiters();
     }
 
     /// Returns how many batches in a row have now been dead-lettered.
@@ -177,5 +248,74 @@ impl SinkStatus {
             counters: s.counters,
             latency_ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::DEFAULT_BREAKER;
+
+    #[test]
+    fn the_lag_total_follows_each_tenant_and_forgets_them_on_clear() {
+        let s = SinkStatus::new(DEFAULT_BREAKER);
+        assert_eq!(s.set_lag("a", 5), 5);
+        assert_eq!(s.set_lag("b", 7), 12);
+        // A tenant's new value replaces its old one instead of adding to it.
+        assert_eq!(s.set_lag("a", 1), 8);
+        assert_eq!(s.set_lag("b", 0), 1);
+        s.clear_lags();
+        assert_eq!(s.set_lag("b", 3), 3);
+    }
+
+    #[test]
+    fn state_is_decided_in_order_and_spelled_as_before() {
+        let s = SinkStatus::new(DEFAULT_BREAKER);
+        let mut snap = s.snapshot();
+        assert_eq!(SinkState::of(false, &snap), SinkState::Active);
+        snap.backing_off = true;
+        assert_eq!(SinkState::of(false, &snap), SinkState::BackingOff);
+        snap.circuit_open = true;
+        assert_eq!(SinkState::of(false, &snap), SinkState::CircuitOpen);
+        assert_eq!(SinkState::of(true, &snap), SinkState::Paused);
+        let spelled: Vec<String> = [
+            SinkState::Active,
+            SinkState::BackingOff,
+            SinkState::CircuitOpen,
+            SinkState::Paused,
+        ]
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap())
+        .collect();
+        assert_eq!(
+            spelled,
+            [r#""active""#, r#""backing_off""#, r#""circuit_open""#, r#""paused""#]
+        );
+    }
+
+    #[test]
+    fn an_idle_sink_carries_no_latency_window() {
+        let s = SinkStatus::new(DEFAULT_BREAKER);
+        assert_eq!(s.lock().latencies_ms.capacity(), 0);
+        s.on_delivered(1, 2.0, "t".into());
+        assert!(s.lock().latencies_ms.capacity() < LATENCY_WINDOW);
+    }
+
+    #[tokio::test]
+    async fn a_verdict_wakes_whoever_waits_for_the_breaker() {
+        let s = SinkStatus::new(DEFAULT_BREAKER);
+        let changed = s.breaker_changed().notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        s.on_refused(LastError {
+            at: "t".into(),
+            tenant: "a".into(),
+            status: Some(400),
+            message: "no".into(),
+        });
+        // Already notified: this completes at once instead of waiting for a timer.
+        tokio::time::timeout(std::time::Duration::from_secs(5), changed)
+            .await
+            .expect("the verdict woke the waiter");
     }
 }

@@ -3,85 +3,30 @@
 //! the attempts on the wire and commits what was accepted — and starts the new one after it,
 //! so workers follow configuration changes without a restart and never overlap.
 //!
-//! A node drives only the sinks whose lease it holds (`leases.rs`): every heartbeat renews,
-//! claims and sheds leases and reloads what changed — sinks gained or lost, and sinks whose
-//! revision moved (an update made through another node).
+//! A node drives only the sinks whose lease it holds: every heartbeat, `leases::round` renews,
+//! claims and sheds leases and returns a plan — sinks to reload (gained, lost, or whose
+//! revision moved through another node) and leases to shed — which the supervisor applies. It
+//! is the top of the engine's module graph: it uses the others, none uses it.
+//!
+//! Nothing here runs per sink on a timer: with a single-node store the heartbeat stops after
+//! its first successful round, and lanes wait on their tenant's head and on their own timers.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use auditrelay_sinks::SinkEnv;
-use auditrelay_store::{SinkRow, Store};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::deliver::DeliveryCtx;
 use crate::lane::Lane;
-use crate::leases::{self, LeaseState};
-use crate::recorder::Recorder;
-use crate::secrets::{Keyring, SecretsError};
-use crate::spec::SinkSpec;
-use crate::status::SinkStatus;
+use crate::leases::{self, LeasePlan, LeaseState};
+use crate::secrets::SecretsError;
+use crate::shared::{Control, DeliveryCtx, EngineShared};
+use crate::tenants::{reads_all_tenants, tenants_of};
 use crate::EngineError;
-
-pub enum Control {
-    /// Re-read the sink from the store and run what it says now (created, changed, paused,
-    /// resumed, deleted).
-    Reload(String),
-    /// A tenant appeared: sinks over every tenant start reading it.
-    TenantCreated(String),
-    /// A shed lease was released (its worker had stopped): the sink may be claimed again.
-    LeaseReleased(String),
-}
-
-pub(crate) struct EngineShared {
-    pub store: Arc<dyn Store>,
-    pub key: Keyring,
-    pub env: SinkEnv,
-    pub recorder: Arc<Recorder>,
-    pub statuses: Mutex<HashMap<String, Arc<SinkStatus>>>,
-    pub control: mpsc::UnboundedSender<Control>,
-    pub shutdown: CancellationToken,
-    /// When this process started counting (the status counters are in-memory).
-    pub started_at: String,
-    /// This process's name in the lease table (new at every start).
-    pub node_id: String,
-}
-
-impl EngineShared {
-    pub fn status(&self, sink_id: &str, spec: &SinkSpec) -> Arc<SinkStatus> {
-        self.statuses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(sink_id.to_owned())
-            .or_insert_with(|| Arc::new(SinkStatus::new(spec.breaker)))
-            .clone()
-    }
-
-    /// Everything needed to deliver for this sink: spec, opened secrets, a built sink.
-    pub fn delivery_ctx(&self, row: &SinkRow) -> Result<Arc<DeliveryCtx>, EngineError> {
-        let spec: SinkSpec = serde_json::from_str(&row.spec).map_err(|e| EngineError::Spec(e.to_string()))?;
-        let secrets = self.key.open(&row.id, &row.sealed_secrets)?;
-        let sink = auditrelay_sinks::build(
-            &spec.kind,
-            &serde_json::Value::Object(spec.config.clone()),
-            &secrets,
-            &spec.format,
-            &self.env,
-        )?;
-        let status = self.status(&row.id, &spec);
-        Ok(Arc::new(DeliveryCtx {
-            sink_id: row.id.clone(),
-            spec,
-            sink,
-            status,
-            recorder: self.recorder.clone(),
-        }))
-    }
-}
 
 pub(crate) type Done = Shared<BoxFuture<'static, ()>>;
 
@@ -132,68 +77,44 @@ fn spawn_lane(
     })
 }
 
-async fn all_tenants(store: &dyn Store) -> Result<Vec<String>, EngineError> {
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store.list_tenants(after.as_deref(), 1000).await?;
-        // The system tenant (auditrelay's own trail) is read only by sinks that name it: a
-        // customer-data pipe over "all tenants" should not start carrying operator activity.
-        out.extend(
-            page.iter()
-                .filter(|t| t.id != auditrelay_core::ids::SYSTEM_TENANT)
-                .map(|t| t.id.clone()),
-        );
-        if page.len() < 1000 {
-            return Ok(out);
-        }
-        after = page.last().map(|t| t.id.clone());
-    }
-}
-
-/// The tenants a sink reads right now.
-pub(crate) async fn tenants_of(store: &dyn Store, row: &SinkRow, spec: &SinkSpec) -> Result<Vec<String>, EngineError> {
-    Ok(match (&row.owner_tenant, &spec.tenants) {
-        (Some(owner), _) => vec![owner.clone()],
-        (None, Some(list)) => list.clone(),
-        (None, None) => all_tenants(store).await?,
-    })
-}
-
-/// Whether a sink reads `tenant`: [`tenants_of`] without listing every tenant.
-pub(crate) fn reads_tenant(row: &SinkRow, spec: &SinkSpec, tenant: &str) -> bool {
-    match (&row.owner_tenant, &spec.tenants) {
-        (Some(owner), _) => owner == tenant,
-        (None, Some(list)) => list.iter().any(|t| t == tenant),
-        (None, None) => tenant != auditrelay_core::ids::SYSTEM_TENANT,
-    }
-}
-
 pub(crate) fn finished(lanes: Vec<JoinHandle<()>>) -> Done {
     futures::future::join_all(lanes).map(|_| ()).boxed().shared()
+}
+
+/// Runs a lease round and applies its plan.
+async fn lease_round(shared: &Arc<EngineShared>, workers: &mut HashMap<String, Worker>, lease: &mut LeaseState) {
+    let plan = leases::round(shared, lease, |id| workers.get(id).and_then(Worker::revision)).await;
+    apply(shared, workers, lease, plan).await;
+}
+
+async fn apply(shared: &Arc<EngineShared>, workers: &mut HashMap<String, Worker>, lease: &LeaseState, plan: LeasePlan) {
+    for id in plan.shed {
+        let stopped = stop_worker(workers, &id);
+        leases::release_when_stopped(shared, id, stopped);
+    }
+    for id in plan.reload {
+        reload(shared, workers, lease, &id).await;
+    }
 }
 
 pub(crate) async fn supervise(shared: Arc<EngineShared>, mut commands: mpsc::UnboundedReceiver<Control>) {
     let mut workers: HashMap<String, Worker> = HashMap::new();
     let mut lease = LeaseState::default();
+    let single_node = shared.store.single_node();
     // Claim this node's share and start those sinks.
-    leases::round(&shared, &mut workers, &mut lease).await;
-    let mut heartbeat = tokio::time::interval(leases::HEARTBEAT);
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    heartbeat.tick().await;
-
-    let mut lag_tick = tokio::time::interval(Duration::from_secs(5));
+    lease_round(&shared, &mut workers, &mut lease).await;
+    let mut next_round = Instant::now() + leases::HEARTBEAT;
     loop {
+        // A single-node store needs rounds only until one succeeded (it grants every lease,
+        // and every change arrives as a `Control`); several nodes heartbeat for as long as
+        // they run.
+        let heartbeat = !single_node || !lease.settled();
         let command = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
-            _ = lag_tick.tick() => {
-                let ids: Vec<String> = lease.owned.iter().cloned().collect();
-                let shared = shared.clone();
-                tokio::spawn(async move { crate::health::publish_lag(&shared, &ids).await });
-                continue;
-            }
-            _ = heartbeat.tick() => {
-                leases::round(&shared, &mut workers, &mut lease).await;
+            _ = tokio::time::sleep_until(next_round), if heartbeat => {
+                lease_round(&shared, &mut workers, &mut lease).await;
+                // Like `MissedTickBehavior::Delay`: a slow round does not cause a burst.
+                next_round = Instant::now() + leases::HEARTBEAT;
                 continue;
             }
             c = commands.recv() => match c {
@@ -202,10 +123,22 @@ pub(crate) async fn supervise(shared: Arc<EngineShared>, mut commands: mpsc::Unb
             },
         };
         match command {
-            // A sink this node drives is reloaded at once; any other change (a new sink, one
-            // driven elsewhere) goes through a lease round, which claims and reloads as needed.
-            Control::Reload(id) if lease.owned.contains(&id) => reload(&shared, &mut workers, &lease, &id).await,
-            Control::Reload(_) => leases::round(&shared, &mut workers, &mut lease).await,
+            // A sink this node drives is reloaded at once.
+            Control::Reload(id) if lease.owned.contains(&id) => {
+                if reload(&shared, &mut workers, &lease, &id).await == Loaded::Gone && single_node {
+                    lease.owned.remove(&id);
+                }
+            }
+            // A sink new to a single-node store is this node's by definition.
+            Control::Reload(id) if single_node && lease.settled() => {
+                lease.owned.insert(id.clone());
+                if reload(&shared, &mut workers, &lease, &id).await == Loaded::Gone {
+                    lease.owned.remove(&id);
+                }
+            }
+            // Any other change (a new sink, one driven elsewhere) goes through a lease round,
+            // which claims and reloads as needed.
+            Control::Reload(_) => lease_round(&shared, &mut workers, &mut lease).await,
             Control::LeaseReleased(id) => {
                 lease.shedding.remove(&id);
             }
@@ -257,35 +190,55 @@ fn idle_worker(shared: &EngineShared, previous: Done, revision: Option<u64>) -> 
     }
 }
 
-pub(crate) async fn reload(
+/// What a reload found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loaded {
+    /// The sink no longer exists.
+    Gone,
+    /// Anything else: running, paused, driven elsewhere, or to be retried.
+    Present,
+}
+
+async fn reload(
     shared: &Arc<EngineShared>,
     workers: &mut HashMap<String, Worker>,
     lease: &LeaseState,
     id: &str,
-) {
+) -> Loaded {
     let previous = stop_worker(workers, id);
     if !lease.owned.contains(id) {
         // Another node drives it (or nobody yet): this node only remembers the old lanes.
         workers.insert(id.to_owned(), idle_worker(shared, previous, None));
-        return;
+        return Loaded::Present;
     }
     let row = match shared.store.sink(id).await {
         Ok(Some(row)) => row,
         Ok(None) => {
             shared.statuses.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-            return;
+            return Loaded::Gone;
         }
         Err(e) => {
             tracing::error!(sink = id, error = %e, "cannot load sink; will retry");
             retry_later(shared, id);
-            return;
+            return Loaded::Present;
         }
     };
     let stop = shared.shutdown.child_token();
     if row.paused {
-        // Keep the handles so a resume still waits for the old lanes to finish.
-        workers.insert(id.to_owned(), idle_worker(shared, previous, Some(row.revision)));
-        return;
+        // Keep the handles so a resume still waits for the old lanes to finish; meanwhile the
+        // lag gauge follows the heads (the cursors stay where they are).
+        let mut worker = idle_worker(shared, previous, Some(row.revision));
+        if let Ok(spec) = crate::spec::SinkSpec::from_stored(&row.spec) {
+            let status = shared.status(id, &spec);
+            worker.lanes.push(tokio::spawn(crate::health::watch_paused_lag(
+                shared.store.clone(),
+                row,
+                status,
+                worker.stop.clone(),
+            )));
+        }
+        workers.insert(id.to_owned(), worker);
+        return Loaded::Present;
     }
     let ctx = match shared.delivery_ctx(&row) {
         Ok(ctx) => ctx,
@@ -293,7 +246,7 @@ pub(crate) async fn reload(
         // outlive the fix (every sink to resume by hand). Once restarted with the key, it runs.
         Err(e @ EngineError::Secrets(SecretsError::UnknownKey(_))) => {
             tracing::error!(sink = id, error = %e, "cannot start the sink until the server has its master key");
-            return;
+            return Loaded::Present;
         }
         Err(e) => {
             let reason = format!("cannot start the sink: {e}");
@@ -301,16 +254,19 @@ pub(crate) async fn reload(
             if let Err(e) = shared.store.set_sink_paused(id, true, Some(&reason)).await {
                 tracing::error!(sink = id, error = %e, "cannot pause a broken sink");
             }
-            return;
+            return Loaded::Present;
         }
     };
     ctx.status.set_breaker_policy(ctx.spec.breaker);
+    // The new lanes set the lag of the tenants read now; a tenant dropped from the list must
+    // not linger in the total.
+    ctx.status.clear_lags();
     let tenants = match tenants_of(shared.store.as_ref(), &row, &ctx.spec).await {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(sink = id, error = %e, "cannot list tenants; will retry");
             retry_later(shared, id);
-            return;
+            return Loaded::Present;
         }
     };
     let template = WorkerTemplate {
@@ -322,7 +278,7 @@ pub(crate) async fn reload(
         .iter()
         .map(|t| spawn_lane(shared, &template, t.clone(), &stop))
         .collect();
-    let all = row.owner_tenant.is_none() && template.ctx.spec.tenants.is_none();
+    let all = reads_all_tenants(&row, &template.ctx.spec);
     workers.insert(
         id.to_owned(),
         Worker {
@@ -333,6 +289,7 @@ pub(crate) async fn reload(
             tenants: tenants.into_iter().collect(),
         },
     );
+    Loaded::Present
 }
 
 /// Asks for another reload in a second (the store was unavailable).

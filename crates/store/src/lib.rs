@@ -160,6 +160,12 @@ pub trait SinkLeases: Send + Sync {
     async fn heartbeat_leases(&self, node: &str, sinks: &[String], ttl: std::time::Duration) -> Result<LeaseGrant>;
     /// Gives leases up (their workers have stopped) so another node can take them at once.
     async fn release_leases(&self, node: &str, sinks: &[String]) -> Result<()>;
+    /// Whether this backend serves one process only: it grants that process every lease and
+    /// every change to a sink goes through it, so a heartbeat after the first one would find
+    /// nothing new (the engine then stops heartbeating, and idle sinks cost nothing).
+    fn single_node(&self) -> bool {
+        false
+    }
 }
 
 /// Signed checkpoints of the hash chain (docs/integrity.md). The store only keeps them; the

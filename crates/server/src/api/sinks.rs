@@ -224,7 +224,7 @@ impl SinkView {
             event_types: spec.event_types,
             // A tenant's sink reads its own tenant: `tenants` would only confuse.
             tenants: row.owner_tenant.is_none().then_some(spec.tenants),
-            start_at: spec.start_at,
+            start_at: spec.start_at.as_str().to_owned(),
             batch: spec.batch,
             retry: spec.retry,
             timeout_ms: spec.timeout_ms,

@@ -490,6 +490,11 @@ impl crate::SinkLeases for SqliteStore {
     async fn release_leases(&self, _node: &str, _sinks: &[String]) -> Result<()> {
         Ok(())
     }
+
+    /// One process per data dir (`data_lock`), and sinks change only through its API.
+    fn single_node(&self) -> bool {
+        true
+    }
 }
 
 #[async_trait]
