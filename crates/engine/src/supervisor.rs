@@ -41,6 +41,7 @@ pub(crate) struct EngineShared {
     pub store: Arc<dyn Store>,
     pub key: Keyring,
     pub env: SinkEnv,
+    pub sink_factory: Arc<dyn crate::SinkFactory>,
     pub recorder: Arc<Recorder>,
     pub statuses: Mutex<HashMap<String, Arc<SinkStatus>>>,
     pub control: mpsc::UnboundedSender<Control>,
@@ -65,7 +66,8 @@ impl EngineShared {
     pub fn delivery_ctx(&self, row: &SinkRow) -> Result<Arc<DeliveryCtx>, EngineError> {
         let spec: SinkSpec = serde_json::from_str(&row.spec).map_err(|e| EngineError::Spec(e.to_string()))?;
         let secrets = self.key.open(&row.id, &row.sealed_secrets)?;
-        let sink = auditrelay_sinks::build(
+        let sink = self.sink_factory.build(
+            &row.id,
             &spec.kind,
             &serde_json::Value::Object(spec.config.clone()),
             &secrets,
