@@ -111,20 +111,22 @@ async fn a_drained_engine_hands_over_to_the_next_without_a_gap_or_a_duplicate() 
 /// `b` joins, `a` sheds one above its fair share, drains it and releases the lease, and `b`
 /// claims it. Each sink is driven by one engine at a time: its calls never interleave between
 /// engines, and every event is delivered exactly once across the hand-off.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_moves_a_sink_between_two_live_engines_without_overlap_gap_or_duplicate() {
     let h = Harness::with_exclusive_leases().await;
     let (one, sink_one) = h.create_sink(json!({"name": "one"})).await;
     let (two, sink_two) = h.create_sink(json!({"name": "two"})).await;
     let engine_a = auditrelay_engine::Engine::start(h.store(), h.config(std::sync::Arc::new(h.sinks.tagged("a"))));
     h.append(TENANT, 4).await;
-    h.wait_cursor(&one.id, TENANT, 4).await;
-    h.wait_cursor(&two.id, TENANT, 4).await;
+    wait_or_dump(&h, &one.id, 4, [&sink_one, &sink_two]).await;
+    wait_or_dump(&h, &two.id, 4, [&sink_one, &sink_two]).await;
 
     let engine_b = auditrelay_engine::Engine::start(h.store(), h.config(std::sync::Arc::new(h.sinks.tagged("b"))));
     // Events arriving during the hand-off.
     h.append(TENANT, 4).await;
     let mut holders = h.store.lease_changes.subscribe();
+    // `wait_for` answers with a read guard on the value: it must go at once, or the next
+    // heartbeat's publication would block on it.
     let split = tokio::time::timeout(
         DEADLINE,
         holders.wait_for(|held| {
@@ -132,14 +134,16 @@ async fn a_lease_moves_a_sink_between_two_live_engines_without_overlap_gap_or_du
             nodes.len() == 2 && nodes[0] != nodes[1]
         }),
     )
-    .await;
+    .await
+    .is_ok_and(|r| r.is_ok());
     assert!(
-        matches!(split, Ok(Ok(_))),
-        "the sinks were not split between the engines"
+        split,
+        "the sinks were not split between the engines: {:?}",
+        h.store.lease_changes.borrow().clone()
     );
     h.append(TENANT, 4).await;
-    h.wait_cursor(&one.id, TENANT, 12).await;
-    h.wait_cursor(&two.id, TENANT, 12).await;
+    wait_or_dump(&h, &one.id, 12, [&sink_one, &sink_two]).await;
+    wait_or_dump(&h, &two.id, 12, [&sink_one, &sink_two]).await;
     engine_a.shutdown().await;
     engine_b.shutdown().await;
 
@@ -154,6 +158,26 @@ async fn a_lease_moves_a_sink_between_two_live_engines_without_overlap_gap_or_du
         h.journal.assert_commits_never_pass_unaccepted(&row.id, TENANT);
     }
     assert_eq!(moved, 1, "exactly one sink moved to engine b");
+}
+
+/// [`Harness::wait_cursor`], failing with who holds which lease and what each sink got.
+async fn wait_or_dump(h: &Harness, id: &str, at: u64, sinks: [&ScriptedSink; 2]) {
+    let reached = tokio::time::timeout(DEADLINE, async {
+        while h.cursor(id, TENANT).await.is_none_or(|c| c < at) {
+            // Cursor commits have no signal of their own: poll.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .is_ok();
+    assert!(
+        reached,
+        "the cursor of {id} did not reach {at}: cursor {:?}, leases {:?}, calls {:#?} / {:#?}",
+        h.cursor(id, TENANT).await,
+        h.store.lease_changes.borrow().clone(),
+        sinks[0].calls(),
+        sinks[1].calls()
+    );
 }
 
 /// A sink's calls come from one engine, then the other: never back and forth, never overlapping.
