@@ -156,11 +156,23 @@ impl Harness {
 
     /// Waits until the committed cursor reaches `at` (or beyond).
     pub async fn wait_cursor(&self, id: &str, tenant: &str, at: u64) {
-        let what = format!("the cursor of {id}/{tenant} to reach {at}");
-        eventually(&what, move || async move {
-            self.cursor(id, tenant).await.is_some_and(|c| c >= at)
+        let reached = tokio::time::timeout(DEADLINE, async {
+            while self.cursor(id, tenant).await.is_none_or(|c| c < at) {
+                // Cursor commits have no signal of their own: poll.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         })
-        .await;
+        .await
+        .is_ok();
+        assert!(
+            reached,
+            "timed out waiting for the cursor of {id}/{tenant} to reach {at}: cursor {:?}, row {:?}, \
+             calls {:#?}, journal {:#?}",
+            self.cursor(id, tenant).await,
+            self.store.sink(id).await,
+            self.sinks.calls_of(id),
+            self.journal.entries()
+        );
     }
 
     /// Waits until the stored row says paused.

@@ -242,6 +242,12 @@ impl ScriptedSinks {
         sink
     }
 
+    /// The calls the sink registered for `sink_id` received (for failure messages).
+    pub fn calls_of(&self, sink_id: &str) -> Vec<Call> {
+        let sinks = self.sinks.lock().unwrap_or_else(|p| p.into_inner());
+        sinks.get(sink_id).map(|s| s.calls()).unwrap_or_default()
+    }
+
     /// A factory over the same sinks whose calls are marked with `node`.
     pub fn tagged(&self, node: &str) -> ScriptedSinks {
         ScriptedSinks {
