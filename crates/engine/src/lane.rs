@@ -129,6 +129,7 @@ impl Lane {
             self.store.clone(),
             self.consumer().to_owned(),
             self.tenant.clone(),
+            committed,
             pending_commits,
         ));
         let mut heads = self.store.subscribe(&self.tenant);
@@ -220,8 +221,17 @@ impl Lane {
 /// replace each other and only the newest is written next. Positions only grow, so a skipped
 /// intermediate one costs nothing. A finished batch's commit is retried until it lands, even
 /// while stopping: skipping it would only cost a duplicate, and waiting costs nothing.
-async fn commit_loop(store: Arc<dyn Store>, consumer: String, tenant: String, mut positions: watch::Receiver<u64>) {
-    let mut written = *positions.borrow();
+async fn commit_loop(
+    store: Arc<dyn Store>,
+    consumer: String,
+    tenant: String,
+    stored: u64,
+    mut positions: watch::Receiver<u64>,
+) {
+    // What the store holds, passed in: reading it from the channel at the first poll would take
+    // positions the lane sent before this task first ran for already written, and never write
+    // them.
+    let mut written = stored;
     let never = CancellationToken::new();
     loop {
         let closed = positions.changed().await.is_err();
