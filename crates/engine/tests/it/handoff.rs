@@ -30,7 +30,6 @@ fn once_each(range: std::ops::RangeInclusive<u64>) -> BTreeMap<u64, usize> {
 /// and 4 were accepted behind it. The next engine (after the store is reopened from disk) must
 /// start right after batch 1: batch 2 is delivered, nothing is skipped, and the price is
 /// re-sending 3 and 4.
-#[ignore = "intermittent: the engine sometimes never writes a lane's cursor although the sink accepted the batches (see the harness report); run with --run-ignored all"]
 #[test]
 fn a_crash_with_batches_in_flight_resumes_from_the_committed_cursor_without_a_gap() {
     let main = tokio::runtime::Builder::new_current_thread()
@@ -90,7 +89,6 @@ fn a_crash_with_batches_in_flight_resumes_from_the_committed_cursor_without_a_ga
 
 /// A drained engine commits everything accepted, so the next engine on the store starts right
 /// after it: no gap and, unlike a crash, no duplicate.
-#[ignore = "intermittent: the engine sometimes never writes a lane's cursor although the sink accepted the batches (see the harness report); run with --run-ignored all"]
 #[tokio::test]
 async fn a_drained_engine_hands_over_to_the_next_without_a_gap_or_a_duplicate() {
     let h = Harness::new().await;
@@ -116,7 +114,7 @@ async fn a_drained_engine_hands_over_to_the_next_without_a_gap_or_a_duplicate() 
 /// `b` joins, `a` sheds one above its fair share, drains it and releases the lease, and `b`
 /// claims it. Each sink is driven by one engine at a time: its calls never interleave between
 /// engines, and every event is delivered exactly once across the hand-off.
-#[ignore = "intermittent: the engine sometimes never writes a lane's cursor although the sink accepted the batches (see the harness report); run with --run-ignored all"]
+// Two engines on a multi-thread runtime, as in the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_moves_a_sink_between_two_live_engines_without_overlap_gap_or_duplicate() {
     let h = Harness::with_exclusive_leases().await;
