@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use crate::event::{Members, ParsedEvent, Rest, ACTOR_KEYS, SOURCE_KEYS, TARGET_KEYS};
 use crate::ids::{is_valid_client_event_id, is_valid_event_type, is_valid_tenant_id};
-use crate::ingest::IngestError;
+use crate::ingest_error::IngestError;
 use crate::time::{format_timestamp, parse_rfc3339};
 
 /// Sub-objects with a fixed set of string fields, in the order error messages list them.

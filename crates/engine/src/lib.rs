@@ -15,6 +15,7 @@ mod deliver;
 mod health;
 mod holds;
 mod jobs;
+mod kinds;
 mod lane;
 mod leases;
 pub mod metrics;
@@ -38,6 +39,7 @@ use tokio_util::task::TaskTracker;
 
 pub use holds::Hold;
 pub use jobs::{AttemptResult, ReplayInfo};
+pub use kinds::{sink_kinds, SinkDefaults, SinkKind};
 pub use lane::PAUSE_AFTER_EXHAUSTED;
 pub use secrets::{KeyId, Keyring, SecretsError};
 use supervisor::{Control, EngineShared};

@@ -74,6 +74,8 @@ pub const DEFAULT_BREAKER: BreakerPolicy = BreakerPolicy {
 };
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1;
+pub const DEFAULT_START_AT: &str = "now";
+pub const DEFAULT_ON_EXHAUSTED: OnExhausted = OnExhausted::DeadLetter;
 
 /// A field of a sink definition that breaks a rule; `field` is its path (`batch.max_events`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -128,14 +130,14 @@ impl SinkSpec {
                 .unwrap_or_else(|| "json".into()),
             event_types: types_field(body.get("event_types"))?,
             tenants: tenants_field(body.get("tenants"))?,
-            start_at: string_field(body, "start_at")?.unwrap_or_else(|| "now".into()),
+            start_at: string_field(body, "start_at")?.unwrap_or_else(|| DEFAULT_START_AT.into()),
             batch: batch_field(body.get("batch"), DEFAULT_BATCH)?,
             retry: retry_field(body.get("retry"), DEFAULT_RETRY)?,
             timeout_ms: uint_field(body.get("timeout_ms"), "timeout_ms", 1, 300_000)?.unwrap_or(DEFAULT_TIMEOUT_MS),
             max_in_flight: uint_field(body.get("max_in_flight"), "max_in_flight", 1, 64)?
                 .map(|n| n as usize)
                 .unwrap_or(DEFAULT_MAX_IN_FLIGHT),
-            on_exhausted: on_exhausted_field(body.get("on_exhausted"))?.unwrap_or(OnExhausted::DeadLetter),
+            on_exhausted: on_exhausted_field(body.get("on_exhausted"))?.unwrap_or(DEFAULT_ON_EXHAUSTED),
             breaker: breaker_field(body.get("breaker"), DEFAULT_BREAKER)?,
         };
         spec.check(formats)?;

@@ -11,19 +11,15 @@ use std::time::{Duration, Instant};
 use auditrelay_store::Store;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::tokens::{hash_token, random_token};
 
 const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 /// `last_used_at` is written at most this often per key.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
-
-pub fn hash_token(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -172,7 +168,7 @@ impl Authenticator {
     /// request on. Returns the new token, to show once.
     pub async fn rotate_operator_token(&self, data_dir: &std::path::Path) -> Result<String, ApiError> {
         let _one_at_a_time = self.rotation.lock().await;
-        let token = crate::keyfiles::random_token("aro");
+        let token = random_token("aro");
         let hash = hash_token(&token);
         let dir = data_dir.to_owned();
         let saved =

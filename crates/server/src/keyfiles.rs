@@ -13,7 +13,7 @@ use auditrelay_engine::Keyring;
 use base64::Engine;
 use rand::RngCore;
 
-use crate::auth::hash_token;
+use crate::tokens::{hash_token, random_token};
 
 const ADMIN_TOKEN_HASH_FILE: &str = "admin-token.sha256";
 const MASTER_KEY_FILE: &str = "master.key";
@@ -22,16 +22,6 @@ pub const RETIRED_KEYS_DIR: &str = "master-keys";
 /// Written by `POST /v1/admin/token/rotate`; once present it wins over a configured token.
 const ROTATED_TOKEN_HASH_FILE: &str = "admin-token.rotated.sha256";
 const INTEGRITY_KEY_FILE: &str = "integrity-ed25519.key";
-
-/// A fresh random secret with a readable prefix (`aro_…`, `ark_…`): 32 bytes, base64url.
-pub fn random_token(prefix: &str) -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!(
-        "{prefix}_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
-}
 
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     let mut opts = std::fs::OpenOptions::new();

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod data_lock;
 pub mod error;
+pub mod graphql;
 pub mod http_serve;
 pub mod integrity;
 pub mod keyfiles;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod retention;
 pub mod state;
 pub mod tls;
+pub mod tokens;
 
 use std::sync::Arc;
 

@@ -3,7 +3,8 @@
 //! store: the engine owns retries, backoff, the breaker, dead letters and cursors (invariant *sinks classify, the engine decides*,
 //! after Vector's RetryLogic/Driver split).
 //!
-//! Adding a kind: a folder beside `webhook/`, plus one arm in [`registry`].
+//! Adding a kind: a folder beside `webhook/` whose config struct implements
+//! [`kinds::KindConfig`], plus one variant in [`kinds::SinkConfig`] (the `sink_kinds!` list).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,22 +12,24 @@ use std::time::Duration;
 use async_trait::async_trait;
 use auditrelay_core::StoredEvent;
 
-mod config_keys;
 pub mod datadog;
 pub mod elastic;
 pub mod generic_https;
 pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod kinds;
 pub mod registry;
 pub mod s3;
 mod secret_header;
 pub mod sentinel;
 pub mod splunk_hec;
 pub mod syslog;
+pub mod typed;
 pub mod webhook;
 
-pub use registry::{build, kind_spec, validate_config, KindSpec, SinkEnv};
+pub use kinds::{config_schema, sink_kinds, KindConfig, KindSpec, SecretSpec, SinkConfig, SinkKindInfo};
+pub use registry::{build, kind_spec, validate_config, SinkEnv};
 
 /// Secret name → value, decrypted. Only the engine and the sink that uses them hold this.
 pub type Secrets = BTreeMap<String, String>;

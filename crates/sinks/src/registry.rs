@@ -1,4 +1,4 @@
-//! The one place that knows every sink kind: what it accepts and how to build it.
+//! The one place that knows how to validate and build every sink kind (through [`SinkConfig`]).
 
 use std::sync::Arc;
 
@@ -8,7 +8,10 @@ use auditrelay_format::Format;
 
 #[cfg(feature = "kafka")]
 use crate::kafka;
+use crate::kinds::{SinkConfig, SPECS};
 use crate::{datadog, elastic, generic_https, s3, sentinel, splunk_hec, syslog, webhook, ConfigError, Secrets, Sink};
+
+pub use crate::kinds::KindSpec;
 
 /// Process-wide settings every sink obeys.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -20,76 +23,6 @@ pub struct SinkEnv {
     /// at `10.20.0.0/16`), while the rest of the policy stays in force.
     pub allowed_private_cidrs: Vec<crate::http::Cidr>,
 }
-
-/// What a kind accepts, for save-time validation and the API's answers.
-#[derive(Debug)]
-pub struct KindSpec {
-    pub kind: &'static str,
-    /// Formats the kind can send; the first is the default.
-    pub formats: &'static [&'static str],
-    /// Secret names it understands.
-    pub secrets: &'static [&'static str],
-    /// Secrets that keep signing alongside their replacement for a grace period after a change.
-    pub rotating_secrets: &'static [&'static str],
-}
-
-const KINDS: &[KindSpec] = &[
-    KindSpec {
-        kind: "webhook",
-        formats: &["json"],
-        secrets: &["signing_secret"],
-        rotating_secrets: &["signing_secret"],
-    },
-    KindSpec {
-        kind: "splunk_hec",
-        formats: &["json", "cef", "leef", "ocsf", "raw"],
-        secrets: &["token"],
-        rotating_secrets: &[],
-    },
-    KindSpec {
-        kind: "sentinel",
-        formats: &["json", "ocsf"],
-        secrets: &["client_secret", "shared_key"],
-        rotating_secrets: &[],
-    },
-    KindSpec {
-        kind: "elastic",
-        formats: &["json", "ocsf", "raw"],
-        secrets: &["api_key", "password"],
-        rotating_secrets: &[],
-    },
-    KindSpec {
-        kind: "datadog",
-        formats: &["json", "ocsf", "cef", "leef"],
-        secrets: &["api_key"],
-        rotating_secrets: &[],
-    },
-    KindSpec {
-        kind: "generic_https",
-        formats: &["json", "cef", "leef", "ocsf"],
-        secrets: &["auth_value"],
-        rotating_secrets: &[],
-    },
-    #[cfg(feature = "kafka")]
-    KindSpec {
-        kind: "kafka",
-        formats: &["json", "cef", "leef", "ocsf", "raw"],
-        secrets: &["sasl_password"],
-        rotating_secrets: &[],
-    },
-    KindSpec {
-        kind: "s3",
-        formats: &["json", "ocsf", "raw"],
-        secrets: &["access_key_id", "secret_access_key"],
-        rotating_secrets: &[],
-    },
-    KindSpec {
-        kind: "syslog",
-        formats: &["cef", "leef", "json"],
-        secrets: &[],
-        rotating_secrets: &[],
-    },
-];
 
 /// Every kind named in the public contract, implemented or not, so the API can tell "unknown
 /// kind" from "not available in this build".
@@ -106,7 +39,7 @@ pub const ALL_KINDS: &[&str] = &[
 ];
 
 pub fn kind_spec(kind: &str) -> Option<&'static KindSpec> {
-    KINDS.iter().find(|k| k.kind == kind)
+    SPECS.iter().copied().find(|k| k.kind == kind)
 }
 
 /// Checks a definition at save time (fields, URL, the SSRF policy on what the host resolves to)
@@ -120,28 +53,30 @@ pub async fn validate_config(
 ) -> Result<Secrets, ConfigError> {
     let spec = kind_spec(kind).ok_or_else(|| unknown_kind(kind))?;
     for name in secrets.keys() {
-        if !spec.secrets.contains(&name.as_str()) && !name.starts_with("previous_") {
+        if !spec.secret_names().any(|s| s == name) && !name.starts_with("previous_") {
+            let known: Vec<&str> = spec.secret_names().collect();
             return Err(ConfigError::new(
                 format!("secrets.{name}"),
                 format!(
                     "`{kind}` sinks take no secret named `{name}` (known: {})",
-                    spec.secrets.join(", ")
+                    known.join(", ")
                 ),
             ));
         }
     }
-    match kind {
-        "webhook" => webhook::validate(config, secrets, env).await,
-        "splunk_hec" => splunk_hec::validate(config, secrets, env).await,
-        "sentinel" => sentinel::validate(config, secrets, env).await,
-        "elastic" => elastic::validate(config, secrets, env).await,
-        "datadog" => datadog::validate(config, secrets, env).await,
-        "generic_https" => generic_https::validate(config, secrets, env).await,
+    // The typed parse decides the kind; each kind's own `validate` then adds the secrets and
+    // the network checks (the SSRF policy on what its hosts resolve to).
+    match SinkConfig::parse(kind, config)? {
+        SinkConfig::Webhook(_) => webhook::validate(config, secrets, env).await,
+        SinkConfig::SplunkHec(_) => splunk_hec::validate(config, secrets, env).await,
+        SinkConfig::Sentinel(_) => sentinel::validate(config, secrets, env).await,
+        SinkConfig::Elastic(_) => elastic::validate(config, secrets, env).await,
+        SinkConfig::Datadog(_) => datadog::validate(config, secrets, env).await,
+        SinkConfig::GenericHttps(_) => generic_https::validate(config, secrets, env).await,
         #[cfg(feature = "kafka")]
-        "kafka" => kafka::validate(config, secrets, env).await,
-        "s3" => s3::validate(config, secrets, env).await,
-        "syslog" => syslog::validate(config, secrets, env).await,
-        _ => Err(unknown_kind(kind)),
+        SinkConfig::Kafka(_) => kafka::validate(config, secrets, env).await,
+        SinkConfig::S3(_) => s3::validate(config, secrets, env).await,
+        SinkConfig::Syslog(_) => syslog::validate(config, secrets, env).await,
     }
 }
 
@@ -153,28 +88,23 @@ pub fn build(
     format: &str,
     env: &SinkEnv,
 ) -> Result<Arc<dyn Sink>, ConfigError> {
-    match kind {
-        "webhook" => Ok(Arc::new(webhook::WebhookSink::new(config, secrets, format, env)?)),
-        _ => {
-            let format = Format::parse(format)
-                .ok_or_else(|| ConfigError::new("format", format!("unknown format `{format}`")))?;
-            match kind {
-                "splunk_hec" => splunk_hec::build(config, secrets, format, env),
-                "sentinel" => sentinel::build(config, secrets, format, env),
-                "elastic" => elastic::build(config, secrets, format, env),
-                "datadog" => datadog::build(config, secrets, format, env),
-                "generic_https" => generic_https::build(config, secrets, format, env),
-                #[cfg(feature = "kafka")]
-                "kafka" => kafka::build(config, secrets, format, env),
-                "s3" => s3::build(config, secrets, format, env),
-                "syslog" => syslog::build(config, secrets, format, env),
-                _ => Err(unknown_kind(kind)),
-            }
-        }
+    let format_of =
+        || Format::parse(format).ok_or_else(|| ConfigError::new("format", format!("unknown format `{format}`")));
+    match SinkConfig::parse(kind, config)? {
+        SinkConfig::Webhook(_) => Ok(Arc::new(webhook::WebhookSink::new(config, secrets, format, env)?)),
+        SinkConfig::SplunkHec(_) => splunk_hec::build(config, secrets, format_of()?, env),
+        SinkConfig::Sentinel(_) => sentinel::build(config, secrets, format_of()?, env),
+        SinkConfig::Elastic(_) => elastic::build(config, secrets, format_of()?, env),
+        SinkConfig::Datadog(_) => datadog::build(config, secrets, format_of()?, env),
+        SinkConfig::GenericHttps(_) => generic_https::build(config, secrets, format_of()?, env),
+        #[cfg(feature = "kafka")]
+        SinkConfig::Kafka(_) => kafka::build(config, secrets, format_of()?, env),
+        SinkConfig::S3(_) => s3::build(config, secrets, format_of()?, env),
+        SinkConfig::Syslog(_) => syslog::build(config, secrets, format_of()?, env),
     }
 }
 
-fn unknown_kind(kind: &str) -> ConfigError {
+pub(crate) fn unknown_kind(kind: &str) -> ConfigError {
     if ALL_KINDS.contains(&kind) {
         ConfigError::new("kind", format!("sink kind `{kind}` is not available in this build yet"))
     } else {

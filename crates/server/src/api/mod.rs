@@ -3,12 +3,13 @@
 mod admin;
 mod consume;
 mod export;
-mod extract;
+pub(crate) mod extract;
 mod health;
 mod ingest;
 mod integrity;
 mod retention;
-mod sinks;
+pub(crate) mod sink_kinds;
+pub(crate) mod sinks;
 mod tenants;
 
 use axum::routing::{delete, get, post};
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
                 .put(retention::put_retention)
                 .delete(retention::delete_retention),
         )
+        .route("/v1/sink-kinds", get(sink_kinds::list_sink_kinds))
         .route("/v1/sinks", post(sinks::create_sink).get(sinks::list_sinks))
         .route(
             "/v1/sinks/{id}",
@@ -52,6 +54,7 @@ pub fn router(state: AppState) -> Router {
             get(sinks::get_dead_letter).delete(sinks::delete_dead_letter),
         )
         .route("/v1/sinks/{id}/dead-letters/{dl}/retry", post(sinks::retry_dead_letter))
+        .route("/v1/graphql", post(crate::graphql::post_graphql))
         .route("/v1/admin/token/rotate", post(admin::rotate_token))
         .route("/v1/export", get(export::export))
         .route("/v1/integrity/key", get(integrity::public_key))

@@ -3,6 +3,9 @@
 //!
 //! Visibility: a tenant key with `manage` sees only the sinks its tenant owns; anything else
 //! answers 404 exactly like a missing sink, so ids cannot be probed.
+//!
+//! `POST /v1/graphql` calls these handlers too (`crate::graphql::schema`): what they decide and
+//! answer is what GraphQL decides and answers, so a change here shows on both surfaces.
 
 use auditrelay_core::ids::new_prefixed_id;
 use auditrelay_core::time;
@@ -12,7 +15,6 @@ use auditrelay_sinks::{kind_spec, ConfigError, Secrets};
 use auditrelay_store::{DeadLetter, DeliveryAttempt, SinkRow};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
@@ -21,9 +23,6 @@ use crate::audit;
 use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-
-/// Default grace period during which a rotated signing secret keeps signing.
-const DEFAULT_ROTATION_GRACE_SECS: i64 = 86_400;
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
@@ -165,7 +164,7 @@ pub async fn create_sink(
     State(state): State<AppState>,
     principal: Principal,
     body: Result<ApiJson<Value>, ApiError>,
-) -> ApiResult<Response> {
+) -> ApiResult<(StatusCode, Json<Value>)> {
     principal.require(Scope::Manage)?;
     let ApiJson(body) = body?;
     let body = body_object(body)?;
@@ -252,7 +251,7 @@ pub async fn create_sink(
     if !generated.is_empty() {
         out["generated_secrets"] = json!(generated);
     }
-    Ok((StatusCode::CREATED, Json(out)).into_response())
+    Ok((StatusCode::CREATED, Json(out)))
 }
 
 pub async fn list_sinks(
@@ -314,11 +313,9 @@ pub async fn patch_sink(
         }
     }
     let mut secrets = open_secrets(&state, &row)?;
-    let grace = next
-        .config
-        .get("rotation_grace_secs")
-        .and_then(Value::as_i64)
-        .unwrap_or(DEFAULT_ROTATION_GRACE_SECS);
+    // Read as the webhook sink reads it (a whole number written `60.0` included), default one day.
+    let grace = auditrelay_sinks::webhook::rotation_grace(&Value::Object(next.config.clone())).map_err(config_error)?;
+    let grace = jiff::SignedDuration::from_secs(i64::try_from(grace.as_secs()).unwrap_or(i64::MAX));
     let patched_secrets = secrets_patch(&body)?;
     let changed_secrets: Vec<String> = patched_secrets.iter().map(|(name, _)| name.clone()).collect();
     for (name, value) in patched_secrets {
@@ -336,7 +333,7 @@ pub async fn patch_sink(
         if kind_spec.rotating_secrets.contains(&name.as_str()) {
             if let Some(old) = old.filter(|o| secrets.get(&name) != Some(o)) {
                 let until = jiff::Timestamp::now()
-                    .checked_add(jiff::SignedDuration::from_secs(grace.max(0)))
+                    .checked_add(grace)
                     .unwrap_or(jiff::Timestamp::MAX);
                 secrets.insert(format!("previous_{name}"), old);
                 secrets.insert(format!("previous_{name}_expires_at"), time::format_timestamp(until));
@@ -487,7 +484,7 @@ pub async fn replay_sink(
     principal: Principal,
     Path(id): Path<String>,
     body: Result<ApiJson<Value>, ApiError>,
-) -> ApiResult<Response> {
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let row = visible_sink(&state, &principal, &id).await?;
     let ApiJson(body) = body?;
     let Value::Object(body) = body else {
@@ -558,7 +555,7 @@ pub async fn replay_sink(
         json!({ "replay_id": info.id, "replay_tenant": tenant, "from_offset": from, "to_offset": to }),
     )
     .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!(info))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(json!(info))))
 }
 
 pub async fn get_replay(
@@ -629,7 +626,7 @@ pub async fn retry_dead_letter(
     State(state): State<AppState>,
     principal: Principal,
     Path((id, dl)): Path<(String, String)>,
-) -> ApiResult<Response> {
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let row = visible_sink(&state, &principal, &id).await?;
     let dead_letter = visible_dead_letter(&state, &row, &dl).await?;
     let result = state.engine.retry_dead_letter(&row, &dead_letter).await?;
@@ -647,8 +644,7 @@ pub async fn retry_dead_letter(
         return Ok((
             StatusCode::OK,
             Json(json!({ "dead_letter_id": dl, "deleted": true, "attempt": result })),
-        )
-            .into_response());
+        ));
     }
     Err(ApiError::new(
         StatusCode::BAD_GATEWAY,

@@ -11,10 +11,10 @@ use serde_json::{json, Value};
 
 use super::extract::{ApiJson, ApiQuery, Page};
 use crate::audit::{self, Target};
-use crate::auth::{hash_token, Principal, Scope};
+use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult};
-use crate::keyfiles::random_token;
 use crate::state::AppState;
+use crate::tokens::{hash_token, random_token};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -2,7 +2,9 @@
 
 use auditrelay_format::FormatOptions;
 use reqwest::Url;
-use serde_json::{Map, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::http;
 use crate::secret_header::{secret_header, SecretHeader};
@@ -19,11 +21,57 @@ pub const MAX_FIELD_BYTES: usize = 1024;
 /// Longest `ddtags` accepted (a comma-separated tag list).
 pub const MAX_TAGS_BYTES: usize = 4096;
 
-const KEYS: &[&str] = &["site", "url", "service", "ddsource", "ddtags", "hostname"];
+crate::typed::with_format_options! {
+    /// `config` of a `datadog` sink. `site` and `url` exclude each other.
+    #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schemars(title = "datadog config", transform = site_or_url)]
+    pub struct DatadogConfig {
+        /// The Datadog site (default `datadoghq.com`; e.g. `datadoghq.eu`, `us5.datadoghq.com`, without
+        /// `app.`): logs go to `https://http-intake.logs.{site}/api/v2/logs`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1, max = MAX_FIELD_BYTES), pattern(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$"))]
+        #[schemars(extend("not" = {"type": "string", "pattern": "^app\\."}, "default" = DEFAULT_SITE))]
+        pub site: Option<String>,
+        /// A full logs intake URL instead of `site` (a proxy, a test receiver).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(schema_with = "crate::typed::opt_url_schema")]
+        pub url: Option<String>,
+        /// The `service` attribute of every log entry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1, max = MAX_FIELD_BYTES))]
+        pub service: Option<String>,
+        /// The `ddsource` attribute (default `auditrelay`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1, max = MAX_FIELD_BYTES), extend("default" = DEFAULT_DDSOURCE))]
+        pub ddsource: Option<String>,
+        /// Comma-separated `key:value` tags (`ddtags`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1, max = MAX_TAGS_BYTES))]
+        pub ddtags: Option<String>,
+        /// The `hostname` attribute of every log entry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1, max = MAX_FIELD_BYTES))]
+        pub hostname: Option<String>,
+    }
+}
+
+/// `url` must be absent or null when `site` is a string: the error points at `url`, as the
+/// server's does.
+fn site_or_url(schema: &mut schemars::Schema) {
+    schema.insert(
+        "if".into(),
+        serde_json::json!({"properties": {"site": {"type": "string"}}, "required": ["site"]}),
+    );
+    schema.insert(
+        "then".into(),
+        serde_json::json!({"properties": {"url": {"type": "null"}}}),
+    );
+}
 
 /// A parsed `config`.
 #[derive(Debug, Clone)]
-pub(crate) struct DatadogConfig {
+pub(crate) struct DatadogSettings {
     /// The logs intake: `https://http-intake.logs.{site}/api/v2/logs`, or `url` as given.
     pub url: Url,
     pub service: Option<String>,
@@ -41,29 +89,36 @@ pub(crate) fn parse_api_key(secrets: &Secrets) -> Result<ApiKey, ConfigError> {
 }
 
 /// Parses `config` without touching the network (URL shape only; see [`validate`]).
-pub(crate) fn parse_config(config: &Value) -> Result<DatadogConfig, ConfigError> {
-    let obj = crate::config_keys::known_keys_only(config, "a `datadog` sink", KEYS)?;
-    let site = optional_string(obj, "site", MAX_FIELD_BYTES)?;
-    let url = match (obj.get("url"), site) {
-        (None | Some(Value::Null), site) => site_url(site.as_deref().unwrap_or(DEFAULT_SITE))?,
-        (Some(Value::String(_)), Some(_)) => {
-            return Err(ConfigError::new(
-                "config.url",
-                "give either `site` or `url` (a full intake URL), not both",
-            ))
-        }
-        (Some(Value::String(raw)), None) => http::parse_url(raw, "config.url")?,
-        (Some(_), _) => return Err(ConfigError::new("config.url", "must be a string")),
-    };
-    let options = FormatOptions::from_config(obj).map_err(|e| ConfigError::new(e.field, e.message))?;
-    Ok(DatadogConfig {
-        url,
-        service: optional_string(obj, "service", MAX_FIELD_BYTES)?,
-        ddsource: optional_string(obj, "ddsource", MAX_FIELD_BYTES)?.unwrap_or_else(|| DEFAULT_DDSOURCE.to_owned()),
-        ddtags: optional_string(obj, "ddtags", MAX_TAGS_BYTES)?,
-        hostname: optional_string(obj, "hostname", MAX_FIELD_BYTES)?,
-        options,
-    })
+pub(crate) fn parse_config(config: &Value) -> Result<DatadogSettings, ConfigError> {
+    crate::typed::parse_config::<DatadogConfig>(config)?.resolve()
+}
+
+impl DatadogConfig {
+    /// What the schema cannot say: the URL's syntax; and the byte lengths.
+    pub(crate) fn resolve(&self) -> Result<DatadogSettings, ConfigError> {
+        let site = checked(&self.site, "site", MAX_FIELD_BYTES)?;
+        let url = match (&self.url, site) {
+            (None, site) => site_url(site.unwrap_or(DEFAULT_SITE))?,
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "config.url",
+                    "give either `site` or `url` (a full intake URL), not both",
+                ))
+            }
+            (Some(raw), None) => http::parse_url(raw, "config.url")?,
+        };
+        let options = self.format_options()?;
+        Ok(DatadogSettings {
+            url,
+            service: checked(&self.service, "service", MAX_FIELD_BYTES)?.map(str::to_owned),
+            ddsource: checked(&self.ddsource, "ddsource", MAX_FIELD_BYTES)?
+                .unwrap_or(DEFAULT_DDSOURCE)
+                .to_owned(),
+            ddtags: checked(&self.ddtags, "ddtags", MAX_TAGS_BYTES)?.map(str::to_owned),
+            hostname: checked(&self.hostname, "hostname", MAX_FIELD_BYTES)?.map(str::to_owned),
+            options,
+        })
+    }
 }
 
 /// `https://http-intake.logs.{site}/api/v2/logs` for a Datadog site such as `datadoghq.eu` or
@@ -92,10 +147,10 @@ fn site_url(site: &str) -> Result<Url, ConfigError> {
     http::parse_url(&format!("https://http-intake.logs.{site}/api/v2/logs"), field)
 }
 
-fn optional_string(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, ConfigError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= max => Ok(Some(s.clone())),
+fn checked<'a>(value: &'a Option<String>, key: &str, max: usize) -> Result<Option<&'a str>, ConfigError> {
+    match value.as_deref() {
+        None => Ok(None),
+        Some(s) if !s.is_empty() && s.len() <= max => Ok(Some(s)),
         Some(_) => Err(ConfigError::new(
             format!("config.{key}"),
             format!("must be a non-empty string of at most {max} bytes"),

@@ -18,7 +18,7 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::config::{ApiKey, DatadogConfig};
+use super::config::{ApiKey, DatadogSettings};
 
 /// At most this many entries per request (Datadog: 1,000).
 pub const MAX_ENTRIES: usize = 1000;
@@ -60,7 +60,7 @@ pub(crate) struct EncodeFailure {
 
 /// The batch as JSON arrays within Datadog's limits, in event order.
 pub(crate) fn chunks(
-    cfg: &DatadogConfig,
+    cfg: &DatadogSettings,
     format: Format,
     events: &[StoredEvent],
     now: Timestamp,
@@ -98,7 +98,7 @@ pub(crate) fn chunks(
 }
 
 /// `POST` to the intake: headers, and the chunk's JSON gzipped.
-pub(crate) fn request(cfg: &DatadogConfig, api_key: &ApiKey, chunk: &Chunk) -> std::io::Result<WireRequest> {
+pub(crate) fn request(cfg: &DatadogSettings, api_key: &ApiKey, chunk: &Chunk) -> std::io::Result<WireRequest> {
     let mut gz = GzEncoder::new(Vec::with_capacity(chunk.json.len() / 4), Compression::default());
     gz.write_all(&chunk.json)?;
     Ok(WireRequest {
@@ -167,7 +167,7 @@ struct Facts {
     severity: Option<i64>,
 }
 
-fn entry_bytes(cfg: &DatadogConfig, format: Format, event: &StoredEvent, record: Vec<u8>, now: Timestamp) -> Vec<u8> {
+fn entry_bytes(cfg: &DatadogSettings, format: Format, event: &StoredEvent, record: Vec<u8>, now: Timestamp) -> Vec<u8> {
     let facts: Option<Facts> = serde_json::from_str(&event.body).ok();
     let (occurred_at, severity) = facts.map_or((None, None), |f| (f.occurred_at, f.severity));
     let text = String::from_utf8(record).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
@@ -279,7 +279,7 @@ mod tests {
         "2026-06-01T12:00:00Z".parse().unwrap()
     }
 
-    fn cfg() -> DatadogConfig {
+    fn cfg() -> DatadogSettings {
         parse_config(&json!({"url": "http://127.0.0.1:9/api/v2/logs", "service": "billing",
                              "ddtags": "env:prod", "hostname": "relay-1"}))
         .unwrap()

@@ -7,14 +7,14 @@ use auditrelay_format::Format;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::config::{parse_api_key, parse_config, ApiKey, DatadogConfig};
+use super::config::{parse_api_key, parse_config, ApiKey, DatadogSettings};
 use super::request::{chunks, request, Chunk, WireRequest};
 use crate::http;
 use crate::{AttemptReport, Batch, ConfigError, Outcome, Secrets, Sink, SinkEnv};
 
 /// A ready-to-send Datadog sink. Debug output shows the intake host, never the API key.
 pub struct DatadogSink {
-    cfg: DatadogConfig,
+    cfg: DatadogSettings,
     api_key: ApiKey,
     format: Format,
     client: reqwest::Client,

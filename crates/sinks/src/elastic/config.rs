@@ -7,9 +7,11 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use reqwest::header::HeaderValue;
 use reqwest::Url;
-use serde_json::{Map, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::index::IndexTemplate;
+use super::index::{IndexTemplate, MAX_INDEX_BYTES};
 use crate::http;
 use crate::{ConfigError, Secrets, SinkEnv};
 
@@ -17,12 +19,12 @@ pub const API_KEY: &str = "api_key";
 pub const PASSWORD: &str = "password";
 pub const DEFAULT_INDEX: &str = "auditrelay-{tenant}";
 
-const KEYS: &[&str] = &["url", "index", "action", "auth", "username"];
-
 /// The `_bulk` action per document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Fails with 409 when the `_id` exists; the only action data streams accept.
+    #[default]
     Create,
     /// Creates or overwrites the document with that `_id`.
     Index,
@@ -37,6 +39,78 @@ impl Action {
     }
 }
 
+/// How the sink authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// `Authorization: ApiKey …` from the `api_key` secret.
+    #[default]
+    ApiKey,
+    /// `Authorization: Basic …` from `username` and the `password` secret.
+    Basic,
+}
+
+crate::typed::with_format_options! {
+    /// `config` of an `elastic` sink.
+    #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schemars(title = "elastic config", transform = username_with_basic)]
+    pub struct ElasticConfig {
+        /// The cluster's base URL (a path prefix and a query such as `?pipeline=…` are kept; the
+        /// sink appends `/_bulk`).
+        #[schemars(schema_with = "crate::typed::url_schema")]
+        pub url: String,
+        /// The index or data stream: lowercase text with `{tenant}`, `{type}`, `{yyyy}`, `{MM}`, `{dd}`
+        /// placeholders (the event time's UTC date).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(schema_with = "index_schema")]
+        pub index: Option<String>,
+        /// `create` (default: data streams need it) or `index` (overwrite a document with the same id).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(extend("default" = "create"))]
+        pub action: Option<Action>,
+        /// `api_key` (default; the `api_key` secret) or `basic` (`username` and the `password` secret).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(extend("default" = "api_key"))]
+        pub auth: Option<AuthMode>,
+        /// The user name for `auth: basic` (required then, refused otherwise).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub username: Option<String>,
+    }
+}
+
+/// Index names: no `\ / * ? " < > | , # :`, space, control or uppercase characters outside
+/// placeholders; not starting with `-`, `_` or `+`; not `.` or `..`.
+fn index_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": ["string", "null"],
+        "maxLength": MAX_INDEX_BYTES,
+        "pattern": r#"^([^\\/*?"<>|,#: {}\p{Uppercase}\p{Cc}]|\{(tenant|type|yyyy|MM|dd)\})+$"#,
+        "not": {"type": "string", "anyOf": [{"pattern": "^[-_+]"}, {"enum": [".", ".."]}]},
+        "default": DEFAULT_INDEX,
+    })
+}
+
+/// `username` is required with `auth: basic` (non-empty, no colon or control characters) and
+/// refused with any other `auth`.
+fn username_with_basic(schema: &mut schemars::Schema) {
+    schema.insert(
+        "if".into(),
+        serde_json::json!({"properties": {"auth": {"const": "basic"}}, "required": ["auth"]}),
+    );
+    schema.insert(
+        "then".into(),
+        serde_json::json!({
+            "required": ["username"],
+            "properties": {"username": {"type": "string", "pattern": "^[^:\\p{Cc}]+$"}},
+        }),
+    );
+    schema.insert(
+        "else".into(),
+        serde_json::json!({"properties": {"username": {"type": "null"}}}),
+    );
+}
+
 /// The `Authorization` header value. Debug never shows it.
 #[derive(Clone)]
 pub(crate) struct Auth(pub HeaderValue);
@@ -49,7 +123,7 @@ impl fmt::Debug for Auth {
 
 /// A parsed definition: `config` and `secrets` together.
 #[derive(Debug, Clone)]
-pub(crate) struct ElasticConfig {
+pub(crate) struct ElasticSettings {
     /// `{url}/_bulk`, the base's query kept (`?pipeline=…`).
     pub bulk_url: Url,
     pub index: IndexTemplate,
@@ -58,21 +132,56 @@ pub(crate) struct ElasticConfig {
     pub options: FormatOptions,
 }
 
-fn field(name: &str) -> String {
-    format!("config.{name}")
+/// The config-only part of an elastic definition, checked.
+#[derive(Debug, Clone)]
+pub(crate) struct Checked<'a> {
+    pub url: Url,
+    pub index: IndexTemplate,
+    pub action: Action,
+    pub auth: AuthMode,
+    pub username: Option<&'a str>,
 }
 
-fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, ConfigError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(ConfigError::new(field(key), "must be a string")),
+impl ElasticConfig {
+    /// What the schema cannot say: the URL's syntax; the index template's byte length.
+    pub(crate) fn resolve(&self) -> Result<Checked<'_>, ConfigError> {
+        let url = http::parse_url(&self.url, "config.url")?;
+        let index = IndexTemplate::parse(self.index.as_deref().unwrap_or(DEFAULT_INDEX))
+            .map_err(|m| ConfigError::new("config.index", m))?;
+        let auth = self.auth.unwrap_or_default();
+        let username = self.username.as_deref();
+        match auth {
+            AuthMode::ApiKey if username.is_some() => {
+                return Err(ConfigError::new("config.username", "only used with `auth: basic`"))
+            }
+            AuthMode::ApiKey => {}
+            AuthMode::Basic => match username {
+                None | Some("") => return Err(ConfigError::new("config.username", "required with `auth: basic`")),
+                // RFC 7617: the first colon separates the user name from the password.
+                Some(u) if u.contains(':') || u.chars().any(char::is_control) => {
+                    return Err(ConfigError::new(
+                        "config.username",
+                        "must not contain a colon or control characters",
+                    ))
+                }
+                Some(_) => {}
+            },
+        }
+        self.format_options()?;
+        Ok(Checked {
+            url,
+            index,
+            action: self.action.unwrap_or_default(),
+            auth,
+            username,
+        })
     }
 }
 
 /// Parses `config` and `secrets` without touching the network (URL shape only; see [`validate`]).
-pub(crate) fn parse(config: &Value, secrets: &Secrets) -> Result<ElasticConfig, ConfigError> {
-    let obj = crate::config_keys::known_keys_only(config, "an `elastic` sink", KEYS)?;
+pub(crate) fn parse(config: &Value, secrets: &Secrets) -> Result<ElasticSettings, ConfigError> {
+    let typed = crate::typed::parse_config::<ElasticConfig>(config)?;
+    let checked = typed.resolve()?;
     // The registry lets `previous_*` names through for kinds that rotate; this one does not.
     if let Some(name) = secrets.keys().find(|k| *k != API_KEY && *k != PASSWORD) {
         return Err(ConfigError::new(
@@ -80,28 +189,12 @@ pub(crate) fn parse(config: &Value, secrets: &Secrets) -> Result<ElasticConfig, 
             format!("`elastic` sinks take no secret named `{name}` (known: {API_KEY}, {PASSWORD})"),
         ));
     }
-    let url = match opt_str(obj, "url")? {
-        Some(raw) => http::parse_url(raw, "config.url")?,
-        None => return Err(ConfigError::new("config.url", "required (the cluster's base URL)")),
-    };
-    let index = IndexTemplate::parse(opt_str(obj, "index")?.unwrap_or(DEFAULT_INDEX))
-        .map_err(|m| ConfigError::new("config.index", m))?;
-    let action = match opt_str(obj, "action")? {
-        None | Some("create") => Action::Create,
-        Some("index") => Action::Index,
-        Some(other) => {
-            return Err(ConfigError::new(
-                "config.action",
-                format!("must be `create` (the default; data streams need it) or `index`, not `{other}`"),
-            ))
-        }
-    };
-    let auth = parse_auth(obj, secrets)?;
-    let options = FormatOptions::from_config(obj).map_err(|e| ConfigError::new(e.field, e.message))?;
-    Ok(ElasticConfig {
-        bulk_url: bulk_url(&url),
-        index,
-        action,
+    let auth = parse_auth(checked.auth, checked.username, secrets)?;
+    let options = typed.format_options()?;
+    Ok(ElasticSettings {
+        bulk_url: bulk_url(&checked.url),
+        index: checked.index,
+        action: checked.action,
         auth,
         options,
     })
@@ -117,14 +210,10 @@ fn bulk_url(base: &Url) -> Url {
     url
 }
 
-fn parse_auth(obj: &Map<String, Value>, secrets: &Secrets) -> Result<Auth, ConfigError> {
-    let username = opt_str(obj, "username")?;
+fn parse_auth(mode: AuthMode, username: Option<&str>, secrets: &Secrets) -> Result<Auth, ConfigError> {
     let secret = |name: &str| format!("secrets.{name}");
-    let mut value = match opt_str(obj, "auth")? {
-        None | Some("api_key") => {
-            if username.is_some() {
-                return Err(ConfigError::new("config.username", "only used with `auth: basic`"));
-            }
+    let mut value = match mode {
+        AuthMode::ApiKey => {
             if secrets.contains_key(PASSWORD) {
                 return Err(ConfigError::new(secret(PASSWORD), "only used with `auth: basic`"));
             }
@@ -134,20 +223,12 @@ fn parse_auth(obj: &Map<String, Value>, secrets: &Secrets) -> Result<Auth, Confi
                 .ok_or_else(|| ConfigError::new(secret(API_KEY), "required with `auth: api_key`"))?;
             api_key_header(key).map_err(|m| ConfigError::new(secret(API_KEY), m))?
         }
-        Some("basic") => {
+        AuthMode::Basic => {
             if secrets.contains_key(API_KEY) {
                 return Err(ConfigError::new(secret(API_KEY), "only used with `auth: api_key`"));
             }
-            let username = username
-                .filter(|u| !u.is_empty())
-                .ok_or_else(|| ConfigError::new("config.username", "required with `auth: basic`"))?;
-            // RFC 7617: the first colon separates the user name from the password.
-            if username.contains(':') || username.chars().any(char::is_control) {
-                return Err(ConfigError::new(
-                    "config.username",
-                    "must not contain a colon or control characters",
-                ));
-            }
+            // Checked by `resolve`: present with `basic`.
+            let username = username.unwrap_or_default();
             let password = secrets
                 .get(PASSWORD)
                 .filter(|p| !p.is_empty())
@@ -155,12 +236,6 @@ fn parse_auth(obj: &Map<String, Value>, secrets: &Secrets) -> Result<Auth, Confi
             let encoded = STANDARD.encode(format!("{username}:{password}"));
             HeaderValue::from_str(&format!("Basic {encoded}"))
                 .map_err(|_| ConfigError::new(secret(PASSWORD), "cannot be sent in a header"))?
-        }
-        Some(other) => {
-            return Err(ConfigError::new(
-                "config.auth",
-                format!("must be `api_key` (the default) or `basic`, not `{other}`"),
-            ))
         }
     };
     // Keeps the value out of HTTP-level debug logging.

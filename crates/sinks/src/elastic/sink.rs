@@ -8,7 +8,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Response, Url};
 use serde_json::Value;
 
-use super::config::{parse, ElasticConfig};
+use super::config::{parse, ElasticSettings};
 use super::request::{bulk_body, BulkBody};
 use super::response::classify_answer;
 use crate::http;
@@ -32,7 +32,7 @@ pub struct BulkRequest {
 
 /// A ready-to-send elastic sink. Debug shows no credential.
 pub struct ElasticSink {
-    config: ElasticConfig,
+    config: ElasticSettings,
     format: Format,
     client: reqwest::Client,
     env: SinkEnv,

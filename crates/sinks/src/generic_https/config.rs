@@ -5,14 +5,14 @@ use std::fmt;
 use auditrelay_format::FormatOptions;
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::Url;
-use serde_json::{Map, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::http;
 use crate::{ConfigError, Secrets, SinkEnv};
 
 pub const AUTH_VALUE: &str = "auth_value";
-
-const KEYS: &[&str] = &["url", "auth_header", "per_event"];
 
 /// Names `auth_header` may not take: the body's framing (the sink sets it), HTTP's hop-by-hop
 /// and connection-level headers (a proxy or the client library owns them), and the sink's own
@@ -48,6 +48,38 @@ impl fmt::Debug for AuthHeader {
     }
 }
 
+crate::typed::with_format_options! {
+    /// `config` of a `generic_https` sink.
+    #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schemars(title = "generic_https config")]
+    pub struct GenericHttpsConfig {
+        /// Where batches (or single events, with `per_event`) are POSTed (`http` or `https`).
+        #[schemars(schema_with = "crate::typed::url_schema")]
+        pub url: String,
+        /// The header the `auth_value` secret is sent in (e.g. `Authorization`, `X-Api-Key`);
+        /// required with that secret. Framing, hop-by-hop and `X-Auditrelay-*` headers are reserved.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(schema_with = "auth_header_schema")]
+        pub auth_header: Option<String>,
+        /// One request per event, with `X-Auditrelay-Digest`, `-Event-Id`, `-Tenant` and
+        /// `-Event-Type` headers, instead of one per batch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(extend("default" = false))]
+        pub per_event: Option<bool>,
+    }
+}
+
+fn auth_header_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let reserved = crate::typed::any_case_pattern(RESERVED_HEADERS, false);
+    let own = crate::typed::any_case_pattern(&[OWN_PREFIX], true);
+    schemars::json_schema!({
+        "type": ["string", "null"],
+        "pattern": crate::typed::HEADER_NAME_PATTERN,
+        "not": {"type": "string", "anyOf": [{"pattern": reserved}, {"pattern": own}]},
+    })
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct GenericConfig {
     pub url: Url,
@@ -56,9 +88,21 @@ pub(crate) struct GenericConfig {
     pub options: FormatOptions,
 }
 
+impl GenericHttpsConfig {
+    /// What the schema cannot say: the URL's syntax (the header rules are the schema's too).
+    pub(crate) fn resolve(&self) -> Result<Url, ConfigError> {
+        let url = http::parse_url(&self.url, "config.url")?;
+        if let Some(name) = &self.auth_header {
+            check_header_name(name)?;
+        }
+        self.format_options()?;
+        Ok(url)
+    }
+}
+
 /// Parses `config` and `secrets` without touching the network (URL shape only; see [`validate`]).
 pub(crate) fn parse(config: &Value, secrets: &Secrets) -> Result<GenericConfig, ConfigError> {
-    let obj = crate::config_keys::known_keys_only(config, "a `generic_https` sink", KEYS)?;
+    let typed = crate::typed::parse_config::<GenericHttpsConfig>(config)?;
     // The registry lets `previous_*` names through for kinds that rotate; this one does not.
     if let Some(name) = secrets.keys().find(|k| *k != AUTH_VALUE) {
         return Err(ConfigError::new(
@@ -66,32 +110,18 @@ pub(crate) fn parse(config: &Value, secrets: &Secrets) -> Result<GenericConfig, 
             format!("`generic_https` sinks take no secret named `{name}` (known: {AUTH_VALUE})"),
         ));
     }
-    let url = match obj.get("url") {
-        Some(Value::String(raw)) => http::parse_url(raw, "config.url")?,
-        None | Some(Value::Null) => return Err(ConfigError::new("config.url", "required")),
-        Some(_) => return Err(ConfigError::new("config.url", "must be a string")),
-    };
-    let per_event = match obj.get("per_event") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ConfigError::new("config.per_event", "must be true or false")),
-    };
-    let auth = parse_auth(obj, secrets)?;
-    let options = FormatOptions::from_config(obj).map_err(|e| ConfigError::new(e.field, e.message))?;
+    let url = typed.resolve()?;
+    let auth = parse_auth(typed.auth_header.as_deref(), secrets)?;
+    let options = typed.format_options()?;
     Ok(GenericConfig {
         url,
         auth,
-        per_event,
+        per_event: typed.per_event.unwrap_or(false),
         options,
     })
 }
 
-fn parse_auth(obj: &Map<String, Value>, secrets: &Secrets) -> Result<Option<AuthHeader>, ConfigError> {
-    let name = match obj.get("auth_header") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.as_str()),
-        Some(_) => return Err(ConfigError::new("config.auth_header", "must be a header name")),
-    };
+fn parse_auth(name: Option<&str>, secrets: &Secrets) -> Result<Option<AuthHeader>, ConfigError> {
     let value = secrets.get(AUTH_VALUE);
     let (name, value) = match (name, value) {
         (None, None) => return Ok(None),
@@ -109,17 +139,7 @@ fn parse_auth(obj: &Map<String, Value>, secrets: &Secrets) -> Result<Option<Auth
             ))
         }
     };
-    let header = HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| ConfigError::new("config.auth_header", "not a valid HTTP header name"))?;
-    if RESERVED_HEADERS.contains(&header.as_str()) || header.as_str().starts_with(OWN_PREFIX) {
-        return Err(ConfigError::new(
-            "config.auth_header",
-            format!(
-                "`{name}` is set by HTTP or by the sink (reserved: {}, {OWN_PREFIX}*)",
-                RESERVED_HEADERS.join(", ")
-            ),
-        ));
-    }
+    let header = check_header_name(name)?;
     // The message describes the rule, never the value.
     let mut value = HeaderValue::from_str(value)
         .ok()
@@ -132,6 +152,21 @@ fn parse_auth(obj: &Map<String, Value>, secrets: &Secrets) -> Result<Option<Auth
         })?;
     value.set_sensitive(true);
     Ok(Some(AuthHeader { name: header, value }))
+}
+
+fn check_header_name(name: &str) -> Result<HeaderName, ConfigError> {
+    let header = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| ConfigError::new("config.auth_header", "not a valid HTTP header name"))?;
+    if RESERVED_HEADERS.contains(&header.as_str()) || header.as_str().starts_with(OWN_PREFIX) {
+        return Err(ConfigError::new(
+            "config.auth_header",
+            format!(
+                "`{name}` is set by HTTP or by the sink (reserved: {}, {OWN_PREFIX}*)",
+                RESERVED_HEADERS.join(", ")
+            ),
+        ));
+    }
+    Ok(header)
 }
 
 /// Save-time validation: the definition, then the URL against the SSRF policy (resolving its

@@ -37,6 +37,14 @@ pub fn refusal(env: &SinkEnv, ip: IpAddr) -> Option<&'static str> {
 
 /// Parses a sink URL and checks what needs no network: scheme, host, no credentials.
 pub fn parse_url(raw: &str, field: &str) -> Result<Url, ConfigError> {
+    // URL parsing drops these silently (spaces and controls at the ends, tabs and line breaks
+    // anywhere): a pasted URL carrying them is refused instead, as the published schema says.
+    if raw.starts_with(' ') || raw.ends_with(' ') || raw.chars().any(char::is_control) {
+        return Err(ConfigError::new(
+            field,
+            "must not contain control characters or start or end with a space",
+        ));
+    }
     let url = Url::parse(raw).map_err(|e| ConfigError::new(field, format!("not a valid URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ConfigError::new(

@@ -4,23 +4,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use auditrelay_format::FormatOptions;
-use serde_json::{Map, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::http;
 use crate::{ConfigError, Secrets, SinkEnv};
-
-const KEYS: &[&str] = &[
-    "brokers",
-    "topic",
-    "key",
-    "compression",
-    "tls",
-    "ca_file",
-    "sasl_mechanism",
-    "sasl_username",
-    "message_timeout_ms",
-    "idempotent",
-];
 
 /// How long librdkafka may try to get one record acknowledged before it reports a failure.
 /// Below the engine's default attempt timeout (10 s), so a broker outage ends an attempt with a
@@ -42,8 +31,10 @@ pub enum RecordKey {
 }
 
 /// `compression.type` of the producer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Compression {
+    #[default]
     None,
     Gzip,
     Snappy,
@@ -52,19 +43,6 @@ pub enum Compression {
 }
 
 impl Compression {
-    const NAMES: &'static [&'static str] = &["none", "gzip", "snappy", "lz4", "zstd"];
-
-    fn parse(s: &str) -> Option<Compression> {
-        match s {
-            "none" => Some(Compression::None),
-            "gzip" => Some(Compression::Gzip),
-            "snappy" => Some(Compression::Snappy),
-            "lz4" => Some(Compression::Lz4),
-            "zstd" => Some(Compression::Zstd),
-            _ => None,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Compression::None => "none",
@@ -105,9 +83,136 @@ impl SaslMechanism {
     }
 }
 
+crate::typed::with_format_options! {
+    /// `config` of a `kafka` sink.
+    #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schemars(title = "kafka config", transform = kafka_rules)]
+    pub struct KafkaConfig {
+        /// Bootstrap brokers, `host:port` (port 9092 when omitted; IPv6 in brackets), as a list or a
+        /// comma-separated string; 1 to 32.
+        #[schemars(schema_with = "brokers_schema")]
+        pub brokers: Brokers,
+        /// The topic: 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+        #[schemars(pattern(r"^[a-zA-Z0-9._-]{1,249}$"), extend("not" = {"enum": [".", ".."]}))]
+        pub topic: String,
+        /// The record key: `tenant` (default: one tenant's events keep their order in one partition) or
+        /// a field path of the event such as `actor.id` (events without it fall back to the tenant).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(max = 128), pattern(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"), extend("default" = "tenant"))]
+        pub key: Option<String>,
+        /// The producer's `compression.type` (default `none`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(extend("default" = "none"))]
+        pub compression: Option<Compression>,
+        /// TLS to the brokers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(extend("default" = false))]
+        pub tls: Option<bool>,
+        /// A PEM file of the CA(s) to trust (only with `tls: true`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1))]
+        pub ca_file: Option<String>,
+        /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (any case); needs `sasl_username` and the
+        /// `sasl_password` secret.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(schema_with = "sasl_mechanism_schema")]
+        pub sasl_mechanism: Option<String>,
+        /// The SASL user name (with `sasl_mechanism`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1))]
+        pub sasl_username: Option<String>,
+        /// How long librdkafka may try to get one record acknowledged, in ms (100 to 300000).
+        #[serde(default, deserialize_with = "crate::typed::opt_uint", skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 100, max = 300_000), extend("default" = DEFAULT_MESSAGE_TIMEOUT_MS))]
+        pub message_timeout_ms: Option<u64>,
+        /// librdkafka's idempotent producer (default true); off only for brokers that refuse it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(extend("default" = true))]
+        pub idempotent: Option<bool>,
+    }
+}
+
+/// `brokers` as given: a list, or one comma-separated string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Brokers {
+    List(Vec<String>),
+    Csv(String),
+}
+
+// By hand rather than `untagged`: a bad list item keeps its index in the error's path.
+impl<'de> Deserialize<'de> for Brokers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Brokers;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of `host:port` strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Brokers, E> {
+                Ok(Brokers::Csv(s.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Brokers, A::Error> {
+                let mut list = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    list.push(item);
+                }
+                Ok(Brokers::List(list))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+const BROKER_PATTERN: &str = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]{1,253}|[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)(:\+?0*([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?";
+
+/// What `str::trim` removes (Unicode `White_Space`), spelled out: `\\s` differs between regex
+/// dialects (ECMA-262's includes U+FEFF).
+const WS: &str = r"[\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
+
+fn brokers_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    // `if`/`then`/`else` rather than `anyOf`: an error then points at the list item at fault.
+    schemars::json_schema!({
+        "if": {"type": "array"},
+        "then": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_BROKERS,
+            "items": {"type": "string", "pattern": format!("^{BROKER_PATTERN}$")},
+        },
+        "else": {
+            "type": "string",
+            "pattern": format!(r"^{WS}*{BROKER_PATTERN}{WS}*(,{WS}*{BROKER_PATTERN}{WS}*){{0,{}}}$", MAX_BROKERS - 1),
+        },
+    })
+}
+
+fn sasl_mechanism_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": ["string", "null"],
+        "pattern": crate::typed::any_case_pattern(SaslMechanism::NAMES, false),
+    })
+}
+
+/// `ca_file` only with `tls: true`; `sasl_mechanism` and `sasl_username` together.
+fn kafka_rules(schema: &mut schemars::Schema) {
+    crate::typed::add_rule(schema, crate::typed::only_when_true("tls", "ca_file"));
+    let given = |key: &str| serde_json::json!({"properties": {key: {"type": "string"}}, "required": [key]});
+    let needs = |key: &str| serde_json::json!({"properties": {key: {"type": "string"}}, "required": [key]});
+    crate::typed::add_rule(
+        schema,
+        serde_json::json!({"if": given("sasl_mechanism"), "then": needs("sasl_username")}),
+    );
+    crate::typed::add_rule(
+        schema,
+        serde_json::json!({"if": given("sasl_username"), "then": needs("sasl_mechanism")}),
+    );
+}
+
 /// A parsed `config`.
 #[derive(Debug, Clone)]
-pub struct KafkaConfig {
+pub struct KafkaSettings {
     /// `(host, port)`; IPv6 hosts without brackets.
     pub brokers: Vec<(String, u16)>,
     pub topic: String,
@@ -125,7 +230,7 @@ pub struct KafkaConfig {
     pub options: FormatOptions,
 }
 
-impl KafkaConfig {
+impl KafkaSettings {
     /// `bootstrap.servers` as librdkafka wants it.
     pub fn bootstrap_servers(&self) -> String {
         self.brokers
@@ -137,142 +242,116 @@ impl KafkaConfig {
 }
 
 /// Parses `config` without touching the network or the file system.
-pub fn parse_config(config: &Value) -> Result<KafkaConfig, ConfigError> {
-    let obj = crate::config_keys::known_keys_only(config, "a `kafka` sink", KEYS)?;
-    let brokers = parse_brokers(obj)?;
-    let topic = match obj.get("topic") {
-        Some(Value::String(t)) if is_topic_name(t) => t.clone(),
-        None | Some(Value::Null) => return Err(ConfigError::new("config.topic", "required")),
-        Some(_) => {
+pub fn parse_config(config: &Value) -> Result<KafkaSettings, ConfigError> {
+    crate::typed::parse_config::<KafkaConfig>(config)?.resolve()
+}
+
+impl KafkaConfig {
+    /// What the schema cannot say: whether an IPv6 broker address is one.
+    pub fn resolve(&self) -> Result<KafkaSettings, ConfigError> {
+        let brokers = parse_brokers(&self.brokers)?;
+        if !is_topic_name(&self.topic) {
             return Err(ConfigError::new(
                 "config.topic",
                 "must be 1 to 249 characters of [a-zA-Z0-9._-], and not `.` or `..`",
-            ))
+            ));
         }
-    };
-    let key = match obj.get("key") {
-        None | Some(Value::Null) => RecordKey::Tenant,
-        Some(Value::String(s)) if s == "tenant" => RecordKey::Tenant,
-        Some(Value::String(s)) if is_field_path(s) => RecordKey::Field(s.split('.').map(str::to_owned).collect()),
-        Some(_) => {
-            return Err(ConfigError::new(
-                "config.key",
-                "must be `tenant` or a field path of the event such as `actor.id`",
-            ))
-        }
-    };
-    let compression = match obj.get("compression") {
-        None | Some(Value::Null) => Compression::None,
-        Some(Value::String(s)) => Compression::parse(s).ok_or_else(|| {
-            ConfigError::new(
-                "config.compression",
-                format!("must be one of {}", Compression::NAMES.join(", ")),
-            )
-        })?,
-        Some(_) => return Err(ConfigError::new("config.compression", "must be a string")),
-    };
-    let tls = match obj.get("tls") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ConfigError::new("config.tls", "must be true or false")),
-    };
-    let ca_file = match obj.get("ca_file") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.is_empty() && !tls => {
-            return Err(ConfigError::new("config.ca_file", "only meaningful with `tls: true`"))
-        }
-        Some(Value::String(s)) if !s.is_empty() => Some(PathBuf::from(s)),
-        Some(_) => return Err(ConfigError::new("config.ca_file", "must be a non-empty path")),
-    };
-    let mechanism = match obj.get("sasl_mechanism") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(SaslMechanism::parse(s).ok_or_else(|| {
-            ConfigError::new(
-                "config.sasl_mechanism",
-                format!("must be one of {}", SaslMechanism::NAMES.join(", ")),
-            )
-        })?),
-        Some(_) => return Err(ConfigError::new("config.sasl_mechanism", "must be a string")),
-    };
-    let username = match obj.get("sasl_username") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(_) => return Err(ConfigError::new("config.sasl_username", "must be a non-empty string")),
-    };
-    let sasl = match (mechanism, username) {
-        (Some(m), Some(u)) => Some((m, u)),
-        (None, None) => None,
-        (Some(_), None) => {
-            return Err(ConfigError::new(
-                "config.sasl_username",
-                "required with `sasl_mechanism`",
-            ))
-        }
-        (None, Some(_)) => {
-            return Err(ConfigError::new(
-                "config.sasl_mechanism",
-                "required with `sasl_username`",
-            ))
-        }
-    };
-    let message_timeout_ms = match obj.get("message_timeout_ms") {
-        None | Some(Value::Null) => DEFAULT_MESSAGE_TIMEOUT_MS,
-        Some(v) => v
-            .as_u64()
-            .filter(|t| (100..=300_000).contains(t))
-            .ok_or_else(|| ConfigError::new("config.message_timeout_ms", "must be an integer from 100 to 300000"))?,
-    };
-    let idempotent = match obj.get("idempotent") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ConfigError::new("config.idempotent", "must be true or false")),
-    };
-    let options = FormatOptions::from_config(obj).map_err(|e| ConfigError::new(e.field, e.message))?;
-    Ok(KafkaConfig {
-        brokers,
-        topic,
-        key,
-        compression,
-        tls,
-        ca_file,
-        sasl,
-        message_timeout_ms,
-        idempotent,
-        options,
-    })
+        let key = match self.key.as_deref() {
+            None | Some("tenant") => RecordKey::Tenant,
+            Some(s) if is_field_path(s) => RecordKey::Field(s.split('.').map(str::to_owned).collect()),
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "config.key",
+                    "must be `tenant` or a field path of the event such as `actor.id`",
+                ))
+            }
+        };
+        let tls = self.tls.unwrap_or(false);
+        let ca_file = match self.ca_file.as_deref() {
+            None => None,
+            Some(s) if !s.is_empty() && !tls => {
+                return Err(ConfigError::new("config.ca_file", "only meaningful with `tls: true`"))
+            }
+            Some(s) if !s.is_empty() => Some(PathBuf::from(s)),
+            Some(_) => return Err(ConfigError::new("config.ca_file", "must be a non-empty path")),
+        };
+        let mechanism = match self.sasl_mechanism.as_deref() {
+            None => None,
+            Some(s) => Some(SaslMechanism::parse(s).ok_or_else(|| {
+                ConfigError::new(
+                    "config.sasl_mechanism",
+                    format!("must be one of {}", SaslMechanism::NAMES.join(", ")),
+                )
+            })?),
+        };
+        let username = match self.sasl_username.as_deref() {
+            None => None,
+            Some(s) if !s.is_empty() => Some(s.to_owned()),
+            Some(_) => return Err(ConfigError::new("config.sasl_username", "must be a non-empty string")),
+        };
+        let sasl = match (mechanism, username) {
+            (Some(m), Some(u)) => Some((m, u)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "config.sasl_username",
+                    "required with `sasl_mechanism`",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "config.sasl_mechanism",
+                    "required with `sasl_username`",
+                ))
+            }
+        };
+        let message_timeout_ms = match self.message_timeout_ms {
+            None => DEFAULT_MESSAGE_TIMEOUT_MS,
+            Some(t) if (100..=300_000).contains(&t) => t,
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "config.message_timeout_ms",
+                    "must be an integer from 100 to 300000",
+                ))
+            }
+        };
+        let options = self.format_options()?;
+        Ok(KafkaSettings {
+            brokers,
+            topic: self.topic.clone(),
+            key,
+            compression: self.compression.unwrap_or_default(),
+            tls,
+            ca_file,
+            sasl,
+            message_timeout_ms,
+            idempotent: self.idempotent.unwrap_or(true),
+            options,
+        })
+    }
 }
 
-fn parse_brokers(obj: &Map<String, Value>) -> Result<Vec<(String, u16)>, ConfigError> {
+/// The brokers; a bad list item is named by its index (`config.brokers[1]`), a bad part of a
+/// comma-separated string by its position in the message (the string is one field).
+fn parse_brokers(brokers: &Brokers) -> Result<Vec<(String, u16)>, ConfigError> {
     let field = "config.brokers";
-    let list: Vec<&str> = match obj.get("brokers") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                v.as_str()
-                    .ok_or_else(|| ConfigError::new(format!("{field}[{i}]"), "must be a `host:port` string"))
-            })
-            .collect::<Result<_, _>>()?,
-        Some(Value::String(s)) => s.split(',').map(str::trim).collect(),
-        None | Some(Value::Null) => {
-            return Err(ConfigError::new(
-                field,
-                "required: a list of `host:port` bootstrap brokers",
-            ))
-        }
-        Some(_) => return Err(ConfigError::new(field, "must be a list of `host:port` strings")),
+    let (list, is_list): (Vec<&str>, bool) = match brokers {
+        Brokers::List(items) => (items.iter().map(String::as_str).collect(), true),
+        Brokers::Csv(s) => (s.split(',').map(str::trim).collect(), false),
     };
     if list.is_empty() || list.len() > MAX_BROKERS {
         return Err(ConfigError::new(field, format!("must list 1 to {MAX_BROKERS} brokers")));
     }
+    const SHAPE: &str = "must be `host:port` (a host name or IP address; IPv6 in brackets), without a scheme";
     list.iter()
         .enumerate()
         .map(|(i, b)| {
             parse_broker(b).ok_or_else(|| {
-                ConfigError::new(
-                    format!("{field}[{i}]"),
-                    "must be `host:port` (a host name or IP address; IPv6 in brackets), without a scheme",
-                )
+                if is_list {
+                    ConfigError::new(format!("{field}[{i}]"), SHAPE)
+                } else {
+                    ConfigError::new(field, format!("broker {} of the list: {SHAPE}", i + 1))
+                }
             })
         })
         .collect()

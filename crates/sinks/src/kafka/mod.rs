@@ -16,7 +16,9 @@ use std::sync::Arc;
 use auditrelay_format::Format;
 use serde_json::Value;
 
-pub use config::{validate, Compression, KafkaConfig, RecordKey, SaslMechanism, DEFAULT_MESSAGE_TIMEOUT_MS};
+pub use config::{
+    validate, Brokers, Compression, KafkaConfig, KafkaSettings, RecordKey, SaslMechanism, DEFAULT_MESSAGE_TIMEOUT_MS,
+};
 pub use record::{record_key, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_OFFSET, HEADER_TENANT};
 pub use sink::KafkaSink;
 
@@ -25,4 +27,19 @@ use crate::{ConfigError, Secrets, Sink, SinkEnv};
 /// Builds a ready-to-send sink from a validated definition. The producer connects lazily.
 pub fn build(config: &Value, secrets: &Secrets, format: Format, env: &SinkEnv) -> Result<Arc<dyn Sink>, ConfigError> {
     Ok(Arc::new(KafkaSink::new(config, secrets, format, env)?))
+}
+
+use crate::SecretSpec;
+
+impl crate::KindConfig for KafkaConfig {
+    const SPEC: crate::KindSpec = crate::KindSpec {
+        kind: "kafka",
+        formats: &["json", "cef", "leef", "ocsf", "raw"],
+        secrets: &[SecretSpec::optional("sasl_password", "required with `sasl_mechanism`")],
+        rotating_secrets: &[],
+    };
+
+    fn check(&self) -> Result<(), crate::ConfigError> {
+        self.resolve().map(drop)
+    }
 }

@@ -13,7 +13,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use serde_json::Value;
 
-use super::config::{parse_config, KafkaConfig};
+use super::config::{parse_config, KafkaSettings};
 use super::record::{headers, record_key};
 use crate::http;
 use crate::{AttemptReport, Batch, ConfigError, Outcome, Secrets, Sink, SinkEnv};
@@ -26,7 +26,7 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 /// A ready-to-send Kafka sink. The producer (librdkafka's threads and connections) is created
 /// on the first delivery and replaced if it ever reports a fatal error.
 pub struct KafkaSink {
-    cfg: KafkaConfig,
+    cfg: KafkaSettings,
     format: Format,
     password: Option<String>,
     env: SinkEnv,

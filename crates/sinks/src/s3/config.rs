@@ -4,7 +4,9 @@ use std::fmt;
 
 use auditrelay_format::FormatOptions;
 use reqwest::Url;
-use serde_json::{Map, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::http;
 use crate::{ConfigError, Secrets, SinkEnv};
@@ -22,17 +24,11 @@ pub const DEFAULT_KEY_TEMPLATE: &str = "tenant={tenant}/date={date}/{first:09}-{
 /// S3's limit on a key's length in bytes.
 pub(crate) const MAX_KEY_BYTES: usize = 1024;
 
-const KEYS: &[&str] = &[
-    "bucket",
-    "region",
-    "endpoint",
-    "path_style",
-    "key_template",
-    "compression",
-];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Compression {
+/// How each object is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
     Gzip,
     Zstd,
     None,
@@ -61,9 +57,74 @@ pub(crate) enum Piece {
     Ext,
 }
 
+crate::typed::with_format_options! {
+    /// `config` of an `s3` sink.
+    #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schemars(title = "s3 config", transform = dotted_bucket_rule)]
+    pub struct S3Config {
+        /// The bucket: 3-63 lowercase letters, digits, `.` and `-`, starting and ending with a letter
+        /// or digit.
+        #[schemars(pattern(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"), extend("not" = {"pattern": "\\.\\."}))]
+        pub bucket: String,
+        /// The AWS region (default `us-east-1`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(pattern(r"^[a-z0-9-]{1,64}$"), extend("default" = DEFAULT_REGION))]
+        pub region: Option<String>,
+        /// An S3-compatible endpoint instead of AWS (MinIO, a proxy): a base URL without query or fragment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(schema_with = "crate::typed::opt_url_schema")]
+        pub endpoint: Option<String>,
+        /// Path-style URLs (`{endpoint}/{bucket}/{key}`) instead of virtual-hosted ones; default: true
+        /// with `endpoint`, false without. A bucket name with `.` needs it on AWS.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub path_style: Option<bool>,
+        /// The object key: `{tenant}`, `{date}`, `{first}`, `{last}` (offsets, optionally zero-padded as
+        /// `{first:09}`) and `{ext}`; `{tenant}` and `{first}` are required so no two batches share a key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(schema_with = "key_template_schema")]
+        pub key_template: Option<String>,
+        /// `gzip` (default), `zstd` or `none`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(extend("default" = "gzip"))]
+        pub compression: Option<Compression>,
+    }
+}
+
+/// A dotted bucket on AWS itself (no `endpoint`) needs `path_style: true`.
+fn dotted_bucket_rule(schema: &mut schemars::Schema) {
+    crate::typed::add_rule(
+        schema,
+        serde_json::json!({
+            "if": {
+                "required": ["bucket"],
+                "properties": {"bucket": {"type": "string", "pattern": "\\."}, "endpoint": {"type": "null"}},
+            },
+            "then": {"required": ["path_style"], "properties": {"path_style": {"const": true}}},
+        }),
+    );
+}
+
+fn key_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    // A piece is a character other than `{`, `}`, `/`, or a placeholder. A path segment is one
+    // or more pieces, but not `.` or `..`.
+    let placeholder = r"\{(tenant|date|ext|first|last)\}|\{(first|last):0\+?0*([1-9]|1[0-9]|20)\}";
+    let piece = format!("([^{{}}/]|{placeholder})");
+    let not_dot = format!("([^{{}}/.]|{placeholder})");
+    let segment = format!("({piece}*{not_dot}{piece}*|\\.\\.\\.+)");
+    schemars::json_schema!({
+        "type": ["string", "null"],
+        "minLength": 1,
+        "maxLength": 512,
+        "pattern": format!("^{segment}(/{segment})*$"),
+        "allOf": [{"pattern": r"\{tenant\}"}, {"pattern": r"\{first[}:]"}],
+        "default": DEFAULT_KEY_TEMPLATE,
+    })
+}
+
 /// A parsed `config`.
 #[derive(Debug, Clone)]
-pub(crate) struct S3Config {
+pub(crate) struct S3Settings {
     pub bucket: String,
     pub region: String,
     /// `None`: AWS itself (`https://{bucket}.s3.{region}.amazonaws.com` or path-style
@@ -75,7 +136,7 @@ pub(crate) struct S3Config {
     pub options: FormatOptions,
 }
 
-impl S3Config {
+impl S3Settings {
     /// The URL of the object `key` (already percent-encoded per segment).
     pub(crate) fn object_url(&self, encoded_key: &str) -> Result<Url, ConfigError> {
         let raw = match (&self.endpoint, self.path_style) {
@@ -171,80 +232,68 @@ pub(crate) fn parse_credentials(secrets: &Secrets) -> Result<Credentials, Config
 }
 
 /// Parses `config` without touching the network.
-pub(crate) fn parse_config(config: &Value) -> Result<S3Config, ConfigError> {
-    let obj = crate::config_keys::known_keys_only(config, "an `s3` sink", KEYS)?;
-    let bucket = match obj.get("bucket") {
-        Some(Value::String(b)) if valid_bucket(b) => b.clone(),
-        None | Some(Value::Null) => return Err(ConfigError::new("config.bucket", "required")),
-        Some(_) => {
+pub(crate) fn parse_config(config: &Value) -> Result<S3Settings, ConfigError> {
+    crate::typed::parse_config::<S3Config>(config)?.resolve()
+}
+
+impl S3Config {
+    /// What the schema cannot say: the endpoint URL's syntax; the key template's byte length.
+    pub(crate) fn resolve(&self) -> Result<S3Settings, ConfigError> {
+        if !valid_bucket(&self.bucket) {
             return Err(ConfigError::new(
                 "config.bucket",
                 "must be an S3 bucket name: 3-63 characters, lowercase letters, digits, `.` and `-`, starting and \
                  ending with a letter or digit",
-            ))
+            ));
         }
-    };
-    let region = match optional_string(obj, "region")? {
-        None => DEFAULT_REGION.to_owned(),
-        Some(r)
-            if r.len() <= 64
-                && r.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
-        {
-            r
-        }
-        Some(_) => {
-            return Err(ConfigError::new(
-                "config.region",
-                "must be a region name such as us-east-1 (lowercase letters, digits, `-`)",
-            ))
-        }
-    };
-    let endpoint = match optional_string(obj, "endpoint")? {
-        None => None,
-        Some(raw) => {
-            let url = http::parse_url(&raw, "config.endpoint")?;
-            if url.query().is_some() || url.fragment().is_some() {
-                return Err(ConfigError::new("config.endpoint", "must have no query or fragment"));
+        let region = match self.region.as_deref() {
+            None => DEFAULT_REGION,
+            Some(r)
+                if !r.is_empty()
+                    && r.len() <= 64
+                    && r.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
+            {
+                r
             }
-            Some(url)
-        }
-    };
-    let path_style = match obj.get("path_style") {
-        None | Some(Value::Null) => endpoint.is_some(),
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ConfigError::new("config.path_style", "must be true or false")),
-    };
-    // A dotted bucket name breaks the TLS wildcard certificate of virtual-hosted AWS hosts.
-    if !path_style && endpoint.is_none() && bucket.contains('.') {
-        return Err(ConfigError::new(
-            "config.path_style",
-            "a bucket name with `.` needs `path_style: true` over HTTPS",
-        ));
-    }
-    let compression = match optional_string(obj, "compression")?.as_deref() {
-        None | Some("gzip") => Compression::Gzip,
-        Some("zstd") => Compression::Zstd,
-        Some("none") => Compression::None,
-        Some(other) => {
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "config.region",
+                    "must be a region name such as us-east-1 (lowercase letters, digits, `-`)",
+                ))
+            }
+        };
+        let endpoint = match self.endpoint.as_deref() {
+            None => None,
+            Some(raw) => {
+                let url = http::parse_url(raw, "config.endpoint")?;
+                if url.query().is_some() || url.fragment().is_some() {
+                    return Err(ConfigError::new("config.endpoint", "must have no query or fragment"));
+                }
+                Some(url)
+            }
+        };
+        let path_style = self.path_style.unwrap_or(endpoint.is_some());
+        // A dotted bucket name breaks the TLS wildcard certificate of virtual-hosted AWS hosts.
+        if !path_style && endpoint.is_none() && self.bucket.contains('.') {
             return Err(ConfigError::new(
-                "config.compression",
-                format!("unknown compression `{other}` (known: gzip, zstd, none)"),
-            ))
+                "config.path_style",
+                "a bucket name with `.` needs `path_style: true` over HTTPS",
+            ));
         }
-    };
-    let template = optional_string(obj, "key_template")?.unwrap_or_else(|| DEFAULT_KEY_TEMPLATE.to_owned());
-    let key_template = parse_template(&template).map_err(|m| ConfigError::new("config.key_template", m))?;
-    let options = FormatOptions::from_config(obj).map_err(|e| ConfigError::new(e.field, e.message))?;
-    Ok(S3Config {
-        bucket,
-        region,
-        endpoint,
-        path_style,
-        key_template,
-        compression,
-        options,
-    })
+        let template = self.key_template.as_deref().unwrap_or(DEFAULT_KEY_TEMPLATE);
+        let key_template = parse_template(template).map_err(|m| ConfigError::new("config.key_template", m))?;
+        let options = self.format_options()?;
+        Ok(S3Settings {
+            bucket: self.bucket.clone(),
+            region: region.to_owned(),
+            endpoint,
+            path_style,
+            key_template,
+            compression: self.compression.unwrap_or_default(),
+            options,
+        })
+    }
 }
 
 /// Parses a key template. Placeholders: `{tenant}`, `{date}`, `{first}`, `{last}` (each offset
@@ -313,14 +362,6 @@ fn valid_bucket(b: &str) -> bool {
         && edge(b.bytes().next())
         && edge(b.bytes().last())
         && !b.contains("..")
-}
-
-fn optional_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, ConfigError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-        Some(_) => Err(ConfigError::new(format!("config.{key}"), "must be a non-empty string")),
-    }
 }
 
 /// Save-time validation: `config` (the endpoint against the SSRF policy, resolving its host)

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use auditrelay_format::Format;
 use serde_json::Value;
 
-pub use config::{validate, ACCESS_KEY_ID, DEFAULT_KEY_TEMPLATE, DEFAULT_REGION, SECRET_ACCESS_KEY};
+pub use config::{
+    validate, Compression, S3Config, ACCESS_KEY_ID, DEFAULT_KEY_TEMPLATE, DEFAULT_REGION, SECRET_ACCESS_KEY,
+};
 pub use request::CONTENT_TYPE;
 pub use sink::S3Sink;
 
@@ -22,4 +24,25 @@ use crate::{ConfigError, Secrets, Sink, SinkEnv};
 /// Builds a ready-to-send sink from a validated definition.
 pub fn build(config: &Value, secrets: &Secrets, format: Format, env: &SinkEnv) -> Result<Arc<dyn Sink>, ConfigError> {
     Ok(Arc::new(S3Sink::new(config, secrets, format, env)?))
+}
+
+use crate::SecretSpec;
+
+impl crate::KindConfig for S3Config {
+    const SPEC: crate::KindSpec = crate::KindSpec {
+        kind: "s3",
+        formats: &["json", "ocsf", "raw"],
+        secrets: &[
+            SecretSpec::optional(
+                ACCESS_KEY_ID,
+                "with `secret_access_key`; without both, the server's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            ),
+            SecretSpec::optional(SECRET_ACCESS_KEY, "with `access_key_id`"),
+        ],
+        rotating_secrets: &[],
+    };
+
+    fn check(&self) -> Result<(), crate::ConfigError> {
+        self.resolve().map(drop)
+    }
 }

@@ -8,7 +8,7 @@ use flate2::write::GzEncoder;
 use jiff::Timestamp;
 use reqwest::Url;
 
-use super::config::{Compression, Credentials, Piece, S3Config, MAX_KEY_BYTES};
+use super::config::{Compression, Credentials, Piece, S3Settings, MAX_KEY_BYTES};
 use super::sigv4::{authorization, sha256_hex, uri_encode_segment, SigningInput};
 
 /// The objects' content type: newline-delimited JSON.
@@ -48,7 +48,7 @@ const ZSTD_LEVEL: i32 = 3;
 /// `{date}` is the UTC date (`YYYY-MM-DD`) of the first event's `received_at` (the relay's own
 /// clock, so a client's `occurred_at` cannot scatter a batch into odd partitions), or of its
 /// `occurred_at` when the event carries no `received_at`; `unknown` when neither parses.
-pub(crate) fn object_key(cfg: &S3Config, tenant: &str, events: &[StoredEvent]) -> String {
+pub(crate) fn object_key(cfg: &S3Settings, tenant: &str, events: &[StoredEvent]) -> String {
     let first = events.first().map_or(0, |e| e.offset);
     let last = events.last().map_or(0, |e| e.offset);
     let mut key = String::new();
@@ -80,7 +80,7 @@ fn event_date(event: &StoredEvent) -> Option<String> {
 }
 
 /// The uncompressed object: each event encoded, then `\n`.
-pub(crate) fn jsonl(format: Format, cfg: &S3Config, events: &[StoredEvent]) -> Result<Vec<u8>, RequestError> {
+pub(crate) fn jsonl(format: Format, cfg: &S3Settings, events: &[StoredEvent]) -> Result<Vec<u8>, RequestError> {
     let mut out = Vec::new();
     for event in events {
         let record = encode(format, event, &cfg.options).map_err(|error| RequestError::Encode {
@@ -96,7 +96,7 @@ pub(crate) fn jsonl(format: Format, cfg: &S3Config, events: &[StoredEvent]) -> R
 
 /// The signed `PUT` of one batch's object at time `now`.
 pub(crate) fn request(
-    cfg: &S3Config,
+    cfg: &S3Settings,
     creds: &Credentials,
     format: Format,
     tenant: &str,

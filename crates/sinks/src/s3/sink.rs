@@ -7,7 +7,7 @@ use auditrelay_format::Format;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::config::{parse_config, parse_credentials, Credentials, S3Config};
+use super::config::{parse_config, parse_credentials, Credentials, S3Settings};
 use super::request::{request, RequestError};
 use crate::http;
 use crate::{AttemptReport, Batch, ConfigError, Outcome, Secrets, Sink, SinkEnv};
@@ -17,7 +17,7 @@ const ERROR_BODY_LIMIT: usize = 16 * 1024;
 
 /// A ready-to-send S3 sink. Debug output shows the bucket and endpoint, never the secret.
 pub struct S3Sink {
-    cfg: S3Config,
+    cfg: S3Settings,
     creds: Credentials,
     format: Format,
     client: reqwest::Client,

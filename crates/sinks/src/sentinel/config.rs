@@ -7,12 +7,14 @@
 
 use std::fmt;
 
-use auditrelay_format::{FormatOptions, OPTION_KEYS};
+use auditrelay_format::FormatOptions;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use reqwest::Url;
-use serde_json::{Map, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::http;
 use crate::{ConfigError, Secrets, SinkEnv};
@@ -33,7 +35,6 @@ pub const DEFAULT_LOG_TYPE: &str = "AuditRelay";
 pub const LOGS_INGESTION_API_VERSION: &str = "2023-01-01";
 pub const DATA_COLLECTOR_API_VERSION: &str = "2016-04-01";
 
-const COMMON_KEYS: &[&str] = &["mode"];
 const LOGS_INGESTION_KEYS: &[&str] = &[
     "endpoint",
     "dcr_id",
@@ -50,9 +51,176 @@ pub(crate) fn default_data_collector_url(workspace_id: &str) -> String {
     format!("https://{workspace_id}.ods.opinsights.azure.com/api/logs?api-version={DATA_COLLECTOR_API_VERSION}")
 }
 
+/// `mode` of a logs-ingestion config: the default, so it may be left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LogsIngestionMode {
+    LogsIngestion,
+}
+
+/// `mode` of a data-collector config: required to choose that mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DataCollectorMode {
+    DataCollector,
+}
+
+crate::typed::with_format_options! {
+    /// `config` of a `sentinel` sink in `logs_ingestion` mode (the default): the Logs Ingestion API
+    /// through a data collection endpoint and rule, with an Entra ID app's client credentials
+    /// (the `client_secret` secret).
+    #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schemars(title = "sentinel config (logs_ingestion)")]
+    pub struct LogsIngestionConfig {
+        /// `logs_ingestion` (the default).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub mode: Option<LogsIngestionMode>,
+        /// The data collection endpoint (DCE), a base URL without query or fragment, e.g.
+        /// `https://my-dce-a1b2.westeurope-1.ingest.monitor.azure.com`.
+        #[schemars(schema_with = "crate::typed::url_schema")]
+        pub endpoint: String,
+        /// The data collection rule's immutable id: `dcr-` and 32 hex digits.
+        #[schemars(pattern(r"^dcr-[0-9A-Fa-f]{32}$"))]
+        pub dcr_id: String,
+        /// The stream declared in the DCR: `Custom-…` (or `Microsoft-…` for a built-in table).
+        #[schemars(length(max = 256), pattern(r"^(Custom|Microsoft)-[A-Za-z0-9_-]+$"))]
+        pub stream: String,
+        /// The Entra ID authority (default `https://login.microsoftonline.com`; sovereign clouds have
+        /// their own), a base URL without query or fragment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(schema_with = "crate::typed::opt_url_schema", extend("default" = DEFAULT_AUTHORITY_URL))]
+        pub authority_url: Option<String>,
+        /// The Microsoft Entra tenant (directory) id, a GUID, or its domain name.
+        #[schemars(pattern(r"^[A-Za-z0-9.-]{1,253}$"))]
+        pub azure_tenant_id: String,
+        /// The app registration's application (client) id.
+        #[schemars(pattern(r"^[!-~]{1,256}$"))]
+        pub client_id: String,
+        /// The OAuth2 scope (default `https://monitor.azure.com/.default`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(pattern(r"^[ -~]{1,1024}$"), extend("default" = DEFAULT_SCOPE))]
+        pub scope: Option<String>,
+    }
+}
+
+crate::typed::with_format_options! {
+    /// `config` of a `sentinel` sink in `data_collector` mode: the retired HTTP Data Collector API's
+    /// request shape, SharedKey-signed with the `shared_key` secret, for compatible receivers.
+    #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schemars(title = "sentinel config (data_collector)")]
+    pub struct DataCollectorConfig {
+        /// `data_collector`.
+        pub mode: DataCollectorMode,
+        /// The Log Analytics workspace id (a GUID): it names the default URL's host and the SharedKey.
+        #[schemars(pattern(r"^[A-Za-z0-9-]{1,63}$"))]
+        pub workspace_id: String,
+        /// A full URL instead of the workspace's default Data Collector URL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(schema_with = "crate::typed::opt_url_schema")]
+        pub url: Option<String>,
+        /// Records land in `<log_type>_CL`: 1 to 100 letters, digits or `_` (default `AuditRelay`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(pattern(r"^[A-Za-z0-9_]{1,100}$"), extend("default" = DEFAULT_LOG_TYPE))]
+        pub log_type: Option<String>,
+    }
+}
+
+/// `config` of a `sentinel` sink: one of two modes, chosen by `mode`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+// One per sink definition: the size difference costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
+pub enum SentinelConfig {
+    LogsIngestion(LogsIngestionConfig),
+    DataCollector(DataCollectorConfig),
+}
+
+impl<'de> Deserialize<'de> for SentinelConfig {
+    // Through a `Value`: the mode decides which struct the keys belong to. The API parses with
+    // [`SentinelConfig::parse`], which names the field at fault.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        SentinelConfig::parse(&value).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for SentinelConfig {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SentinelConfig".into()
+    }
+
+    // `if`/`then`/`else` on `mode` rather than `oneOf`: `mode` may be left out (logs_ingestion),
+    // and an error then points at the key at fault instead of at the whole object.
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let logs_ingestion = generator.subschema_for::<LogsIngestionConfig>();
+        let data_collector = generator.subschema_for::<DataCollectorConfig>();
+        schemars::json_schema!({
+            "title": "sentinel config",
+            "description": "`mode` `logs_ingestion` (the default) or `data_collector`; each mode has its own keys.",
+            "type": "object",
+            "properties": {"mode": {"enum": [MODE_LOGS_INGESTION, MODE_DATA_COLLECTOR, null], "default": MODE_LOGS_INGESTION}},
+            "if": {"properties": {"mode": {"const": MODE_DATA_COLLECTOR}}, "required": ["mode"]},
+            "then": data_collector,
+            "else": logs_ingestion,
+        })
+    }
+}
+
+impl SentinelConfig {
+    /// Parses `config`: `mode` first, so that a key of the other mode is named as such.
+    pub(crate) fn parse(config: &Value) -> Result<SentinelConfig, ConfigError> {
+        let obj = config
+            .as_object()
+            .ok_or_else(|| ConfigError::new("config", "must be a JSON object"))?;
+        let mode = match obj.get("mode") {
+            None | Some(Value::Null) => MODE_LOGS_INGESTION,
+            Some(Value::String(m)) if m == MODE_LOGS_INGESTION => MODE_LOGS_INGESTION,
+            Some(Value::String(m)) if m == MODE_DATA_COLLECTOR => MODE_DATA_COLLECTOR,
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "config.mode",
+                    format!("must be `{MODE_LOGS_INGESTION}` (the default) or `{MODE_DATA_COLLECTOR}`"),
+                ))
+            }
+        };
+        let (other, other_mode) = if mode == MODE_LOGS_INGESTION {
+            (DATA_COLLECTOR_KEYS, MODE_DATA_COLLECTOR)
+        } else {
+            (LOGS_INGESTION_KEYS, MODE_LOGS_INGESTION)
+        };
+        if let Some(key) = obj.keys().find(|k| other.contains(&k.as_str())) {
+            return Err(ConfigError::new(
+                format!("config.{key}"),
+                format!("applies only when `mode` is `{other_mode}` (this sink's mode is `{mode}`)"),
+            ));
+        }
+        if mode == MODE_LOGS_INGESTION {
+            crate::typed::parse_config(config).map(SentinelConfig::LogsIngestion)
+        } else {
+            crate::typed::parse_config(config).map(SentinelConfig::DataCollector)
+        }
+    }
+
+    /// What the schema cannot say: the URLs' syntax (and that they carry no query or fragment).
+    pub(crate) fn resolve(&self) -> Result<SentinelSettings, ConfigError> {
+        match self {
+            SentinelConfig::LogsIngestion(c) => Ok(SentinelSettings {
+                mode: ModeConfig::LogsIngestion(parse_logs_ingestion(c)?),
+                options: c.format_options()?,
+            }),
+            SentinelConfig::DataCollector(c) => Ok(SentinelSettings {
+                mode: ModeConfig::DataCollector(parse_data_collector(c)?),
+                options: c.format_options()?,
+            }),
+        }
+    }
+}
+
 /// A parsed `config`.
 #[derive(Debug, Clone)]
-pub(crate) struct SentinelConfig {
+pub(crate) struct SentinelSettings {
     pub mode: ModeConfig,
     pub options: FormatOptions,
 }
@@ -61,12 +229,12 @@ pub(crate) struct SentinelConfig {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub(crate) enum ModeConfig {
-    LogsIngestion(LogsIngestionConfig),
-    DataCollector(DataCollectorConfig),
+    LogsIngestion(LogsIngestionSettings),
+    DataCollector(DataCollectorSettings),
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct LogsIngestionConfig {
+pub(crate) struct LogsIngestionSettings {
     /// `{endpoint}/dataCollectionRules/{dcr_id}/streams/{stream}?api-version=2023-01-01`.
     pub ingestion_url: Url,
     /// `{authority_url}/{azure_tenant_id}/oauth2/v2.0/token`.
@@ -79,7 +247,7 @@ pub(crate) struct LogsIngestionConfig {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct DataCollectorConfig {
+pub(crate) struct DataCollectorSettings {
     /// `url`, or the workspace's default Data Collector URL.
     pub url: Url,
     /// Whether `url` was given (only then does the save-time SSRF check resolve it).
@@ -89,54 +257,13 @@ pub(crate) struct DataCollectorConfig {
 }
 
 /// Parses `config` without touching the network (see [`validate`] for the address checks).
-pub(crate) fn parse_config(config: &Value) -> Result<SentinelConfig, ConfigError> {
-    let obj = config
-        .as_object()
-        .ok_or_else(|| ConfigError::new("config", "must be a JSON object"))?;
-    let mode = match obj.get("mode") {
-        None | Some(Value::Null) => MODE_LOGS_INGESTION,
-        Some(Value::String(m)) if m == MODE_LOGS_INGESTION => MODE_LOGS_INGESTION,
-        Some(Value::String(m)) if m == MODE_DATA_COLLECTOR => MODE_DATA_COLLECTOR,
-        Some(_) => {
-            return Err(ConfigError::new(
-                "config.mode",
-                format!("must be `{MODE_LOGS_INGESTION}` (the default) or `{MODE_DATA_COLLECTOR}`"),
-            ))
-        }
-    };
-    let (own, other, other_mode) = if mode == MODE_LOGS_INGESTION {
-        (LOGS_INGESTION_KEYS, DATA_COLLECTOR_KEYS, MODE_DATA_COLLECTOR)
-    } else {
-        (DATA_COLLECTOR_KEYS, LOGS_INGESTION_KEYS, MODE_LOGS_INGESTION)
-    };
-    for key in obj.keys() {
-        let key = key.as_str();
-        if COMMON_KEYS.contains(&key) || own.contains(&key) || OPTION_KEYS.contains(&key) {
-            continue;
-        }
-        let message = if other.contains(&key) {
-            format!("applies only when `mode` is `{other_mode}` (this sink's mode is `{mode}`)")
-        } else {
-            let known: Vec<&str> = COMMON_KEYS.iter().chain(own).chain(OPTION_KEYS).copied().collect();
-            format!(
-                "unknown key for a `sentinel` sink in `{mode}` mode (known: {})",
-                known.join(", ")
-            )
-        };
-        return Err(ConfigError::new(format!("config.{key}"), message));
-    }
-    let options = FormatOptions::from_config(obj).map_err(|e| ConfigError::new(e.field, e.message))?;
-    let mode = if mode == MODE_LOGS_INGESTION {
-        ModeConfig::LogsIngestion(parse_logs_ingestion(obj)?)
-    } else {
-        ModeConfig::DataCollector(parse_data_collector(obj)?)
-    };
-    Ok(SentinelConfig { mode, options })
+pub(crate) fn parse_config(config: &Value) -> Result<SentinelSettings, ConfigError> {
+    SentinelConfig::parse(config)?.resolve()
 }
 
-fn parse_logs_ingestion(obj: &Map<String, Value>) -> Result<LogsIngestionConfig, ConfigError> {
-    let endpoint = base_url(obj, "endpoint")?.ok_or_else(|| ConfigError::new("config.endpoint", "required"))?;
-    let dcr_id = required(obj, "dcr_id")?;
+fn parse_logs_ingestion(c: &LogsIngestionConfig) -> Result<LogsIngestionSettings, ConfigError> {
+    let endpoint = base_url(&c.endpoint, "endpoint")?;
+    let dcr_id = required(&c.dcr_id, "dcr_id")?;
     let hex = dcr_id.strip_prefix("dcr-").unwrap_or("");
     // The immutable id, not the DCR's name or resource id: those are the usual mix-ups, and the
     // API answers them with a bare 404.
@@ -146,7 +273,7 @@ fn parse_logs_ingestion(obj: &Map<String, Value>) -> Result<LogsIngestionConfig,
             "must be the data collection rule's immutable id: `dcr-` and 32 hex digits (`immutableId` in the DCR's JSON view), not its name or resource id",
         ));
     }
-    let stream = required(obj, "stream")?;
+    let stream = required(&c.stream, "stream")?;
     let name = stream
         .strip_prefix("Custom-")
         .or_else(|| stream.strip_prefix("Microsoft-"))
@@ -162,8 +289,12 @@ fn parse_logs_ingestion(obj: &Map<String, Value>) -> Result<LogsIngestionConfig,
             "must name a stream declared in the DCR: `Custom-` (or `Microsoft-` for a built-in table) followed by letters, digits, `_` or `-`, e.g. `Custom-AuditRelay_CL`",
         ));
     }
-    let authority_url = base_url(obj, "authority_url")?;
-    let tenant = required(obj, "azure_tenant_id")?;
+    let authority_url = c
+        .authority_url
+        .as_deref()
+        .map(|raw| base_url(raw, "authority_url"))
+        .transpose()?;
+    let tenant = required(&c.azure_tenant_id, "azure_tenant_id")?;
     // A GUID or a verified domain (`contoso.onmicrosoft.com`); it becomes a path segment.
     if tenant.len() > 253
         || !tenant
@@ -175,19 +306,17 @@ fn parse_logs_ingestion(obj: &Map<String, Value>) -> Result<LogsIngestionConfig,
             "must be the Microsoft Entra tenant (directory) id, a GUID, or its domain name",
         ));
     }
-    let client_id = required(obj, "client_id")?;
+    let client_id = required(&c.client_id, "client_id")?;
     if client_id.len() > 256 || !client_id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ConfigError::new(
             "config.client_id",
             "must be the app registration's application (client) id, a GUID",
         ));
     }
-    let scope = match obj.get("scope") {
-        None | Some(Value::Null) => DEFAULT_SCOPE.to_owned(),
-        Some(Value::String(s))
-            if !s.is_empty() && s.len() <= 1024 && s.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) =>
-        {
-            s.clone()
+    let scope = match c.scope.as_deref() {
+        None => DEFAULT_SCOPE.to_owned(),
+        Some(s) if !s.is_empty() && s.len() <= 1024 && s.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) => {
+            s.to_owned()
         }
         Some(_) => {
             return Err(ConfigError::new(
@@ -210,7 +339,7 @@ fn parse_logs_ingestion(obj: &Map<String, Value>) -> Result<LogsIngestionConfig,
         &format!("{tenant}/oauth2/v2.0/token"),
         "config.authority_url",
     )?;
-    Ok(LogsIngestionConfig {
+    Ok(LogsIngestionSettings {
         ingestion_url,
         token_url,
         client_id: client_id.to_owned(),
@@ -220,30 +349,25 @@ fn parse_logs_ingestion(obj: &Map<String, Value>) -> Result<LogsIngestionConfig,
     })
 }
 
-fn parse_data_collector(obj: &Map<String, Value>) -> Result<DataCollectorConfig, ConfigError> {
+fn parse_data_collector(c: &DataCollectorConfig) -> Result<DataCollectorSettings, ConfigError> {
     // Required even with `url`: the `Authorization: SharedKey {workspace_id}:…` header names it.
-    let workspace_id = required(obj, "workspace_id")?;
+    let workspace_id = required(&c.workspace_id, "workspace_id")?;
     if workspace_id.len() > 63 || !workspace_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(ConfigError::new(
             "config.workspace_id",
             "must be the Log Analytics workspace id (a GUID); it is a host name label and part of the SharedKey header",
         ));
     }
-    let (url, url_given) = match obj.get("url") {
-        None | Some(Value::Null) => (
+    let (url, url_given) = match c.url.as_deref() {
+        None => (
             http::parse_url(&default_data_collector_url(workspace_id), "config.workspace_id")?,
             false,
         ),
-        Some(Value::String(raw)) => (http::parse_url(raw, "config.url")?, true),
-        Some(_) => return Err(ConfigError::new("config.url", "must be a string")),
+        Some(raw) => (http::parse_url(raw, "config.url")?, true),
     };
-    let log_type = match obj.get("log_type") {
-        None | Some(Value::Null) => DEFAULT_LOG_TYPE,
-        Some(Value::String(s))
-            if !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-        {
-            s.as_str()
-        }
+    let log_type = match c.log_type.as_deref() {
+        None => DEFAULT_LOG_TYPE,
+        Some(s) if !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => s,
         Some(_) => {
             return Err(ConfigError::new(
                 "config.log_type",
@@ -251,7 +375,7 @@ fn parse_data_collector(obj: &Map<String, Value>) -> Result<DataCollectorConfig,
             ))
         }
     };
-    Ok(DataCollectorConfig {
+    Ok(DataCollectorSettings {
         url,
         url_given,
         workspace_id: workspace_id.to_owned(),
@@ -259,23 +383,16 @@ fn parse_data_collector(obj: &Map<String, Value>) -> Result<DataCollectorConfig,
     })
 }
 
-fn required<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<&'a str, ConfigError> {
-    match obj.get(key) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s),
-        None | Some(Value::Null) => Err(ConfigError::new(format!("config.{key}"), "required")),
-        Some(Value::String(_)) => Err(ConfigError::new(format!("config.{key}"), "must not be empty")),
-        Some(_) => Err(ConfigError::new(format!("config.{key}"), "must be a string")),
+fn required<'a>(value: &'a str, key: &str) -> Result<&'a str, ConfigError> {
+    if value.is_empty() {
+        return Err(ConfigError::new(format!("config.{key}"), "must not be empty"));
     }
+    Ok(value)
 }
 
 /// A base URL the sink appends a path to: http(s), no query or fragment.
-fn base_url(obj: &Map<String, Value>, key: &str) -> Result<Option<Url>, ConfigError> {
+fn base_url(raw: &str, key: &str) -> Result<Url, ConfigError> {
     let field = format!("config.{key}");
-    let raw = match obj.get(key) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(raw)) => raw,
-        Some(_) => return Err(ConfigError::new(field, "must be a string")),
-    };
     let url = http::parse_url(raw, &field)?;
     if url.query().is_some() || url.fragment().is_some() {
         return Err(ConfigError::new(
@@ -283,7 +400,7 @@ fn base_url(obj: &Map<String, Value>, key: &str) -> Result<Option<Url>, ConfigEr
             "must be a base URL without a query or fragment (the sink appends the path)",
         ));
     }
-    Ok(Some(url))
+    Ok(url)
 }
 
 /// `base` + `/` + `rest`, keeping any path prefix of `base` (a proxy's) and one slash between.

@@ -15,7 +15,7 @@ use reqwest::Url;
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::config::{decode_shared_key, DataCollectorConfig, LogsIngestionConfig};
+use super::config::{decode_shared_key, DataCollectorSettings, LogsIngestionSettings};
 use crate::ConfigError;
 
 /// The Logs Ingestion API's limit per call. 1,000,000 bytes rather than 1 MiB: the limit Azure's
@@ -153,7 +153,7 @@ pub(crate) fn pack(records: Vec<(usize, Vec<u8>)>, limit: usize) -> (Vec<Call>, 
 
 /// The OAuth2 client-credentials request to Microsoft Entra ID (form-urlencoded, in the order
 /// the v2.0 endpoint documents).
-pub(crate) fn token_request(config: &LogsIngestionConfig, client_secret: &str) -> WireRequest {
+pub(crate) fn token_request(config: &LogsIngestionSettings, client_secret: &str) -> WireRequest {
     let body = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("client_id", &config.client_id)
         .append_pair("client_secret", client_secret)
@@ -174,7 +174,7 @@ pub(crate) fn token_request(config: &LogsIngestionConfig, client_secret: &str) -
 }
 
 /// One Logs Ingestion call: the array of records to the DCR's stream, with the bearer token.
-pub(crate) fn ingestion_request(config: &LogsIngestionConfig, bearer: &HeaderValue, body: Vec<u8>) -> WireRequest {
+pub(crate) fn ingestion_request(config: &LogsIngestionSettings, bearer: &HeaderValue, body: Vec<u8>) -> WireRequest {
     let mut headers = HeaderMap::new();
     headers.insert(AUTHORIZATION, bearer.clone());
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -213,7 +213,7 @@ pub fn shared_key_signature(shared_key: &str, content_length: usize, date: &str)
 
 /// One Data Collector post, signed for `at`.
 pub(crate) fn data_collector_request(
-    config: &DataCollectorConfig,
+    config: &DataCollectorSettings,
     key: &[u8],
     body: Vec<u8>,
     at: Timestamp,

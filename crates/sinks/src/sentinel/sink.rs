@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::{
-    parse_config, parse_credential, Credential, DataCollectorConfig, LogsIngestionConfig, ModeConfig, Secret,
+    parse_config, parse_credential, Credential, DataCollectorSettings, LogsIngestionSettings, ModeConfig, Secret,
     SecretBytes,
 };
 use super::request::{
@@ -54,12 +54,12 @@ pub struct SentinelSink {
 #[allow(clippy::large_enum_variant)]
 enum Target {
     LogsIngestion {
-        config: LogsIngestionConfig,
+        config: LogsIngestionSettings,
         client_secret: Secret,
         tokens: TokenCache,
     },
     DataCollector {
-        config: DataCollectorConfig,
+        config: DataCollectorSettings,
         key: SecretBytes,
     },
 }
@@ -140,7 +140,7 @@ impl SentinelSink {
     /// The cached token, or a new one (and `true`) when there is none or it is due for refresh.
     async fn token(
         &self,
-        config: &LogsIngestionConfig,
+        config: &LogsIngestionSettings,
         secret: &Secret,
         tokens: &TokenCache,
     ) -> Result<(Token, bool), AttemptReport> {
@@ -177,7 +177,7 @@ impl SentinelSink {
 
     async fn deliver_logs_ingestion(
         &self,
-        config: &LogsIngestionConfig,
+        config: &LogsIngestionSettings,
         secret: &Secret,
         tokens: &TokenCache,
         calls: Vec<Call>,
@@ -228,7 +228,7 @@ impl SentinelSink {
 
     async fn deliver_data_collector(
         &self,
-        config: &DataCollectorConfig,
+        config: &DataCollectorSettings,
         key: &SecretBytes,
         calls: Vec<Call>,
         rejected: Vec<(usize, String)>,

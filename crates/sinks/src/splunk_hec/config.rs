@@ -2,7 +2,9 @@
 
 use auditrelay_format::FormatOptions;
 use reqwest::Url;
-use serde_json::{Map, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::http;
 use crate::secret_header::{secret_header, SecretHeader};
@@ -15,11 +17,43 @@ pub const DEFAULT_SOURCETYPE: &str = "auditrelay:{type}";
 /// Longest `host`, `source` or `sourcetype` accepted; Splunk's own fields are far shorter.
 pub const MAX_FIELD_BYTES: usize = 1024;
 
-const KEYS: &[&str] = &["url", "index", "source", "sourcetype", "host", "acks"];
-
 /// Paths the sink appends to the collector base.
 pub(crate) const EVENT_PATH: &str = "/services/collector/event";
 pub(crate) const ACK_PATH: &str = "/services/collector/ack";
+
+crate::typed::with_format_options! {
+    /// `config` of a `splunk_hec` sink.
+    #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schemars(title = "splunk_hec config")]
+    pub struct SplunkHecConfig {
+        /// The HTTP Event Collector's base URL, e.g. `https://splunk.example.com:8088`, without
+        /// `/services/collector` (the sink appends it), a query or a fragment.
+        #[schemars(schema_with = "crate::typed::url_schema")]
+        pub url: String,
+        /// The Splunk index (the token's default index when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1, max = MAX_FIELD_BYTES), pattern(r"^[a-z0-9][a-z0-9_-]*$"))]
+        pub index: Option<String>,
+        /// The `source` of every event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1, max = MAX_FIELD_BYTES))]
+        pub source: Option<String>,
+        /// The `sourcetype`: text with `{type}` and `{tenant}` placeholders.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1, max = MAX_FIELD_BYTES), pattern(r"^([^{]|\{type\}|\{tenant\})*$"))]
+        #[schemars(extend("default" = DEFAULT_SOURCETYPE))]
+        pub sourcetype: Option<String>,
+        /// The `host` of every event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1, max = MAX_FIELD_BYTES))]
+        pub host: Option<String>,
+        /// Indexer acknowledgements: a batch counts as delivered only once Splunk says it is indexed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(extend("default" = false))]
+        pub acks: Option<bool>,
+    }
+}
 
 /// A parsed `config`.
 #[derive(Debug, Clone)]
@@ -94,42 +128,33 @@ pub(crate) fn parse_token(secrets: &Secrets) -> Result<Token, ConfigError> {
 
 /// Parses `config` without touching the network (URL shape only; see [`validate`]).
 pub(crate) fn parse_config(config: &Value) -> Result<HecConfig, ConfigError> {
-    let obj = crate::config_keys::known_keys_only(config, "a `splunk_hec` sink", KEYS)?;
-    let base = match obj.get("url") {
-        Some(Value::String(raw)) => http::parse_url(raw, "config.url")?,
-        None | Some(Value::Null) => {
-            return Err(ConfigError::new(
-                "config.url",
-                "required: the collector base, e.g. https://splunk.example.com:8088",
-            ))
+    crate::typed::parse_config::<SplunkHecConfig>(config)?.resolve()
+}
+
+impl SplunkHecConfig {
+    /// What the schema cannot say: the URL's syntax and the collector base rules; byte lengths.
+    pub(crate) fn resolve(&self) -> Result<HecConfig, ConfigError> {
+        let base = http::parse_url(&self.url, "config.url")?;
+        let (event_url, ack_url) = endpoint_urls(&base)?;
+        let index = checked(&self.index, "index")?;
+        if let Some(index) = index {
+            check_index(index)?;
         }
-        Some(_) => return Err(ConfigError::new("config.url", "must be a string")),
-    };
-    let (event_url, ack_url) = endpoint_urls(&base)?;
-    let index = optional_string(obj, "index")?;
-    if let Some(index) = &index {
-        check_index(index)?;
+        let sourcetype = Template::parse(checked(&self.sourcetype, "sourcetype")?.unwrap_or(DEFAULT_SOURCETYPE))
+            .map_err(|m| ConfigError::new("config.sourcetype", m))?;
+        let options = self.format_options()?;
+        Ok(HecConfig {
+            base,
+            event_url,
+            ack_url,
+            index: index.map(str::to_owned),
+            source: checked(&self.source, "source")?.map(str::to_owned),
+            sourcetype,
+            host: checked(&self.host, "host")?.map(str::to_owned),
+            acks: self.acks.unwrap_or(false),
+            options,
+        })
     }
-    let sourcetype = optional_string(obj, "sourcetype")?;
-    let sourcetype = Template::parse(sourcetype.as_deref().unwrap_or(DEFAULT_SOURCETYPE))
-        .map_err(|m| ConfigError::new("config.sourcetype", m))?;
-    let acks = match obj.get("acks") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ConfigError::new("config.acks", "must be true or false")),
-    };
-    let options = FormatOptions::from_config(obj).map_err(|e| ConfigError::new(e.field, e.message))?;
-    Ok(HecConfig {
-        base,
-        event_url,
-        ack_url,
-        index,
-        source: optional_string(obj, "source")?,
-        sourcetype,
-        host: optional_string(obj, "host")?,
-        acks,
-        options,
-    })
 }
 
 /// `{base}/services/collector/event` and `…/ack`, keeping a path prefix on the base (a proxy's).
@@ -176,10 +201,10 @@ fn check_index(index: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn optional_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, ConfigError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_FIELD_BYTES => Ok(Some(s.clone())),
+fn checked<'a>(value: &'a Option<String>, key: &str) -> Result<Option<&'a str>, ConfigError> {
+    match value.as_deref() {
+        None => Ok(None),
+        Some(s) if !s.is_empty() && s.len() <= MAX_FIELD_BYTES => Ok(Some(s)),
         Some(_) => Err(ConfigError::new(
             format!("config.{key}"),
             format!("must be a non-empty string of at most {MAX_FIELD_BYTES} bytes"),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use auditrelay_format::Format;
 use serde_json::Value;
 
-pub use config::{validate, DEFAULT_SOURCETYPE, MAX_FIELD_BYTES, TOKEN};
+pub use config::{validate, SplunkHecConfig, DEFAULT_SOURCETYPE, MAX_FIELD_BYTES, TOKEN};
 pub use request::CHANNEL_HEADER;
 pub use sink::{SplunkHecSink, ACK_POLL_FIRST, ACK_POLL_MAX};
 
@@ -21,4 +21,19 @@ use crate::{ConfigError, Secrets, Sink, SinkEnv};
 /// Builds a ready-to-send sink from a validated definition.
 pub fn build(config: &Value, secrets: &Secrets, format: Format, env: &SinkEnv) -> Result<Arc<dyn Sink>, ConfigError> {
     Ok(Arc::new(SplunkHecSink::new(config, secrets, format, env)?))
+}
+
+use crate::SecretSpec;
+
+impl crate::KindConfig for SplunkHecConfig {
+    const SPEC: crate::KindSpec = crate::KindSpec {
+        kind: "splunk_hec",
+        formats: &["json", "cef", "leef", "ocsf", "raw"],
+        secrets: &[SecretSpec::required(TOKEN)],
+        rotating_secrets: &[],
+    };
+
+    fn check(&self) -> Result<(), crate::ConfigError> {
+        self.resolve().map(drop)
+    }
 }

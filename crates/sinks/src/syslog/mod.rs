@@ -16,7 +16,8 @@ use auditrelay_format::Format;
 use serde_json::Value;
 
 pub use config::{
-    parse_facility, validate, DEFAULT_APP_NAME, DEFAULT_FACILITY, DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, MAX_APP_NAME,
+    parse_facility, validate, Facility, SyslogConfig, DEFAULT_APP_NAME, DEFAULT_FACILITY, DEFAULT_TCP_PORT,
+    DEFAULT_TLS_PORT, MAX_APP_NAME,
 };
 pub use message::{frame, message, severity, MessageHeader, MAX_HOSTNAME, MAX_MSGID, SD_ID};
 pub use sink::{SyslogSink, CONNECT_TIMEOUT};
@@ -26,4 +27,17 @@ use crate::{ConfigError, Secrets, Sink, SinkEnv};
 /// Builds a ready-to-send sink from a validated definition.
 pub fn build(config: &Value, secrets: &Secrets, format: Format, env: &SinkEnv) -> Result<Arc<dyn Sink>, ConfigError> {
     Ok(Arc::new(SyslogSink::new(config, secrets, format, env)?))
+}
+
+impl crate::KindConfig for SyslogConfig {
+    const SPEC: crate::KindSpec = crate::KindSpec {
+        kind: "syslog",
+        formats: &["cef", "leef", "json"],
+        secrets: &[],
+        rotating_secrets: &[],
+    };
+
+    fn check(&self) -> Result<(), crate::ConfigError> {
+        self.resolve().map(drop)
+    }
 }

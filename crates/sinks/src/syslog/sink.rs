@@ -18,7 +18,7 @@ use tokio::sync::Mutex;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
-use super::config::{parse_config, SyslogConfig};
+use super::config::{parse_config, SyslogSettings};
 use super::message::{frame, is_header_token, message, MessageHeader, MAX_HOSTNAME};
 use crate::http;
 use crate::{AttemptReport, Batch, ConfigError, Outcome, Secrets, Sink, SinkEnv};
@@ -36,7 +36,7 @@ type Stream = BufWriter<Box<dyn Io>>;
 
 /// A ready-to-send syslog sink. Holds at most one open connection.
 pub struct SyslogSink {
-    cfg: SyslogConfig,
+    cfg: SyslogSettings,
     format: Format,
     header: MessageHeader,
     tls: Option<(TlsConnector, ServerName<'static>)>,

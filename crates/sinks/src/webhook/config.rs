@@ -5,10 +5,13 @@ use std::time::Duration;
 use jiff::Timestamp;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::sign::{generate_secret, SigningKey};
 use crate::http;
+use crate::typed::Headers;
 use crate::{ConfigError, Secrets, SinkEnv};
 
 pub const SIGNING_SECRET: &str = "signing_secret";
@@ -23,8 +26,6 @@ pub const DEFAULT_ROTATION_GRACE_SECS: u64 = 86_400;
 /// A year: longer is a forgotten secret rather than a grace period (and keeps the caller's
 /// `now + grace` far from overflowing).
 pub const MAX_ROTATION_GRACE_SECS: u64 = 365 * 86_400;
-
-const KEYS: &[&str] = &["url", "headers", "rotation_grace_secs"];
 
 /// Header names a static header may not set: the signature's own headers (a static value would
 /// break or forge the signature), the body's framing (the sink sets them from the body, and a
@@ -51,49 +52,66 @@ const RESERVED_HEADERS: &[&str] = &[
     "cookie",
 ];
 
-/// A parsed `config`.
+/// `config` of a `webhook` sink.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "webhook config")]
+pub struct WebhookConfig {
+    /// Where each batch is POSTed, as one signed JSON object (`http` or `https`).
+    #[schemars(schema_with = "crate::typed::url_schema")]
+    pub url: String,
+    /// Static, non-secret headers sent with every request. The signature's own headers, the body's
+    /// framing, hop-by-hop headers and credentials (`Authorization`, `Cookie`) are reserved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "headers_schema")]
+    pub headers: Option<Headers>,
+    /// How long, in seconds, a replaced signing secret keeps signing beside the new one after a
+    /// rotation (default one day, at most a year).
+    #[serde(
+        default,
+        deserialize_with = "crate::typed::opt_uint",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(max = MAX_ROTATION_GRACE_SECS), extend("default" = DEFAULT_ROTATION_GRACE_SECS))]
+    pub rotation_grace_secs: Option<u64>,
+}
+
+fn headers_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    crate::typed::headers_schema(RESERVED_HEADERS, &[])
+}
+
+/// A checked `config`, ready to send with.
 #[derive(Debug, Clone)]
-pub(crate) struct WebhookConfig {
+pub(crate) struct WebhookSettings {
     pub url: Url,
     pub headers: HeaderMap,
 }
 
-/// Parses `config` without touching the network (URL shape only; see [`validate`]).
-pub(crate) fn parse_config(config: &Value) -> Result<WebhookConfig, ConfigError> {
-    let obj = config
-        .as_object()
-        .ok_or_else(|| ConfigError::new("config", "must be a JSON object"))?;
-    if let Some(key) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(ConfigError::new(
-            format!("config.{key}"),
-            format!("unknown key for a `webhook` sink (known: {})", KEYS.join(", ")),
-        ));
+impl WebhookConfig {
+    /// What the schema cannot say: the URL's syntax, header names and values as HTTP reads them.
+    pub(crate) fn resolve(&self) -> Result<WebhookSettings, ConfigError> {
+        let url = http::parse_url(&self.url, "config.url")?;
+        let headers = check_headers(self.headers.as_ref())?;
+        // Checked here so a bad value is refused at save time; the caller reads it through
+        // [`rotation_grace`] when it rotates the secret.
+        if self.rotation_grace_secs.is_some_and(|s| s > MAX_ROTATION_GRACE_SECS) {
+            return Err(grace_error());
+        }
+        Ok(WebhookSettings { url, headers })
     }
-    let url = match obj.get("url") {
-        Some(Value::String(raw)) => http::parse_url(raw, "config.url")?,
-        None | Some(Value::Null) => return Err(ConfigError::new("config.url", "required")),
-        Some(_) => return Err(ConfigError::new("config.url", "must be a string")),
-    };
-    let headers = parse_headers(obj)?;
-    // Checked here so a bad value is refused at save time; the caller reads it through
-    // [`rotation_grace`] when it rotates the secret.
-    parse_rotation_grace(obj)?;
-    Ok(WebhookConfig { url, headers })
 }
 
-fn parse_headers(obj: &Map<String, Value>) -> Result<HeaderMap, ConfigError> {
-    let headers = match obj.get("headers") {
-        None | Some(Value::Null) => return Ok(HeaderMap::new()),
-        Some(Value::Object(headers)) => headers,
-        Some(_) => {
-            return Err(ConfigError::new(
-                "config.headers",
-                "must be an object of header name to string value",
-            ))
-        }
+/// Parses `config` without touching the network (URL shape only; see [`validate`]).
+pub(crate) fn parse_config(config: &Value) -> Result<WebhookSettings, ConfigError> {
+    crate::typed::parse_config::<WebhookConfig>(config)?.resolve()
+}
+
+fn check_headers(headers: Option<&Headers>) -> Result<HeaderMap, ConfigError> {
+    let Some(headers) = headers else {
+        return Ok(HeaderMap::new());
     };
-    let mut map = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
+    let mut map = HeaderMap::with_capacity(headers.0.len());
+    for (name, value) in &headers.0 {
         let field = format!("config.headers.{name}");
         let header = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| ConfigError::new(&field, "not a valid HTTP header name"))?;
@@ -106,9 +124,6 @@ fn parse_headers(obj: &Map<String, Value>) -> Result<HeaderMap, ConfigError> {
                 ),
             ));
         }
-        let value = value
-            .as_str()
-            .ok_or_else(|| ConfigError::new(&field, "value must be a string"))?;
         let value = HeaderValue::from_str(value)
             .map_err(|_| ConfigError::new(&field, "not a valid header value (control characters?)"))?;
         // Names differing only in case are one header: the last one given wins, as in HTTP.
@@ -117,15 +132,21 @@ fn parse_headers(obj: &Map<String, Value>) -> Result<HeaderMap, ConfigError> {
     Ok(map)
 }
 
+fn grace_error() -> ConfigError {
+    ConfigError::new(
+        "config.rotation_grace_secs",
+        format!("must be an integer from 0 to {MAX_ROTATION_GRACE_SECS} (seconds)"),
+    )
+}
+
 fn parse_rotation_grace(obj: &Map<String, Value>) -> Result<Duration, ConfigError> {
     let secs = match obj.get("rotation_grace_secs") {
         None | Some(Value::Null) => DEFAULT_ROTATION_GRACE_SECS,
-        Some(v) => v.as_u64().filter(|s| *s <= MAX_ROTATION_GRACE_SECS).ok_or_else(|| {
-            ConfigError::new(
-                "config.rotation_grace_secs",
-                format!("must be an integer from 0 to {MAX_ROTATION_GRACE_SECS} (seconds)"),
-            )
-        })?,
+        Some(v) => crate::typed::opt_uint(v)
+            .ok()
+            .flatten()
+            .filter(|s| *s <= MAX_ROTATION_GRACE_SECS)
+            .ok_or_else(grace_error)?,
     };
     Ok(Duration::from_secs(secs))
 }

@@ -6,8 +6,26 @@ mod sign;
 mod sink;
 
 pub use config::{
-    rotation_grace, validate, DEFAULT_ROTATION_GRACE_SECS, MAX_ROTATION_GRACE_SECS, PREVIOUS_SIGNING_SECRET,
-    PREVIOUS_SIGNING_SECRET_EXPIRES_AT, SIGNING_SECRET,
+    rotation_grace, validate, WebhookConfig, DEFAULT_ROTATION_GRACE_SECS, MAX_ROTATION_GRACE_SECS,
+    PREVIOUS_SIGNING_SECRET, PREVIOUS_SIGNING_SECRET_EXPIRES_AT, SIGNING_SECRET,
 };
 pub use sign::{generate_secret, sign, SECRET_PREFIX};
 pub use sink::{batch_body, WebhookSink};
+
+use crate::SecretSpec;
+
+impl crate::KindConfig for WebhookConfig {
+    const SPEC: crate::KindSpec = crate::KindSpec {
+        kind: "webhook",
+        formats: &["json"],
+        secrets: &[SecretSpec::optional(
+            SIGNING_SECRET,
+            "`whsec_…`; generated when absent and shown once",
+        )],
+        rotating_secrets: &[SIGNING_SECRET],
+    };
+
+    fn check(&self) -> Result<(), crate::ConfigError> {
+        self.resolve().map(drop)
+    }
+}

@@ -1,0 +1,27 @@
+//! The server's integration tests, one binary: each module spawns the real `auditrelay` binary on loopback (`common`) and checks one part of the contract. One binary links the world once instead of once per file.
+
+mod abuse_limits;
+mod bad_input;
+mod common;
+mod concurrency;
+mod crash;
+mod delivery_faults;
+mod delivery_operations;
+mod delivery_support;
+mod graphql;
+mod ingest_and_consume;
+mod integrity;
+mod isolation_matrix;
+mod openapi;
+mod postgres;
+mod retention;
+mod secrets_at_rest;
+mod self_audit;
+mod siem_matrix;
+mod sink_kinds;
+mod sinks_api;
+mod ssrf;
+mod three_nodes;
+mod tls_serve;
+mod token_rotation;
+mod transports;
