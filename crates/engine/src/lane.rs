@@ -144,6 +144,7 @@ impl Lane {
             self.store.clone(),
             self.consumer().to_owned(),
             self.tenant.clone(),
+            committed,
             pending_commits,
         ));
         let mut batcher = Batcher {
@@ -250,8 +251,17 @@ impl Lane {
 /// replace each other and only the newest is written next. Positions only grow, so a skipped
 /// intermediate one costs nothing. A finished batch's commit is retried until it lands, even
 /// while stopping: skipping it would only cost a duplicate, and waiting costs nothing.
-async fn commit_loop(store: Arc<dyn Store>, consumer: String, tenant: String, mut positions: watch::Receiver<u64>) {
-    let mut written = *positions.borrow();
+async fn commit_loop(
+    store: Arc<dyn Store>,
+    consumer: String,
+    tenant: String,
+    stored: u64,
+    mut positions: watch::Receiver<u64>,
+) {
+    // What the store holds, passed in: reading it from the channel at the first poll would take
+    // positions the lane sent before this task first ran for already written, and never write
+    // them.
+    let mut written = stored;
     let never = CancellationToken::new();
     loop {
         let closed = positions.changed().await.is_err();
@@ -422,7 +432,7 @@ mod tests {
     #[test]
     fn an_idle_lane_is_small() {
         let lane = future_size(Lane::run);
-        let committer = future_size(|(s, c, t, p)| commit_loop(s, c, t, p));
+        let committer = future_size(|(s, c, t, w, p)| commit_loop(s, c, t, w, p));
         assert!(lane + committer <= 2304, "lane {lane} + committer {committer} bytes");
         assert!(committer <= 512, "committer {committer} bytes");
     }

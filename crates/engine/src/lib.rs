@@ -34,8 +34,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use auditrelay_sinks::{ConfigError, SinkEnv};
+use auditrelay_sinks::{ConfigError, Secrets, Sink, SinkEnv};
 use auditrelay_store::{DeadLetter, SinkRow, Store, StoreError};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -72,6 +73,43 @@ pub struct EngineConfig {
     pub keyring: Keyring,
     /// How long the delivery log keeps attempts.
     pub delivery_log_retention: Duration,
+    /// Builds the sink a stored definition describes; `None` = every kind of the sink registry
+    /// ([`RegistrySinks`]). The seam lets tests drive the engine with scripted sinks instead of
+    /// receivers on sockets.
+    pub sink_factory: Option<Arc<dyn SinkFactory>>,
+}
+
+/// Turns a stored sink definition (kind, config, opened secrets, format) into a [`Sink`]. It is
+/// called wherever the engine needs a sink: a worker (re)start, a test delivery, a dead-letter
+/// retry, a replay.
+pub trait SinkFactory: Send + Sync {
+    /// `sink_id` names the stored sink, so a factory may hand different sinks to different rows.
+    fn build(
+        &self,
+        sink_id: &str,
+        kind: &str,
+        config: &Value,
+        secrets: &Secrets,
+        format: &str,
+        env: &SinkEnv,
+    ) -> Result<Arc<dyn Sink>, ConfigError>;
+}
+
+/// The production factory: every kind `auditrelay_sinks::registry` knows.
+pub struct RegistrySinks;
+
+impl SinkFactory for RegistrySinks {
+    fn build(
+        &self,
+        _sink_id: &str,
+        kind: &str,
+        config: &Value,
+        secrets: &Secrets,
+        format: &str,
+        env: &SinkEnv,
+    ) -> Result<Arc<dyn Sink>, ConfigError> {
+        auditrelay_sinks::build(kind, config, secrets, format, env)
+    }
 }
 
 #[derive(Clone)]
@@ -92,6 +130,7 @@ impl Engine {
             store: store.clone(),
             key: config.keyring,
             env: config.env,
+            sink_factory: config.sink_factory.unwrap_or_else(|| Arc::new(RegistrySinks)),
             recorder: recorder.clone(),
             statuses: Mutex::new(HashMap::new()),
             control,

@@ -33,6 +33,8 @@ pub(crate) struct EngineShared {
     pub store: Arc<dyn Store>,
     pub key: Keyring,
     pub env: SinkEnv,
+    /// Builds the sink of a definition: the registry in production, scripted sinks in tests.
+    pub sink_factory: Arc<dyn crate::SinkFactory>,
     pub recorder: Arc<Recorder>,
     pub statuses: Mutex<HashMap<String, Arc<SinkStatus>>>,
     pub control: mpsc::UnboundedSender<Control>,
@@ -57,7 +59,8 @@ impl EngineShared {
     pub fn delivery_ctx(&self, row: &SinkRow) -> Result<Arc<DeliveryCtx>, EngineError> {
         let spec = SinkSpec::from_stored(&row.spec)?;
         let secrets = self.key.open(&row.id, &row.sealed_secrets)?;
-        let sink = auditrelay_sinks::build(
+        let sink = self.sink_factory.build(
+            &row.id,
             &spec.kind,
             &serde_json::Value::Object(spec.config.clone()),
             &secrets,

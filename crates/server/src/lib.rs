@@ -125,6 +125,7 @@ pub async fn serve_with(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
             },
             keyring,
             delivery_log_retention: std::time::Duration::from_secs(settings.delivery_log_retention_hours * 3600),
+            sink_factory: None,
         },
     );
     if settings.allow_private_networks {
