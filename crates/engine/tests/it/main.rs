@@ -11,6 +11,7 @@
 //! Time is real: the engine measures batches and the breaker with `std::time::Instant` and the
 //! store answers from its own threads, so tokio's paused clock cannot drive it. The specs use
 //! millisecond backoffs and cooldowns instead, and tests wait for conditions with a deadline.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod harness;
 mod journal;

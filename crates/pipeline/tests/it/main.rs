@@ -1,4 +1,5 @@
 //! One test binary for the crate: the filter and the transform through their public API.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod filter;
 mod transform;

@@ -245,7 +245,7 @@ fn escape(s: &str) -> String {
 /// JSON Schema `GET /v1/sink-kinds` serves and the server parses `config` with. Each kind's
 /// `$defs` move into the document's components (as `<kind>_<name>`), since a `$ref` inside
 /// an OpenAPI component resolves against the whole document.
-pub fn sink_config_schemas() -> Vec<(&'static str, Value, Vec<(String, Value)>)> {
+pub fn sink_config_schemas() -> Vec<KindConfigSchema> {
     auditrelay_sinks::sink_kinds()
         .into_iter()
         .map(|info| {
@@ -266,9 +266,20 @@ pub fn sink_config_schemas() -> Vec<(&'static str, Value, Vec<(String, Value)>)>
                     (format!("{prefix}_{name}"), def)
                 })
                 .collect();
-            (info.kind, schema, defs)
+            KindConfigSchema {
+                kind: info.kind,
+                schema,
+                defs,
+            }
         })
         .collect()
+}
+
+/// One kind's `config` schema, with its `$defs` as named components.
+pub struct KindConfigSchema {
+    pub kind: &'static str,
+    pub schema: Value,
+    pub defs: Vec<(String, Value)>,
 }
 
 /// `#/$defs/X` → `#/components/schemas/<prefix>_X`, everywhere in `schema`.
@@ -300,13 +311,13 @@ fn sink_config(doc: &mut Value) {
     };
     schemas.insert(
         "SinkKind".into(),
-        json!({ "type": "string", "enum": kinds.iter().map(|(k, _, _)| *k).collect::<Vec<_>>() }),
+        json!({ "type": "string", "enum": kinds.iter().map(|k| k.kind).collect::<Vec<_>>() }),
     );
-    for (kind, config, defs) in &kinds {
-        for (name, def) in defs {
+    for k in &kinds {
+        for (name, def) in &k.defs {
             schemas.insert(name.clone(), def.clone());
         }
-        schemas.insert(format!("SinkConfig_{kind}"), config.clone());
+        schemas.insert(format!("SinkConfig_{}", k.kind), k.schema.clone());
     }
     for base in ["SinkCreate", "Sink"] {
         let Some(template) = schemas.get(base).cloned() else {
@@ -314,7 +325,7 @@ fn sink_config(doc: &mut Value) {
         };
         let mut one_of = Vec::new();
         let mut mapping = Map::new();
-        for (kind, _, _) in &kinds {
+        for KindConfigSchema { kind, .. } in &kinds {
             let mut variant = template.clone();
             variant["title"] = json!(format!("{base} ({kind})"));
             variant["properties"]["kind"] = json!({ "type": "string", "const": kind });

@@ -1,4 +1,5 @@
 //! The server's integration tests, one binary: each module spawns the real `auditrelay` binary on loopback (`common`) and checks one part of the contract. One binary links the world once instead of once per file.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod abuse_limits;
 mod bad_input;

@@ -25,10 +25,11 @@ const MAX_EXAMPLES: &str = "15";
 /// - `pollEvents`: `wait` holds a request up to 60 s when nothing is after the cursor; the
 ///   fuzzer would spend its time waiting, so it sends `wait=0` (the bounds are still checked
 ///   by `tests/openapi.rs` and the long-poll tests).
-/// - `createSink` / `updateSink`: until the sinks crate publishes each kind's config schema,
-///   `config` is documented as a free-form object (`doc::sink_config_schemas`), so a
-///   schema-valid `config` may still lack what the kind needs: the kind's `400 invalid_request`
-///   naming `config.<key>` is expected there.
+/// - `createSink` / `updateSink`: `config` is each kind's own schema (`doc::sink_config_schemas`),
+///   but some rules are beyond JSON Schema (a URL's host, a receiver the SSRF guard refuses
+///   after resolving it, which secret goes with which setting; listed in
+///   `crates/sinks/tests/it/config_schema.rs`): the kind's `400 invalid_request` naming
+///   `config.<key>` or `secrets.<name>` is expected there.
 /// - `setRetention`: the windows must nest with the server's defaults (`active_days` ≤
 ///   `purge_after_days` ≤ `hard_limit_days`), a rule across fields that JSON Schema cannot
 ///   state; its `400` names the field.

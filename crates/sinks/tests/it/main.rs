@@ -1,4 +1,5 @@
 //! The sinks' integration tests, one binary: each module drives one sink kind against a loopback receiver or a real peer (`auditrelay-testkit`).
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
 mod config_schema;
