@@ -6,10 +6,8 @@ use serde_json::Value;
 
 use auditrelay_format::Format;
 
-#[cfg(feature = "kafka")]
-use crate::kafka;
 use crate::kinds::{SinkConfig, SPECS};
-use crate::{datadog, elastic, generic_https, s3, sentinel, splunk_hec, syslog, webhook, ConfigError, Secrets, Sink};
+use crate::{ConfigError, Secrets, Sink};
 
 pub use crate::kinds::KindSpec;
 
@@ -66,18 +64,9 @@ pub async fn validate_config(
     }
     // The typed parse decides the kind; each kind's own `validate` then adds the secrets and
     // the network checks (the SSRF policy on what its hosts resolve to).
-    match SinkConfig::parse(kind, config)? {
-        SinkConfig::Webhook(_) => webhook::validate(config, secrets, env).await,
-        SinkConfig::SplunkHec(_) => splunk_hec::validate(config, secrets, env).await,
-        SinkConfig::Sentinel(_) => sentinel::validate(config, secrets, env).await,
-        SinkConfig::Elastic(_) => elastic::validate(config, secrets, env).await,
-        SinkConfig::Datadog(_) => datadog::validate(config, secrets, env).await,
-        SinkConfig::GenericHttps(_) => generic_https::validate(config, secrets, env).await,
-        #[cfg(feature = "kafka")]
-        SinkConfig::Kafka(_) => kafka::validate(config, secrets, env).await,
-        SinkConfig::S3(_) => s3::validate(config, secrets, env).await,
-        SinkConfig::Syslog(_) => syslog::validate(config, secrets, env).await,
-    }
+    SinkConfig::parse(kind, config)?
+        .validate_kind(config, secrets, env)
+        .await
 }
 
 /// Builds a ready-to-send sink from a validated definition.
@@ -88,20 +77,10 @@ pub fn build(
     format: &str,
     env: &SinkEnv,
 ) -> Result<Arc<dyn Sink>, ConfigError> {
-    let format_of =
-        || Format::parse(format).ok_or_else(|| ConfigError::new("format", format!("unknown format `{format}`")));
-    match SinkConfig::parse(kind, config)? {
-        SinkConfig::Webhook(_) => Ok(Arc::new(webhook::WebhookSink::new(config, secrets, format, env)?)),
-        SinkConfig::SplunkHec(_) => splunk_hec::build(config, secrets, format_of()?, env),
-        SinkConfig::Sentinel(_) => sentinel::build(config, secrets, format_of()?, env),
-        SinkConfig::Elastic(_) => elastic::build(config, secrets, format_of()?, env),
-        SinkConfig::Datadog(_) => datadog::build(config, secrets, format_of()?, env),
-        SinkConfig::GenericHttps(_) => generic_https::build(config, secrets, format_of()?, env),
-        #[cfg(feature = "kafka")]
-        SinkConfig::Kafka(_) => kafka::build(config, secrets, format_of()?, env),
-        SinkConfig::S3(_) => s3::build(config, secrets, format_of()?, env),
-        SinkConfig::Syslog(_) => syslog::build(config, secrets, format_of()?, env),
-    }
+    let parsed = SinkConfig::parse(kind, config)?;
+    let format =
+        Format::parse(format).ok_or_else(|| ConfigError::new("format", format!("unknown format `{format}`")))?;
+    parsed.build_kind(config, secrets, format, env)
 }
 
 pub(crate) fn unknown_kind(kind: &str) -> ConfigError {

@@ -12,7 +12,17 @@ pub use config::{
 pub use sign::{generate_secret, sign, SECRET_PREFIX};
 pub use sink::{batch_body, WebhookSink};
 
-use crate::SecretSpec;
+use std::sync::Arc;
+
+use auditrelay_format::Format;
+use serde_json::Value;
+
+use crate::{ConfigError, SecretSpec, Secrets, Sink, SinkEnv};
+
+/// Builds the sink from a validated definition (the registry's entry point, as for every kind).
+pub fn build(config: &Value, secrets: &Secrets, format: Format, env: &SinkEnv) -> Result<Arc<dyn Sink>, ConfigError> {
+    Ok(Arc::new(WebhookSink::new(config, secrets, format.name(), env)?))
+}
 
 impl crate::KindConfig for WebhookConfig {
     const SPEC: crate::KindSpec = crate::KindSpec {
@@ -25,7 +35,7 @@ impl crate::KindConfig for WebhookConfig {
         rotating_secrets: &[SIGNING_SECRET],
     };
 
-    fn check(&self) -> Result<(), crate::ConfigError> {
+    fn check(&self) -> Result<(), ConfigError> {
         self.resolve().map(drop)
     }
 }
