@@ -399,3 +399,72 @@ fn paging_limits_are_documented() {
     let limit = tenants.iter().find(|p| p["name"] == "limit").expect("limit");
     assert_eq!(limit["schema"]["maximum"], 1000);
 }
+
+/// One source of truth, two projections: each kind's `config` in the document is the schema the
+/// sinks crate parses `config` with (and `GET /v1/sink-kinds` serves), once the components it
+/// was split into are folded back into `$defs`.
+#[test]
+fn each_kinds_config_in_the_document_is_the_sinks_crates_schema() {
+    let doc = doc();
+    let components = doc["components"]["schemas"].as_object().expect("components.schemas");
+    let kinds = auditrelay_sinks::sink_kinds();
+    assert!(kinds.len() >= 8, "the sinks crate lists its kinds");
+    for info in kinds {
+        let kind = info.kind;
+        let mut documented = components
+            .get(&format!("SinkConfig_{kind}"))
+            .unwrap_or_else(|| panic!("no SinkConfig_{kind} in the document"))
+            .clone();
+        let prefix = format!("#/components/schemas/{kind}_");
+        let mut defs = serde_json::Map::new();
+        fold_refs(&mut documented, &prefix, components, &mut defs);
+        let mut expected = info.config_schema.clone();
+        let expected_obj = expected.as_object_mut().expect("a schema object");
+        expected_obj.remove("$schema");
+        let expected_defs = expected_obj
+            .remove("$defs")
+            .unwrap_or(Value::Object(Default::default()));
+        assert_eq!(
+            documented, expected,
+            "{kind}: config in the document vs the sinks crate"
+        );
+        assert_eq!(Value::Object(defs), expected_defs, "{kind}: $defs");
+    }
+}
+
+/// Rewrites `$ref`s to `<prefix>X` as `#/$defs/X`, collecting each such component (folded too).
+fn fold_refs(
+    schema: &mut Value,
+    prefix: &str,
+    components: &serde_json::Map<String, Value>,
+    defs: &mut serde_json::Map<String, Value>,
+) {
+    match schema {
+        Value::Object(object) => {
+            for (key, value) in object.iter_mut() {
+                if let (true, Value::String(target)) = (key == "$ref", &mut *value) {
+                    if let Some(name) = target.strip_prefix(prefix).map(str::to_owned) {
+                        *target = format!("#/$defs/{name}");
+                        if !defs.contains_key(&name) {
+                            let component_name =
+                                format!("{}{name}", prefix.trim_start_matches("#/components/schemas/"));
+                            let mut def = components
+                                .get(&component_name)
+                                .unwrap_or_else(|| panic!("{component_name} is referenced but missing"))
+                                .clone();
+                            defs.insert(name.clone(), Value::Null);
+                            fold_refs(&mut def, prefix, components, defs);
+                            defs.insert(name, def);
+                        }
+                    }
+                } else {
+                    fold_refs(value, prefix, components, defs);
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| fold_refs(item, prefix, components, defs)),
+        _ => {}
+    }
+}
