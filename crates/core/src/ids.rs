@@ -38,6 +38,99 @@ pub fn is_valid_client_event_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && s.chars().all(|c| !c.is_control() && !c.is_whitespace())
 }
 
+/// Ids that cross module boundaries as their own types, so a sink id cannot be passed where a
+/// replay id or a tenant id is expected. Each is the text the API shows (`snk_0190…`); the
+/// store keeps the text (its columns are strings) and these types wrap it at the boundary.
+macro_rules! prefixed_ids {
+    ($($(#[$doc:meta])* $name:ident = $prefix:literal;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A fresh, time-ordered id.
+            pub fn generate() -> Self {
+                $name(new_prefixed_id($prefix))
+            }
+
+            /// An id read back from the store or a path: kept as given (an id that was never
+            /// issued simply matches nothing).
+            pub fn from_stored(id: impl Into<String>) -> Self {
+                $name(id.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+    )*};
+}
+
+prefixed_ids! {
+    /// A sink (`snk_…`).
+    SinkId = "snk";
+    /// A replay job of a sink (`rpl_…`).
+    ReplayId = "rpl";
+    /// A batch kept after it exhausted its attempts (`dl_…`).
+    DeadLetterId = "dl";
+    /// A tenant's API key (`key_…`).
+    KeyId = "key";
+}
+
+/// A tenant id (`[a-z0-9_-]{1,64}`): the one id clients choose.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct TenantId(String);
+
+impl TenantId {
+    /// `None` unless `id` follows the syntax.
+    pub fn parse(id: &str) -> Option<TenantId> {
+        is_valid_tenant_id(id).then(|| TenantId(id.to_owned()))
+    }
+
+    /// A tenant id read back from the store (checked when it was written).
+    pub fn from_stored(id: impl Into<String>) -> Self {
+        TenantId(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TenantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for TenantId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +172,15 @@ mod tests {
         let b = new_event_id();
         assert!(a < b);
         assert!(new_prefixed_id("key").starts_with("key_"));
+        let (a, b) = (SinkId::generate(), SinkId::generate());
+        assert!(a.as_str().starts_with("snk_") && a < b);
+        assert!(ReplayId::generate().as_str().starts_with("rpl_"));
+        assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{a}\""));
+    }
+
+    #[test]
+    fn tenant_ids_are_parsed() {
+        assert_eq!(TenantId::parse("acme").map(|t| t.to_string()), Some("acme".into()));
+        assert!(TenantId::parse("Acme").is_none());
     }
 }

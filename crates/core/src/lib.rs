@@ -4,6 +4,7 @@
 
 pub mod event;
 mod fast;
+pub mod field_path;
 pub mod glob;
 pub mod ids;
 pub mod ingest;
@@ -14,6 +15,7 @@ pub mod time;
 mod validate;
 
 pub use event::{EventTimes, NewEvent, ParsedEvent, StoredEvent};
+pub use field_path::{parse_at, Bounded, FieldError};
 pub use glob::{GlobError, TypeFilter};
 pub use ingest::{parse_request, BodyFormat, IngestError};
 pub use limits::Limits;

@@ -4,6 +4,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use auditrelay_core::ids::{ReplayId, SinkId, TenantId};
+
 use auditrelay_core::StoredEvent;
 use auditrelay_sinks::Outcome;
 use auditrelay_store::{DeadLetter, ReadQuery, SinkRow};
@@ -172,10 +174,12 @@ pub enum ReplayState {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = Replay)]
 pub struct ReplayInfo {
-    #[schema(pattern = "^rpl_[0-9a-f]{32}$")]
-    pub id: String,
-    pub sink_id: String,
-    pub tenant: String,
+    #[schema(value_type = String, pattern = "^rpl_[0-9a-f]{32}$")]
+    pub id: ReplayId,
+    #[schema(value_type = String)]
+    pub sink_id: SinkId,
+    #[schema(value_type = String)]
+    pub tenant: TenantId,
     #[schema(minimum = 1)]
     pub from_offset: u64,
     #[schema(minimum = 1)]
@@ -188,9 +192,9 @@ pub struct ReplayInfo {
     pub finished_at: Option<String>,
 }
 
-pub(crate) type ReplayTable = Mutex<std::collections::HashMap<String, (ReplayInfo, CancellationToken)>>;
+pub(crate) type ReplayTable = Mutex<std::collections::HashMap<ReplayId, (ReplayInfo, CancellationToken)>>;
 
-fn update(table: &ReplayTable, id: &str, f: impl FnOnce(&mut ReplayInfo)) {
+fn update(table: &ReplayTable, id: &ReplayId, f: impl FnOnce(&mut ReplayInfo)) {
     if let Some((info, _)) = table.lock().unwrap_or_else(|p| p.into_inner()).get_mut(id) {
         f(info);
     }
@@ -203,11 +207,11 @@ pub(crate) async fn run_replay(
     shared: Arc<EngineShared>,
     table: Arc<ReplayTable>,
     ctx: Arc<DeliveryCtx>,
-    id: String,
+    id: ReplayId,
     stop: CancellationToken,
 ) {
     let (tenant, from, to) = match table.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
-        Some((info, _)) => (info.tenant.clone(), info.from_offset, info.to_offset),
+        Some((info, _)) => (info.tenant.to_string(), info.from_offset, info.to_offset),
         None => return,
     };
     let mut pos = from.saturating_sub(1);
@@ -242,7 +246,7 @@ pub(crate) async fn run_replay(
             tenant: tenant.clone(),
             events,
             commit_to: last,
-            id_salt: Some(id.clone()),
+            id_salt: Some(id.to_string()),
         };
         match deliver_with_retries(&ctx, &job, "replay", &stop).await {
             Verdict::Delivered { rejected } => {

@@ -112,6 +112,8 @@ impl SinkFactory for RegistrySinks {
     }
 }
 
+pub use auditrelay_core::ids::{ReplayId, SinkId, TenantId};
+
 #[derive(Clone)]
 pub struct Engine {
     shared: Arc<EngineShared>,
@@ -161,42 +163,42 @@ impl Engine {
     }
 
     /// The sink was created, changed, paused, resumed or deleted: run what the store says now.
-    pub fn reload(&self, sink_id: &str) {
-        let _ = self.shared.control.send(Control::Reload(sink_id.to_owned()));
+    pub fn reload(&self, sink: &SinkId) {
+        let _ = self.shared.control.send(Control::Reload(sink.to_string()));
     }
 
     /// A resumed sink starts with a closed breaker and a clean "exhausted in a row" count.
-    pub fn resumed(&self, sink_id: &str) {
+    pub fn resumed(&self, sink: &SinkId) {
         let status = self
             .shared
             .statuses
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(sink_id)
+            .get(sink.as_str())
             .cloned();
         if let Some(status) = status {
             status.reset_exhausted();
         }
-        self.reload(sink_id);
+        self.reload(sink);
     }
 
     /// Stops the sink's replays; its worker stops on the next reload.
-    pub fn deleted(&self, sink_id: &str) {
+    pub fn deleted(&self, sink: &SinkId) {
         for (info, stop) in self.replays.lock().unwrap_or_else(|p| p.into_inner()).values() {
-            if info.sink_id == sink_id {
+            if &info.sink_id == sink {
                 stop.cancel();
             }
         }
-        self.reload(sink_id);
+        self.reload(sink);
     }
 
-    pub fn tenant_created(&self, tenant: &str) {
-        let _ = self.shared.control.send(Control::TenantCreated(tenant.to_owned()));
+    pub fn tenant_created(&self, tenant: &TenantId) {
+        let _ = self.shared.control.send(Control::TenantCreated(tenant.to_string()));
     }
 
     /// What each sink reading `tenant` has yet to deliver there (retention's purge guard).
-    pub async fn holds(&self, tenant: &str) -> Result<Vec<Hold>, EngineError> {
-        holds::holds(self.shared.store.as_ref(), tenant).await
+    pub async fn holds(&self, tenant: &TenantId) -> Result<Vec<Hold>, EngineError> {
+        holds::holds(self.shared.store.as_ref(), tenant.as_str()).await
     }
 
     pub async fn health(&self, row: &SinkRow) -> Result<health::SinkHealth, EngineError> {
@@ -212,12 +214,18 @@ impl Engine {
     }
 
     /// Starts re-delivering `from..=to` of `tenant` to this sink only.
-    pub fn start_replay(&self, row: &SinkRow, tenant: &str, from: u64, to: u64) -> Result<ReplayInfo, EngineError> {
+    pub fn start_replay(
+        &self,
+        row: &SinkRow,
+        tenant: &TenantId,
+        from: u64,
+        to: u64,
+    ) -> Result<ReplayInfo, EngineError> {
         let ctx = self.shared.delivery_ctx(row)?;
         let info = ReplayInfo {
-            id: auditrelay_core::ids::new_prefixed_id("rpl"),
-            sink_id: row.id.clone(),
-            tenant: tenant.to_owned(),
+            id: ReplayId::generate(),
+            sink_id: row.sink_id(),
+            tenant: tenant.clone(),
             from_offset: from,
             to_offset: to,
             state: ReplayState::Running,
@@ -242,11 +250,11 @@ impl Engine {
         Ok(info)
     }
 
-    pub fn replay(&self, sink_id: &str, replay_id: &str) -> Option<ReplayInfo> {
+    pub fn replay(&self, sink: &SinkId, replay: &ReplayId) -> Option<ReplayInfo> {
         let table = self.replays.lock().unwrap_or_else(|p| p.into_inner());
         table
-            .get(replay_id)
-            .filter(|(info, _)| info.sink_id == sink_id)
+            .get(replay)
+            .filter(|(info, _)| &info.sink_id == sink)
             .map(|(info, _)| info.clone())
     }
 

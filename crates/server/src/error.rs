@@ -43,6 +43,11 @@ impl ApiError {
         Self::bad_request(message).with_detail(json!({ "field": field }))
     }
 
+    /// The field `detail.field` names, if any.
+    pub fn field(&self) -> Option<&str> {
+        self.detail.get("field").and_then(Value::as_str)
+    }
+
     pub fn invalid_param(param: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_parameter", message).with_detail(json!({ "parameter": param }))
     }

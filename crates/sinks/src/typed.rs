@@ -20,61 +20,7 @@ pub(crate) fn parse_config<T: DeserializeOwned>(config: &Value) -> Result<T, Con
     if !config.is_object() {
         return Err(ConfigError::new("config", "must be a JSON object"));
     }
-    serde_path_to_error::deserialize(config).map_err(|e| {
-        let mut segments: Vec<String> = Vec::new();
-        for segment in e.path().iter() {
-            match segment {
-                serde_path_to_error::Segment::Map { key } => segments.push(format!(".{key}")),
-                serde_path_to_error::Segment::Seq { index } => segments.push(format!("[{index}]")),
-                serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
-            }
-        }
-        serde_error(segments, &e.inner().to_string())
-    })
-}
-
-/// Turns serde's wording into the API's: the key an unknown-key or missing-key error is about
-/// becomes part of the field, and the message says what the value must be.
-fn serde_error(mut segments: Vec<String>, message: &str) -> ConfigError {
-    let path = |segments: &[String]| format!("config{}", segments.concat());
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        // `unknown field `KEY`, expected one of `a`, `b``: the key may hold any character, the
-        // expected names do not, so the last separator ends the key.
-        let (key, known) = match rest.rfind("`, expected ") {
-            Some(i) => (
-                &rest[..i],
-                rest[i + "`, expected ".len()..]
-                    .trim_start_matches("one of ")
-                    .replace('`', ""),
-            ),
-            None => (
-                rest.trim_end_matches(|c| c != '`').trim_end_matches('`'),
-                "none".to_owned(),
-            ),
-        };
-        // The tracker may or may not have entered the unknown key already.
-        if segments.last().is_some_and(|s| s == &format!(".{key}")) {
-            segments.pop();
-        }
-        return ConfigError::new(
-            format!("{}.{key}", path(&segments)),
-            format!("unknown key (known: {known})"),
-        );
-    }
-    if let Some(rest) = message.strip_prefix("missing field `") {
-        let key = rest.split_once('`').map_or(rest, |(k, _)| k);
-        return ConfigError::new(format!("{}.{key}", path(&segments)), "required");
-    }
-    let message = match message.split_once(", expected ") {
-        Some((got, expected)) if got.starts_with("invalid type: ") || got.starts_with("invalid value: ") => {
-            format!(
-                "must be {expected} (got {})",
-                got.split_once(": ").map_or(got, |(_, g)| g)
-            )
-        }
-        _ => message.to_owned(),
-    };
-    ConfigError::new(path(&segments), message)
+    auditrelay_core::parse_at(config, "config").map_err(|e| ConfigError::new(e.field, e.message))
 }
 
 /// An optional whole number that also accepts a JSON number with a zero fraction (`60.0`):

@@ -70,6 +70,13 @@ pub struct SinkRow {
     pub revision: u64,
 }
 
+impl SinkRow {
+    /// The id as its own type, for the engine's and the API's boundaries.
+    pub fn sink_id(&self) -> auditrelay_core::ids::SinkId {
+        auditrelay_core::ids::SinkId::from_stored(self.id.clone())
+    }
+}
+
 /// A batch that exhausted its attempts (or was rejected for good). It names the range of the
 /// log it covers; the events themselves stay in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -113,12 +113,13 @@ impl Harness {
     }
 
     /// Stores a sink as `POST /v1/sinks` would: the body is `base_body()` merged with
-    /// `overrides`, normalised through `SinkSpec::from_body`, secrets sealed for its id.
+    /// `overrides`, over the defaults of `SinkSpec::with_defaults`, secrets sealed for its id.
     pub async fn create_sink(&self, overrides: Value) -> (SinkRow, Arc<ScriptedSink>) {
-        let mut body = base_body();
-        merge(&mut body, overrides);
-        let body = body.as_object().cloned().expect("a JSON object");
-        let spec = SinkSpec::from_body(&body, &["json"]).expect("a valid sink definition");
+        let mut spec = serde_json::to_value(SinkSpec::with_defaults("scripted", "webhook", "json")).expect("a spec");
+        merge(&mut spec, base_body());
+        merge(&mut spec, overrides);
+        let spec = SinkSpec::from_stored(&spec.to_string()).expect("a valid sink definition");
+        spec.check(&["json"]).expect("a valid sink definition");
         let id = auditrelay_core::ids::new_prefixed_id("snk");
         let mut secrets = Secrets::new();
         secrets.insert("signing_secret".into(), format!("whsec_{id}"));

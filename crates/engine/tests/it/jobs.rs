@@ -1,6 +1,7 @@
 //! Deliveries beside the cursor: replay of a range and dead-letter retry. Neither moves the
 //! sink's cursor.
 
+use auditrelay_core::ids::TenantId;
 use serde_json::{json, Value};
 
 use crate::harness::{eventually, Harness, TENANT};
@@ -19,14 +20,16 @@ async fn a_replay_resends_exactly_its_range_under_new_batch_ids_and_leaves_the_c
     let live = sink.calls();
     assert_eq!(offsets(&live), [vec![1, 2, 3, 4], vec![5, 6, 7, 8], vec![9, 10]]);
 
-    let info = engine.start_replay(&row, TENANT, 3, 7).expect("start replay");
-    let (e, id, replay) = (&engine, row.id.as_str(), info.id.as_str());
+    let info = engine
+        .start_replay(&row, &TenantId::from_stored(TENANT), 3, 7)
+        .expect("start replay");
+    let (e, id, replay) = (&engine, &row.sink_id(), &info.id);
     eventually("the replay to complete", move || async move {
         e.replay(id, replay)
             .is_some_and(|r| r.state == auditrelay_engine::ReplayState::Completed)
     })
     .await;
-    let done = engine.replay(&row.id, &info.id).expect("replay state");
+    let done = engine.replay(&row.sink_id(), &info.id).expect("replay state");
     assert_eq!(
         (done.delivered_events, done.dead_lettered_batches, done.error),
         (5, 0, None)
@@ -35,7 +38,7 @@ async fn a_replay_resends_exactly_its_range_under_new_batch_ids_and_leaves_the_c
     let replayed = &sink.calls()[live.len()..];
     assert_eq!(offsets(replayed), [vec![3, 4, 5, 6], vec![7]]);
     for call in replayed {
-        assert!(call.batch_id.contains(&info.id), "{}", call.batch_id);
+        assert!(call.batch_id.contains(info.id.as_str()), "{}", call.batch_id);
         assert!(live.iter().all(|l| l.batch_id != call.batch_id));
     }
     assert_eq!(h.cursor(&row.id, TENANT).await, Some(10));

@@ -64,7 +64,7 @@ async fn on_exhausted_pause_dead_letters_the_batch_then_pauses_until_resumed() {
     );
 
     h.store.set_sink_paused(&row.id, false, None).await.expect("resume");
-    engine.resumed(&row.id);
+    engine.resumed(&row.sink_id());
     h.wait_cursor(&row.id, TENANT, 4).await;
     engine.shutdown().await;
     assert_eq!(offsets(&sink.calls()), [vec![1, 2], vec![1, 2], vec![3, 4]]);
@@ -88,7 +88,7 @@ async fn misconfigured_pauses_the_sink_and_keeps_the_batch_where_it_is() {
     assert!(h.dead_letters(&row.id).await.is_empty());
 
     h.store.set_sink_paused(&row.id, false, None).await.expect("resume");
-    engine.resumed(&row.id);
+    engine.resumed(&row.sink_id());
     h.wait_cursor(&row.id, TENANT, 2).await;
     engine.shutdown().await;
     let calls = sink.calls();

@@ -177,7 +177,9 @@ pub async fn create_tenant(
     }
     let tenant = state.store.create_tenant(&body.id, &name).await?;
     state.tenants.insert(&tenant.id);
-    state.engine.tenant_created(&tenant.id);
+    state
+        .engine
+        .tenant_created(&auditrelay_core::ids::TenantId::from_stored(tenant.id.clone()));
     audit::record(
         &state,
         &principal,

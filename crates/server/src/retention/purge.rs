@@ -8,6 +8,7 @@
 //! is purged. What a pass deleted is recorded as a
 //! `retention.purged` event in the `system` tenant.
 
+use auditrelay_core::ids::TenantId;
 use auditrelay_store::purge::purge_paced;
 use auditrelay_store::{ReadQuery, StoreError};
 use serde::Serialize;
@@ -72,7 +73,7 @@ impl RetentionService {
         let hard = self.older_than(tenant, policy.hard_limit_days).await?.min(eligible);
         let holds = self
             .engine
-            .holds(tenant)
+            .holds(&TenantId::from_stored(tenant))
             .await
             .map_err(|e| StoreError::Unavailable(format!("reading what sinks owe `{tenant}`: {e}")))?;
         let guard = holds.iter().map(|h| h.through).min().unwrap_or(u64::MAX);
