@@ -93,6 +93,9 @@ pub struct TenantSummary {
     pub anchor: Anchor,
     /// The highest checkpoint the copy passed through: (offset, signed_at).
     pub last_checkpoint: Option<(u64, String)>,
+    /// Events a sink's transform changed (`"transformed": true`): their place in the chain is
+    /// checked (the next event's chain value commits to theirs), their content cannot be.
+    pub unchecked: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +128,16 @@ impl std::fmt::Display for TenantSummary {
         }
         if self.duplicates > 0 {
             write!(f, "; {} exact re-deliveries skipped", self.duplicates)?;
+        }
+        if !self.unchecked.is_empty() {
+            let shown: Vec<String> = self.unchecked.iter().take(20).map(u64::to_string).collect();
+            let more = if self.unchecked.len() > 20 { ", …" } else { "" };
+            write!(
+                f,
+                "; {} events transformed by the sink: none missing, content not checked (offsets {}{more})",
+                self.unchecked.len(),
+                shown.join(", ")
+            )?;
         }
         Ok(())
     }
@@ -219,6 +232,9 @@ impl ChainChecker {
                 .ok_or_else(|| Err(format!("`chain` of offset {offset} is not 64 hex digits")))?,
             _ => return Err(Err(format!("offset {offset} has no `chain`"))),
         };
+        // A sink's transform changed this copy: its content no longer hashes to its chain
+        // value, which is still the log's (docs/filter-transform.md).
+        let transformed = event.get("transformed") == Some(&Value::Bool(true));
         let canonical = serde_jcs::to_vec(&event).map_err(|e| Err(format!("canonicalising offset {offset}: {e}")))?;
         let link = |previous: &[u8; 32]| -> [u8; 32] {
             let mut h = Sha256::new();
@@ -240,7 +256,7 @@ impl ChainChecker {
                     None => (None, Anchor::Unanchored),
                 }
             };
-            if let Some(previous) = previous {
+            if let Some(previous) = previous.filter(|_| !transformed) {
                 if link(&previous) != stated {
                     return Err(Ok(Problem::Altered {
                         tenant,
@@ -258,6 +274,7 @@ impl ChainChecker {
                     duplicates: 0,
                     anchor,
                     last_checkpoint: None,
+                    unchecked: if transformed { vec![offset] } else { Vec::new() },
                 },
                 chain: stated,
                 recent: VecDeque::new(),
@@ -277,7 +294,7 @@ impl ChainChecker {
                 state.recent.iter().find(|(k, _)| *k == o).map(|(_, c)| *c)
             };
             return match (known(offset - 1), known(offset)) {
-                (Some(previous), Some(chain)) if chain == stated && link(&previous) == stated => {
+                (Some(previous), Some(chain)) if chain == stated && (transformed || link(&previous) == stated) => {
                     state.summary.duplicates += 1;
                     Ok(())
                 }
@@ -296,7 +313,9 @@ impl ChainChecker {
                 after: offset,
             }));
         }
-        if link(&state.chain) != stated {
+        if transformed {
+            state.summary.unchecked.push(offset);
+        } else if link(&state.chain) != stated {
             return Err(Ok(Problem::Altered {
                 tenant,
                 offset,
@@ -368,6 +387,38 @@ mod tests {
             c.line(l)?;
         }
         Ok(c.finish())
+    }
+
+    /// A sink's transform changes a copy's content but not its place: completeness is still
+    /// proven (the next event's chain commits to the changed one's), and the changed events
+    /// are named instead of failing.
+    #[test]
+    fn transformed_events_are_listed_not_refused_and_gaps_still_are() {
+        let transform = |line: &str| {
+            let mut v: Value = serde_json::from_str(line).unwrap();
+            v["metadata"] = serde_json::json!({"x": "[REDACTED]"});
+            v["transformed"] = Value::Bool(true);
+            v.to_string()
+        };
+        let mut lines = chained(6);
+        lines[0] = transform(&lines[0]);
+        lines[3] = transform(&lines[3]);
+        let summary = check(&lines).unwrap();
+        assert_eq!((summary[0].events, summary[0].unchecked.clone()), (6, vec![1, 4]));
+        assert!(
+            summary[0].to_string().contains("content not checked (offsets 1, 4)"),
+            "{}",
+            summary[0]
+        );
+        // The same change without the mark is an alteration.
+        let mut unmarked = chained(6);
+        let mut v: Value = serde_json::from_str(&unmarked[3]).unwrap();
+        v["metadata"] = serde_json::json!({"x": "[REDACTED]"});
+        unmarked[3] = v.to_string();
+        assert!(matches!(check(&unmarked), Err(Problem::Altered { offset: 4, .. })));
+        // A transformed copy with an offset missing is still incomplete.
+        lines.remove(2);
+        assert!(matches!(check(&lines), Err(Problem::Gap { missing: 3, .. })));
     }
 
     #[test]

@@ -118,6 +118,10 @@ pub struct SinkHealth {
     pub retried_attempts: u64,
     pub dead_lettered_batches: u64,
     pub dead_lettered_events: u64,
+    /// Events the sink's `filter` said no to (the cursor passed them).
+    pub filtered_events: u64,
+    /// Events the `filter` could not be evaluated on (a missing field, a wrong type): counted as no.
+    pub filter_errors: u64,
     /// Dead letters kept now.
     pub dead_letters: u64,
     /// Percentiles of recent successful attempts; `null` before the first.
@@ -177,6 +181,8 @@ pub(crate) async fn health(shared: &EngineShared, row: &SinkRow) -> Result<SinkH
         retried_attempts: c.retried_attempts,
         dead_lettered_batches: c.dead_lettered_batches,
         dead_lettered_events: c.dead_lettered_events,
+        filtered_events: c.filtered_events,
+        filter_errors: c.filter_errors,
         dead_letters,
         latency_ms: status.latency_ms.map(|(p50, p90, p99)| LatencyPercentiles {
             p50: round3(p50),

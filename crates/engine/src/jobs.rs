@@ -17,6 +17,7 @@ use crate::deliver::{
     attempt_once, deliver_with_retries, observe, outcome_name, round_ms, BatchJob, TimedAttempt, Verdict,
 };
 use crate::shared::{DeliveryCtx, EngineShared};
+use crate::stage::Staged;
 use crate::EngineError;
 
 /// What one immediate attempt gave.
@@ -241,6 +242,20 @@ pub(crate) async fn run_replay(
             break (ReplayState::Completed, None);
         }
         let last = events.last().map_or(to, |e| e.offset);
+        // A replay sends what the sink would have sent: its filter and transform apply.
+        if let Some(stage) = &ctx.stage {
+            events = events
+                .into_iter()
+                .filter_map(|e| match stage.apply(e) {
+                    Staged::Send(e) => Some(e),
+                    Staged::Skip | Staged::FilterError(_) => None,
+                })
+                .collect();
+            if events.is_empty() {
+                pos = last;
+                continue;
+            }
+        }
         let count = events.len() as u64;
         let job = BatchJob {
             tenant: tenant.clone(),

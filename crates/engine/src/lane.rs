@@ -19,6 +19,7 @@ use crate::deliver::{deliver_with_retries, BatchJob, DeadEvents, Verdict};
 use crate::health::publish_lag;
 use crate::shared::{Control, DeliveryCtx};
 use crate::spec::OnExhausted;
+use crate::stage::Staged;
 
 /// Batches dead-lettered in a row that pause the sink: the receiver is refusing everything and
 /// churning the log into dead letters helps nobody.
@@ -211,7 +212,7 @@ impl Lane {
                         lag(head, committed);
                     }
                 }
-                job = batcher.next(&self.store, &self.tenant, &self.ctx.spec, &mut heads), if !self.stop.is_cancelled() && in_flight.len() < max_in_flight => {
+                job = batcher.next(&self.store, &self.tenant, &self.ctx, &mut heads), if !self.stop.is_cancelled() && in_flight.len() < max_in_flight => {
                     let Some(job) = job else { continue };
                     let seen = (*lag_heads.borrow_and_update()).max(job.commit_to);
                     if seen > head {
@@ -316,15 +317,17 @@ impl Batcher {
         &mut self,
         store: &Arc<dyn Store>,
         tenant: &str,
-        spec: &crate::spec::SinkSpec,
+        ctx: &DeliveryCtx,
         heads: &mut watch::Receiver<u64>,
     ) -> Option<BatchJob> {
-        let batch = spec.batch;
+        let batch = ctx.spec.batch;
         loop {
             // Mark the current head seen *before* reading, so an append that lands after the
             // read still wakes us.
             heads.borrow_and_update();
             let filtered = !self.filter.is_all();
+            // Events the stage holds back also move the cursor without a delivery.
+            let skips = filtered || ctx.stage.is_some();
             // With a filter, the head read before the query bounds what the query saw: every
             // event up to it that matched is in the answer, so the cursor may skip the rest.
             let head_before = if filtered {
@@ -359,6 +362,7 @@ impl Batcher {
                     }
                 };
                 let got = events.len();
+                let (mut skipped, mut errors) = (0u64, 0u64);
                 for event in events {
                     // The JSON form is what most sinks send; its length is a fair size bound
                     // (`offset` in front, `"chain":"<64 hex>"` at the end).
@@ -369,11 +373,41 @@ impl Batcher {
                         break;
                     }
                     self.read_pos = event.offset;
+                    let event = match &ctx.stage {
+                        None => event,
+                        Some(stage) => match stage.apply(event) {
+                            Staged::Send(event) => event,
+                            Staged::Skip => {
+                                skipped += 1;
+                                continue;
+                            }
+                            Staged::FilterError(_) => {
+                                errors += 1;
+                                continue;
+                            }
+                        },
+                    };
                     self.pending_bytes += size;
                     self.pending.push(event);
                     if self.oldest.is_none() {
                         self.oldest = Some(Instant::now());
                     }
+                }
+                if skipped + errors > 0 {
+                    ctx.status.on_staged(skipped, errors);
+                    metrics::counter!(crate::metrics::FILTERED_EVENTS, "sink" => ctx.sink_id.clone())
+                        .increment(skipped);
+                    metrics::counter!(crate::metrics::FILTER_ERRORS, "sink" => ctx.sink_id.clone()).increment(errors);
+                }
+                if got >= want && !full && self.pending.len() < batch.max_events {
+                    // The stage held some back and the log has more: read on before
+                    // deciding, so a selective filter still fills its batches. With nothing
+                    // pending, the cursor moves past what was held back first, so a long run
+                    // of skipped events is not read again after a restart.
+                    if self.pending.is_empty() {
+                        return Some(self.take(tenant, self.read_pos));
+                    }
+                    continue;
                 }
                 if got >= want {
                     full = true;
@@ -400,7 +434,7 @@ impl Batcher {
                     }
                 }
                 None => {
-                    if filtered && commit_to > self.handed_out {
+                    if skips && commit_to > self.handed_out {
                         // Nothing matched up to the head: advance the cursor past it so lag
                         // shows what is really left to deliver.
                         return Some(self.take(tenant, commit_to));

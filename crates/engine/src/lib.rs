@@ -26,6 +26,7 @@ mod recorder;
 pub mod secrets;
 mod shared;
 pub mod spec;
+pub mod stage;
 pub mod status;
 mod supervisor;
 mod tenants;

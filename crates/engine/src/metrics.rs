@@ -7,6 +7,8 @@ pub const FAILED_ATTEMPTS: &str = "auditrelay_sink_failed_attempts_total";
 pub const RETRIES: &str = "auditrelay_sink_retries_total";
 pub const DEAD_LETTERED_BATCHES: &str = "auditrelay_sink_dead_lettered_batches_total";
 pub const DEAD_LETTERED_EVENTS: &str = "auditrelay_sink_dead_lettered_events_total";
+pub const FILTERED_EVENTS: &str = "auditrelay_sink_filtered_events_total";
+pub const FILTER_ERRORS: &str = "auditrelay_sink_filter_errors_total";
 pub const LAG: &str = "auditrelay_sink_lag_events";
 pub const DELIVERY_LATENCY: &str = "auditrelay_sink_delivery_latency_seconds";
 /// Histogram buckets for [`DELIVERY_LATENCY`] (seconds).

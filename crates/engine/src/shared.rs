@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::recorder::Recorder;
 use crate::secrets::Keyring;
 use crate::spec::SinkSpec;
+use crate::stage::{Stage, HASH_KEY};
 use crate::status::SinkStatus;
 use crate::EngineError;
 
@@ -67,10 +68,17 @@ impl EngineShared {
             &spec.format,
             &self.env,
         )?;
+        // A stored definition whose filter or transform no longer compiles (written by hand,
+        // or by a version with other rules) cannot be delivered as its owner meant: the sink
+        // pauses with the reason, as for any other configuration it cannot run.
+        let stage = Stage::from_spec(&spec, secrets.get(HASH_KEY).map(String::as_str))
+            .map_err(|e| EngineError::Build(auditrelay_sinks::ConfigError::new(e.field, e.message)))?
+            .map(Arc::new);
         let status = self.status(&row.id, &spec);
         Ok(Arc::new(DeliveryCtx {
             sink_id: row.id.clone(),
             spec,
+            stage,
             sink,
             status,
             recorder: self.recorder.clone(),
@@ -82,6 +90,8 @@ impl EngineShared {
 pub struct DeliveryCtx {
     pub sink_id: String,
     pub spec: SinkSpec,
+    /// The sink's filter and transform; `None` when it has neither.
+    pub stage: Option<Arc<Stage>>,
     pub sink: Arc<dyn Sink>,
     pub status: Arc<SinkStatus>,
     pub recorder: Arc<Recorder>,

@@ -29,6 +29,13 @@ pub struct SinkSpec {
     pub max_in_flight: usize,
     pub on_exhausted: OnExhausted,
     pub breaker: BreakerPolicy,
+    /// A CEL condition over `event`; only events it holds for are sent (`crate::stage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Operations on each sent event's copy (`drop`, `redact`, `hash`, `rename`, `set`), as
+    /// given; parsed by `auditrelay_pipeline::Transform` when saved and when loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<Value>,
 }
 
 /// Where a sink starts reading a tenant it has no cursor for. Stored and shown as the string the
@@ -197,6 +204,8 @@ impl SinkSpec {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             on_exhausted: DEFAULT_ON_EXHAUSTED,
             breaker: DEFAULT_BREAKER,
+            filter: None,
+            transform: None,
         }
     }
 

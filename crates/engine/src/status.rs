@@ -32,6 +32,10 @@ pub struct Counters {
     pub retried_attempts: u64,
     pub dead_lettered_batches: u64,
     pub dead_lettered_events: u64,
+    /// Events the filter said no to (the cursor passed them).
+    pub filtered_events: u64,
+    /// Events the filter could not be evaluated on (counted as no).
+    pub filter_errors: u64,
 }
 
 /// What `/health` says a sink is doing (`state`), in the order it is decided: a paused sink is
@@ -212,6 +216,13 @@ impl SinkStatus {
     /// exhausted batches is not touched).
     pub fn on_events_dead_lettered(&self, events: u64) {
         self.lock().counters.dead_lettered_events += events;
+    }
+
+    /// Events the sink's stage kept back: `filtered` said no, `errors` could not be evaluated.
+    pub fn on_staged(&self, filtered: u64, errors: u64) {
+        let mut s = self.lock();
+        s.counters.filtered_events += filtered;
+        s.counters.filter_errors += errors;
     }
 
     pub fn backoff_started(&self) {

@@ -17,6 +17,13 @@ use crate::{
     sentinel::SentinelConfig, splunk_hec::SplunkHecConfig, syslog::SyslogConfig, webhook::WebhookConfig, ConfigError,
 };
 
+/// Secrets every kind takes, for the stage in front of it (the engine's filter and transform):
+/// the key of `transform.hash`.
+pub const STAGE_SECRETS: &[SecretSpec] = &[SecretSpec::optional(
+    "hash_key",
+    "the HMAC key of `transform.hash`; generated (and shown once) when a transform hashes and none is given",
+)];
+
 /// A secret a kind understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SecretSpec {
@@ -60,7 +67,7 @@ pub struct KindSpec {
 
 impl KindSpec {
     pub fn secret_names(&self) -> impl Iterator<Item = &'static str> {
-        self.secrets.iter().map(|s| s.name)
+        self.secrets.iter().chain(STAGE_SECRETS).map(|s| s.name)
     }
 
     pub fn default_format(&self) -> &'static str {
@@ -88,7 +95,7 @@ pub struct SinkKindInfo {
     pub kind: &'static str,
     pub formats: &'static [&'static str],
     pub default_format: &'static str,
-    pub secrets: &'static [SecretSpec],
+    pub secrets: Vec<SecretSpec>,
     /// JSON Schema 2020-12 of `config`, self-contained (`$schema`, `$defs`).
     pub config_schema: Value,
 }
@@ -192,7 +199,7 @@ pub fn sink_kinds() -> Vec<SinkKindInfo> {
             kind: spec.kind,
             formats: spec.formats,
             default_format: spec.default_format(),
-            secrets: spec.secrets,
+            secrets: spec.secrets.iter().chain(STAGE_SECRETS).copied().collect(),
             config_schema: config_schema(spec.kind).unwrap_or(Value::Null),
         })
         .collect()

@@ -32,6 +32,7 @@ use super::{admin, consume, export, health, ingest, integrity, retention, sink_k
         retention::delete_retention,
         sink_kinds::list_sink_kinds,
         sinks::create_sink,
+        sinks::preview_sink,
         sinks::list_sinks,
         sinks::get_sink,
         sinks::patch_sink,

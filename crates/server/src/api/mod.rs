@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/sink-kinds", get(sink_kinds::list_sink_kinds))
         .route("/v1/sinks", post(sinks::create_sink).get(sinks::list_sinks))
+        .route("/v1/sinks/preview", post(sinks::preview_sink))
         .route(
             "/v1/sinks/{id}",
             get(sinks::get_sink).patch(sinks::patch_sink).delete(sinks::delete_sink),

@@ -36,6 +36,12 @@ pub struct Sink {
     /// `dead_letter` or `pause`.
     pub on_exhausted: String,
     pub breaker: BreakerPolicy,
+    /// The CEL condition events must meet to be sent; null: every event.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// Operations on each sent event's copy; null: none.
+    #[serde(default)]
+    pub transform: Option<Json<Value>>,
     /// Names of the stored secrets (never their values).
     pub secrets_set: Vec<String>,
     #[graphql(skip)]
@@ -127,6 +133,8 @@ pub struct SinkHealth {
     pub retried_attempts: u64,
     pub dead_lettered_batches: u64,
     pub dead_lettered_events: u64,
+    pub filtered_events: u64,
+    pub filter_errors: u64,
     pub dead_letters: u64,
     pub latency_ms: Option<Latency>,
     pub counts_since: String,
@@ -342,6 +350,12 @@ pub struct CreateSinkInput {
     pub on_exhausted: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breaker: Option<BreakerInput>,
+    /// A CEL condition over `event`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// `{drop, redact, hash, rename, set}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transform: Option<Json<Value>>,
 }
 
 /// The body of `PATCH /v1/sinks/{id}`: a field left out keeps its value; an explicit null means
@@ -375,4 +389,10 @@ pub struct UpdateSinkInput {
     pub on_exhausted: MaybeUndefined<String>,
     #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
     pub breaker: MaybeUndefined<BreakerInput>,
+    /// null: no filter.
+    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+    pub filter: MaybeUndefined<String>,
+    /// null: no transform.
+    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+    pub transform: MaybeUndefined<Json<Value>>,
 }

@@ -129,6 +129,9 @@ fn table() -> Vec<Row> {
         row("GET", "/v1/sinks/{id}", N::Manage, C::Path, 200),
         row("PATCH", "/v1/sinks/{id}", N::Manage, C::Path, 200).body(|_| json!({ "name": "renamed" })),
         row("POST", "/v1/sinks/{id}/test", N::Manage, C::Path, 200),
+        // No events given: the preview reads the named tenant's latest, so it is a read of B's log.
+        row("POST", "/v1/sinks/preview", N::Manage, C::Body, 200)
+            .body(|o| json!({ "sink": sink_body(&o.tenant, &o.receiver_url) })),
         row("GET", "/v1/sinks/{id}/health", N::Manage, C::Path, 200),
         row("POST", "/v1/sinks/{id}/pause", N::Manage, C::Path, 200),
         row("POST", "/v1/sinks/{id}/resume", N::Manage, C::Path, 200),
@@ -282,8 +285,13 @@ fn expect(cell: &str, got: &(u16, Value), status: u16, code: &str) {
 }
 
 /// A body naming the other tenant, for `Cross::Body` rows.
+/// Names `tenant` in a body: a sink definition's own field, or the nested definition of a
+/// preview (`{"sink": {...}}`).
 fn with_tenant(mut body: Value, tenant: &str) -> Value {
-    body["tenant"] = json!(tenant);
+    match body.get_mut("sink") {
+        Some(sink) => sink["tenant"] = json!(tenant),
+        None => body["tenant"] = json!(tenant),
+    }
     body
 }
 

@@ -9,6 +9,7 @@ mod crash;
 mod delivery_faults;
 mod delivery_operations;
 mod delivery_support;
+mod filter_transform;
 mod graphql;
 mod ingest_and_consume;
 mod integrity;

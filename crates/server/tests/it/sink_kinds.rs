@@ -60,7 +60,10 @@ async fn every_kind_is_listed_with_its_schema_and_defaults() {
     assert_eq!(webhook["formats"], json!(["json"]));
     assert_eq!(
         webhook["secrets"],
-        json!([{"name": "signing_secret", "required": false, "note": "`whsec_…`; generated when absent and shown once"}])
+        json!([
+            {"name": "signing_secret", "required": false, "note": "`whsec_…`; generated when absent and shown once"},
+            {"name": "hash_key", "required": false, "note": "the HMAC key of `transform.hash`; generated (and shown once) when a transform hashes and none is given"}
+        ])
     );
     let props: Vec<&String> = webhook["config_schema"]["properties"]
         .as_object()
@@ -72,7 +75,7 @@ async fn every_kind_is_listed_with_its_schema_and_defaults() {
     assert_eq!(webhook["config_schema"]["additionalProperties"], false);
     assert_eq!(
         find(&kinds, "splunk_hec")["secrets"],
-        json!([{"name": "token", "required": true}])
+        json!([{"name": "token", "required": true}, {"name": "hash_key", "required": false, "note": "the HMAC key of `transform.hash`; generated (and shown once) when a transform hashes and none is given"}])
     );
     assert_eq!(find(&kinds, "syslog")["secrets"], json!([]));
     // Sentinel's two modes: the schema picks the keys by `mode`.

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 
 use auditrelay_core::{ids, parse_at, Bounded, TypeFilter};
 use auditrelay_engine::spec::{BatchPolicy, BreakerPolicy, OnExhausted, RetryPolicy, SinkSpec, StartAt};
+use auditrelay_engine::stage::{Stage, HASH_KEY};
 use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
-use super::view::{SinkFormat, StartAt as StartAtSchema, TypeGlob};
+use super::view::{SinkFormat, StartAt as StartAtSchema, TransformSchema, TypeGlob};
 use crate::api::event_doc::TenantId;
 use crate::error::{ApiError, ApiResult};
 
@@ -171,6 +172,13 @@ pub struct CreateSink {
     /// Default `dead_letter`.
     pub on_exhausted: Option<OnExhausted>,
     pub breaker: Option<BreakerInput>,
+    /// A CEL condition over `event` (the event as the `json` format renders it); only events
+    /// for which it is `true` are sent, the cursor passes the others.
+    #[schema(example = "event.severity >= 7 && event.metadata.domain in [\"finance\", \"hr\"]")]
+    pub filter: Option<String>,
+    /// Operations on each sent event's copy, after the filter and before the format.
+    #[schema(value_type = Option<TransformSchema>)]
+    pub transform: Option<Value>,
 }
 
 impl CreateSink {
@@ -190,9 +198,12 @@ impl CreateSink {
             max_in_flight: self.max_in_flight.map_or(base.max_in_flight, |n| n.get() as usize),
             on_exhausted: self.on_exhausted.unwrap_or(base.on_exhausted),
             breaker: self.breaker.as_ref().map_or(base.breaker, |b| b.over(base.breaker)),
+            filter: self.filter.clone(),
+            transform: self.transform.clone(),
             ..base
         };
         spec.check(formats).map_err(spec_error)?;
+        check_stage(&spec)?;
         Ok(spec)
     }
 
@@ -243,6 +254,14 @@ pub struct PatchSink {
     pub max_in_flight: Option<Bounded<1, 64>>,
     pub on_exhausted: Option<OnExhausted>,
     pub breaker: Option<BreakerInput>,
+    /// `null`: no filter.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub filter: Option<Option<String>>,
+    /// `null`: no transform. Replaces the whole transform when given.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<TransformSchema>)]
+    pub transform: Option<Option<Value>>,
 }
 
 impl PatchSink {
@@ -285,7 +304,14 @@ impl PatchSink {
         next.timeout_ms = self.timeout_ms.map_or(next.timeout_ms, Bounded::get);
         next.max_in_flight = self.max_in_flight.map_or(next.max_in_flight, |n| n.get() as usize);
         next.on_exhausted = self.on_exhausted.unwrap_or(next.on_exhausted);
+        if let Some(filter) = &self.filter {
+            next.filter = filter.clone();
+        }
+        if let Some(transform) = &self.transform {
+            next.transform = transform.clone();
+        }
         next.check(formats).map_err(spec_error)?;
+        check_stage(&next)?;
         Ok(next)
     }
 
@@ -300,6 +326,32 @@ impl PatchSink {
             .map(|m| m.keys().filter(|k| k.as_str() != "secrets").cloned().collect())
             .unwrap_or_default()
     }
+}
+
+/// The filter compiles and the transform parses; a filter error gives its line and column.
+fn check_stage(spec: &SinkSpec) -> ApiResult<()> {
+    match Stage::from_spec(spec, None) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let mut detail = json!({ "field": e.field });
+            if let Some((line, column)) = e.position {
+                detail["line"] = json!(line);
+                detail["column"] = json!(column);
+            }
+            Err(ApiError::bad_request(format!("{}: {}", e.field, e.message)).with_detail(detail))
+        }
+    }
+}
+
+/// A `hash_key` for a transform that hashes, when the sink has none: generated, stored with
+/// the other secrets, and shown once in `generated_secrets`.
+pub(super) fn ensure_hash_key(spec: &SinkSpec, secrets: &mut auditrelay_sinks::Secrets) -> Option<(String, String)> {
+    if !Stage::needs_hash_key(spec.transform.as_ref()) || secrets.contains_key(HASH_KEY) {
+        return None;
+    }
+    let key = auditrelay_pipeline::generate_hash_key();
+    secrets.insert(HASH_KEY.to_owned(), key.clone());
+    Some((HASH_KEY.to_owned(), key))
 }
 
 fn spec_error(e: auditrelay_engine::spec::SpecError) -> ApiError {
@@ -348,7 +400,6 @@ fn secret_changes(secrets: Option<&BTreeMap<String, Option<String>>>) -> ApiResu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn create(v: Value) -> ApiResult<SinkSpec> {
         parse_body::<CreateSink>(&v)?.spec(&["json"])

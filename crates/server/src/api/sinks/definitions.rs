@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::body::{parse_body, CreateSink, PatchSink};
+use super::body::{ensure_hash_key, parse_body, CreateSink, PatchSink};
 use super::view::{SinkPage, SinkView};
 use super::{config_error, next_cursor, not_found_sink, open_secrets, parse_spec, respond, sink_view, visible_sink};
 use crate::api::doc;
@@ -84,6 +84,7 @@ pub async fn create_sink(
     )
     .await
     .map_err(config_error)?;
+    let generated = with_hash_key(generated, &spec, &mut secrets);
 
     let id = SinkId::generate().to_string();
     let now = time::now_rfc3339();
@@ -282,6 +283,7 @@ pub async fn patch_sink(
     )
     .await
     .map_err(config_error)?;
+    let generated = with_hash_key(generated, &next, &mut secrets);
     let updated = SinkRow {
         spec: serde_json::to_string(&next).map_err(|e| EngineError::Spec(e.to_string()))?,
         sealed_secrets: state
@@ -338,4 +340,12 @@ pub async fn delete_sink(
     tracing::info!(sink = %row.id, "sink deleted");
     audit::sink_event(&state, &principal, "sink.deleted", "delete", &row, json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The secrets the server generated for this answer, the stage's `hash_key` included.
+fn with_hash_key(mut generated: Secrets, spec: &auditrelay_engine::spec::SinkSpec, secrets: &mut Secrets) -> Secrets {
+    if let Some((name, key)) = ensure_hash_key(spec, secrets) {
+        generated.insert(name, key);
+    }
+    generated
 }

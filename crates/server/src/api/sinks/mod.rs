@@ -11,11 +11,13 @@ mod body;
 mod dead_letters;
 mod definitions;
 mod operations;
+mod preview;
 mod view;
 
 pub use dead_letters::*;
 pub use definitions::*;
 pub use operations::*;
+pub use preview::*;
 pub use view::*;
 
 use auditrelay_engine::spec::SinkSpec;

@@ -49,6 +49,23 @@ doc::json_schema! {
     }
 }
 
+doc::json_schema! {
+    /// Operations on each sent event's copy (api.md "Per-sink filter and transform").
+    pub struct TransformSchema = {
+        "type": "object",
+        "additionalProperties": false,
+        "description": "Applied in this order: drop, redact (\"[REDACTED]\"), hash (\"hmac-sha256:<hex>\" keyed by the write-only `hash_key` secret), rename, set. Paths are dotted; a missing path is a no-op; `offset`, `tenant_id`, `id`, `chain` and `transformed` cannot be changed.",
+        "properties": {
+            "drop": { "type": "array", "items": { "type": "string", "minLength": 1 } },
+            "redact": { "type": "array", "items": { "type": "string", "minLength": 1 } },
+            "hash": { "type": "array", "items": { "type": "string", "minLength": 1 } },
+            "rename": { "type": "object", "additionalProperties": { "type": "string", "minLength": 1 } },
+            "set": { "type": "object" }
+        },
+        "examples": [{"drop": ["actor.email"], "redact": ["actor.ip_address"], "hash": ["actor.id"], "rename": {"metadata.domain": "metadata.folder"}, "set": {"metadata.env": "prod"}}]
+    }
+}
+
 /// A secret in rotation: the previous value keeps signing beside the new one until then.
 #[derive(Serialize, ToSchema)]
 pub struct SecretRotation {
@@ -91,6 +108,13 @@ pub struct SinkView {
     max_in_flight: usize,
     on_exhausted: OnExhausted,
     breaker: BreakerPolicy,
+    /// The CEL condition events must meet to be sent; absent: every event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    filter: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TransformSchema>, nullable = false)]
+    transform: Option<Value>,
     /// Names of the secrets that are set.
     secrets_set: Vec<String>,
     /// Secrets being rotated, by name.
@@ -144,6 +168,8 @@ impl SinkView {
             max_in_flight: spec.max_in_flight,
             on_exhausted: spec.on_exhausted,
             breaker: spec.breaker,
+            filter: spec.filter,
+            transform: spec.transform,
             secrets_set: secrets
                 .keys()
                 .filter(|k| !k.starts_with("previous_"))
