@@ -77,7 +77,10 @@ async fn every_kind_is_listed_with_its_schema_and_defaults() {
         find(&kinds, "splunk_hec")["secrets"],
         json!([{"name": "token", "required": true}, {"name": "hash_key", "required": false, "note": "the HMAC key of `transform.hash`; generated (and shown once) when a transform hashes and none is given"}])
     );
-    assert_eq!(find(&kinds, "syslog")["secrets"], json!([]));
+    assert_eq!(
+        find(&kinds, "syslog")["secrets"],
+        json!([{"name": "hash_key", "required": false, "note": "the HMAC key of `transform.hash`; generated (and shown once) when a transform hashes and none is given"}])
+    );
     // Sentinel's two modes: the schema picks the keys by `mode`.
     let sentinel = &find(&kinds, "sentinel")["config_schema"];
     assert_eq!(sentinel["if"]["properties"]["mode"]["const"], "data_collector");
