@@ -155,19 +155,19 @@ try {
     await page.getByLabel('Name').fill('soc-webhook');
     await page.getByLabel('Tenant').selectOption('acme');
     await page.getByLabel('Kind').selectOption('webhook');
-    await page.getByLabel('url', { exact: true }).fill('not a url');
+    await page.getByLabel(/^url/).fill('not a url');
     await until('the client-side check', async () => (await page.locator('[data-path="config.url"] .error').innerText()).length > 0);
-    await page.getByLabel('url', { exact: true }).fill('http://10.20.30.40/hook');
+    await page.getByLabel(/^url/).fill('http://10.20.30.40/hook');
     await page.getByRole('button', { name: 'Create sink' }).click();
     const err = page.locator('[data-path="config.url"] .error');
     await until('the server error at config.url', async () => /private|loopback|not allowed|refused/i.test(await err.innerText()));
-    assert(await page.getByLabel('url', { exact: true }).getAttribute('aria-invalid') === 'true', 'the field is marked invalid');
+    assert(await page.getByLabel(/^url/).getAttribute('aria-invalid') === 'true', 'the field is marked invalid');
     assert(await page.evaluate(() => document.activeElement?.name === 'config.url'), 'focus moved to the field');
     await shoot('sink-form-error');
   });
 
   await step('create a webhook sink to the loopback receiver through the form', async () => {
-    await page.getByLabel('url', { exact: true }).fill(receiverUrl);
+    await page.getByLabel(/^url/).fill(receiverUrl);
     await page.locator('summary', { hasText: 'Delivery settings' }).click();
     await page.getByLabel('Start at').selectOption('earliest');
     await page.getByLabel('Batch: flush interval (ms)').fill('50');
@@ -178,7 +178,7 @@ try {
     await page.getByRole('heading', { name: 'Sink created' }).waitFor();
     assert(/^whsec_/.test(await text('[data-secret="signing_secret"]')), 'the generated signing secret is shown once');
     await page.getByRole('link', { name: 'Go to the sink' }).click();
-    await page.getByRole('heading', { name: 'soc-webhook' }).waitFor();
+    await page.getByRole('heading', { name: 'soc-webhook', exact: true }).waitFor();
     sinkId = (await page.evaluate(() => location.hash)).split('/')[2];
     assert(/^snk_/.test(sinkId), `sink id ${sinkId}`);
     await until('the backlog (4 events) reached the receiver', () => receivedEvents().length >= 4);
@@ -217,7 +217,7 @@ try {
 
   await step('the sink\'s health changes when the receiver fails, and recovers when it returns', async () => {
     await page.goto(`${base}/ui/#/sinks/${sinkId}`);
-    await page.getByRole('heading', { name: 'soc-webhook' }).waitFor();
+    await page.getByRole('heading', { name: 'soc-webhook', exact: true }).waitFor();
     failing = true;
     assert((await apiCall(acmeKey, 'POST', '/v1/events', [{ type: 'user.logout', severity: 2 }])).status === 202, 'ingested');
     await until('the last error shows the 500', async () => (await text('[data-stat="last-error"] .value')).includes('500'), 30000);
@@ -265,7 +265,7 @@ try {
     await until('the preview narrowed again', async () => (await page.locator('[data-preview="summary"]').count()) > 0);
     await shoot('sink-edit-preview');
     await page.getByRole('button', { name: 'Save changes' }).click();
-    await page.getByRole('heading', { name: 'soc-webhook' }).waitFor();
+    await page.getByRole('heading', { name: 'soc-webhook', exact: true }).waitFor();
     const saved = await apiCall(admin, 'GET', `/v1/sinks/${sinkId}`);
     assert(saved.body.filter === 'event.severity >= 9', `filter saved: ${saved.body.filter}`);
     assert(saved.body.secrets_set.includes('signing_secret'), 'the secret was kept');
@@ -276,7 +276,7 @@ try {
     await page.locator(`tr[data-sink="${sinkId}"]`).waitFor();
     await shoot('overview');
     await page.getByRole('link', { name: 'Sinks' }).click();
-    await page.getByRole('link', { name: 'soc-webhook' }).waitFor();
+    await page.getByRole('link', { name: 'soc-webhook', exact: true }).waitFor();
     await shoot('sinks');
   });
 
@@ -305,7 +305,8 @@ try {
     const mine = await apiCall(globexKey, 'POST', '/v1/events', [{ type: 'globex.mine' }]);
     await page.locator(`li[data-type="globex.mine"]`).waitFor();
     assert((await page.locator('li[data-type="acme.secret"]').count()) === 0, 'acme\'s event is not shown to globex');
-    assert((await page.locator('li[data-type^="user."]').count()) === 2, 'only globex\'s own two seed events');
+    const shown = await page.locator('ul.events li').count();
+    assert(shown === 1, `only globex's own new event is shown (${shown})`);
     log('globex offset', mine.body.events[0].offset);
     await page.getByRole('link', { name: 'Overview' }).click();
     await page.getByText('No sinks yet.').waitFor();

@@ -190,6 +190,8 @@ function svgLine(buckets, f) {
   let d = '';
   vals.forEach((v, i) => { if (v === null || v === undefined) return; d += `${d ? 'L' : 'M'}${(i / n) * W},${H - (v / max) * (H - 14)}`; });
   if (d) root.append(svg('path', { class: 'line', d }));
+  // A lone minute has no line to draw: mark each point too.
+  vals.forEach((v, i) => { if (v !== null && v !== undefined) root.append(svg('circle', { class: 'dot', cx: (i / n) * W, cy: H - (v / max) * (H - 14), r: 2.5 })); });
   const label = svg('text', { x: 4, y: 11 }); label.textContent = `max ${max.toFixed(0)} ms`; root.append(label);
   return root;
 }
