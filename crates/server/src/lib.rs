@@ -9,6 +9,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod data_lock;
 pub mod error;
 pub mod graphql;
@@ -168,7 +169,7 @@ pub async fn serve_with(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
         std::time::Duration::from_secs(settings.checkpoint_interval_secs),
         shutdown.clone(),
     ));
-    let app = api::router(state);
+    let app = api::router(state).merge(console::router());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;

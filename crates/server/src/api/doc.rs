@@ -44,6 +44,7 @@ use super::{admin, consume, export, health, ingest, integrity, retention, sink_k
         sinks::replay_sink,
         sinks::get_replay,
         sinks::list_deliveries,
+        sinks::sink_stats,
         sinks::list_dead_letters,
         sinks::get_dead_letter,
         sinks::delete_dead_letter,

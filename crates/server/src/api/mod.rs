@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sinks/{id}/replay", post(sinks::replay_sink))
         .route("/v1/sinks/{id}/replays/{replay}", get(sinks::get_replay))
         .route("/v1/sinks/{id}/deliveries", get(sinks::list_deliveries))
+        .route("/v1/sinks/{id}/stats", get(sinks::sink_stats))
         .route("/v1/sinks/{id}/dead-letters", get(sinks::list_dead_letters))
         .route(
             "/v1/sinks/{id}/dead-letters/{dl}",

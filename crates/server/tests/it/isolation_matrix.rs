@@ -138,6 +138,7 @@ fn table() -> Vec<Row> {
         row("POST", "/v1/sinks/{id}/replay", N::Manage, C::Path, 202).body(|_| json!({ "from": 1 })),
         row("GET", "/v1/sinks/{id}/replays/{replay}", N::Manage, C::Path, 200),
         row("GET", "/v1/sinks/{id}/deliveries", N::Manage, C::Path, 200),
+        row("GET", "/v1/sinks/{id}/stats", N::Manage, C::Path, 200),
         row("GET", "/v1/sinks/{id}/dead-letters", N::Manage, C::Path, 200),
         row("GET", "/v1/sinks/{id}/dead-letters/{dl}", N::Manage, C::Path, 200),
         // The receiver refuses everything: the retry is made and fails (502), which is the

@@ -5,6 +5,7 @@ mod abuse_limits;
 mod bad_input;
 mod common;
 mod concurrency;
+mod console;
 mod crash;
 mod delivery_faults;
 mod delivery_operations;

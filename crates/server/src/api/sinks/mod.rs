@@ -12,12 +12,14 @@ mod dead_letters;
 mod definitions;
 mod operations;
 mod preview;
+mod stats;
 mod view;
 
 pub use dead_letters::*;
 pub use definitions::*;
 pub use operations::*;
 pub use preview::*;
+pub use stats::*;
 pub use view::*;
 
 use auditrelay_engine::spec::SinkSpec;
