@@ -149,6 +149,24 @@ impl Supervisor {
     }
 }
 
+impl Supervisor {
+    /// Waits (up to `deadline`) until this node no longer runs the source (after a pause or a
+    /// delete), so that its address is free when the caller answers. `false` on timeout.
+    pub async fn wait_until_stopped(&self, id: &str, deadline: Duration) -> bool {
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            let running = self.inner.running.lock().await.contains_key(id);
+            if !running {
+                return true;
+            }
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 async fn run_loop(inner: Arc<Inner>) {
     let single = inner.store.single_node();
     // Multi-node: heartbeat often enough that a lease never lapses while this node lives.

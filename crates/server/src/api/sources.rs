@@ -560,6 +560,11 @@ pub async fn delete_source(
         return Err(not_found(&id));
     }
     state.sources.reload();
+    // So that the address is free (and no event is appended by it) once this answers.
+    state
+        .sources
+        .wait_until_stopped(&id, std::time::Duration::from_secs(10))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -577,6 +582,17 @@ async fn set_paused(state: &AppState, principal: &Principal, id: &str, paused: b
         .await?
         .ok_or_else(|| not_found(id))?;
     state.sources.reload();
+    if paused {
+        state
+            .sources
+            .wait_until_stopped(id, std::time::Duration::from_secs(10))
+            .await;
+    } else {
+        state
+            .sources
+            .wait_for_state(id, &["running", "failed"], std::time::Duration::from_secs(5))
+            .await;
+    }
     Ok(Json(respond(state, &row)?))
 }
 

@@ -60,7 +60,11 @@ pub fn parse(bytes: &[u8], mode: ProtocolMode, now: Timestamp) -> Result<SyslogM
         // here; the original bytes stay in the event (`raw_base64`).
         Err(_) => String::from_utf8_lossy(bytes),
     };
-    let (pri, rest) = parse_pri(&text)?;
+    // Some senders end an octet-counted frame with a line feed (syslog-ng's `syslog()` driver
+    // does): framing residue, not message text. The event's `raw` keeps the frame as received.
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    let (pri, rest) = parse_pri(text)?;
     let (facility, severity) = (pri / 8, pri % 8);
     let is_5424 = rest.starts_with("1 ");
     match (mode, is_5424) {
@@ -380,6 +384,8 @@ mod tests {
         assert_eq!(m.hostname, None);
         assert_eq!(m.structured_data["a@1"]["v"], json!(["q\"b\\s]x\\y", "2"]));
         assert_eq!(m.message, "hello");
+        let m = p("<34>1 - h a - - - ends with a line feed\r\n");
+        assert_eq!(m.message, "ends with a line feed");
         let m = p("<34>1 2026-01-01T00:00:00+02:00 h a 12 m -");
         assert_eq!(m.message, "");
         assert_eq!(m.procid.as_deref(), Some("12"));
