@@ -96,6 +96,8 @@ prefixed_ids! {
     DeadLetterId = "dl";
     /// A tenant's API key (`key_…`).
     KeyId = "key";
+    /// A source: a listener or poller that appends events (`src_…`).
+    SourceId = "src";
 }
 
 /// A tenant id (`[a-z0-9_-]{1,64}`): the one id clients choose.

@@ -19,6 +19,7 @@ pub mod keyfiles;
 pub mod keys;
 pub mod metrics;
 pub mod retention;
+pub mod sources;
 pub mod state;
 pub mod tls;
 pub mod tokens;
@@ -144,13 +145,26 @@ pub async fn serve_with(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
         clock.clone(),
         settings.retention,
     ));
+    let tenants = Arc::new(KnownTenants::default());
+    let (sources, sources_task) = sources::start(
+        store.clone(),
+        sources::ServerAppender {
+            store: store.clone(),
+            tenants: tenants.clone(),
+            limits: settings.limits,
+            clock: clock.clone(),
+        },
+        engine.master_key().clone(),
+        shutdown.clone(),
+    );
     let state = AppState {
+        sources,
         engine: engine.clone(),
         auth: Arc::new(Authenticator::new(operator_hash, store.clone())),
         store: store.clone(),
         limits: settings.limits,
         sse_heartbeat: std::time::Duration::from_secs(settings.sse_heartbeat_secs),
-        tenants: Arc::new(KnownTenants::default()),
+        tenants,
         shutdown: shutdown.clone(),
         metrics,
         abuse: Arc::new(abuse::Abuse::new(&settings.abuse)),
@@ -197,6 +211,9 @@ pub async fn serve_with(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
     .await
     .context("serving HTTP")?;
 
+    // Sources stopped accepting at the signal; their in-flight appends finish before the store
+    // closes.
+    let _ = sources_task.await;
     tracing::info!("draining: finishing deliveries on the wire and committing cursors");
     // Attempts on the wire finish (each bounded by its sink's timeout); past this bound we
     // stop waiting: an unfinished batch is simply delivered again after the restart.

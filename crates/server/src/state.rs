@@ -34,6 +34,8 @@ pub struct AppState {
     pub clock: Arc<dyn auditrelay_core::time::Clock>,
     /// Retention policies, the active window of the consume routes, and purges.
     pub retention: Arc<crate::retention::RetentionService>,
+    /// Runs the sources (syslog listeners, …); source routes tell it what changed.
+    pub sources: auditrelay_sources::Supervisor,
 }
 
 /// Tenants known to exist. Only positive answers are cached (tenants are never deleted), so a

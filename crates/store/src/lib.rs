@@ -26,7 +26,7 @@ use tokio::sync::watch;
 
 pub use error::StoreError;
 pub use model::{
-    ApiKey, AppendOutcome, Checkpoint, DeadLetter, DeliveryAttempt, NewApiKey, ReadQuery, SinkRow, Tenant,
+    ApiKey, AppendOutcome, Checkpoint, DeadLetter, DeliveryAttempt, NewApiKey, ReadQuery, SinkRow, SourceRow, Tenant,
 };
 pub use notify::Notifier;
 
@@ -91,6 +91,25 @@ pub trait SinkStore: Send + Sync {
     async fn set_sink_paused(&self, id: &str, paused: bool, reason: Option<&str>) -> Result<Option<SinkRow>>;
     /// `false` if there was no such sink.
     async fn delete_sink(&self, id: &str) -> Result<bool>;
+}
+
+/// Source definitions (listeners and pollers that append events). Operator-owned; a source's
+/// run-time counters live in the process that runs it, not here.
+#[async_trait]
+pub trait SourceStore: Send + Sync {
+    /// `StoreError::Conflict` if the id exists; `UnknownTenant` if `tenant` is unknown.
+    async fn create_source(&self, source: SourceRow) -> Result<()>;
+    async fn source(&self, id: &str) -> Result<Option<SourceRow>>;
+    /// Sources ordered by id, strictly after `after`.
+    async fn list_sources(&self, after: Option<&str>, limit: usize) -> Result<Vec<SourceRow>>;
+    /// Replaces `tenant`, `spec`, `sealed_secrets` and `paused` if the stored revision is still
+    /// `source.revision`; returns the row with revision + 1. `Ok(None)` if it is gone;
+    /// `StoreError::Conflict` if someone updated it meanwhile.
+    async fn update_source(&self, source: SourceRow) -> Result<Option<SourceRow>>;
+    /// Pauses or resumes without a revision check; bumps the revision. `Ok(None)` if gone.
+    async fn set_source_paused(&self, id: &str, paused: bool) -> Result<Option<SourceRow>>;
+    /// `false` if there was no such source.
+    async fn delete_source(&self, id: &str) -> Result<bool>;
 }
 
 #[async_trait]
@@ -203,7 +222,16 @@ pub trait Retention: Send + Sync {
 /// A complete backend.
 #[async_trait]
 pub trait Store:
-    EventLog + Cursors + Catalog + SinkStore + DeadLetters + DeliveryLog + SinkLeases + Checkpoints + Retention
+    EventLog
+    + Cursors
+    + Catalog
+    + SinkStore
+    + SourceStore
+    + DeadLetters
+    + DeliveryLog
+    + SinkLeases
+    + Checkpoints
+    + Retention
 {
     /// Cheap check that the store answers (readiness).
     async fn ping(&self) -> Result<()>;

@@ -77,6 +77,25 @@ impl SinkRow {
     }
 }
 
+/// A source as stored (api.md "Sources"): like a sink, the definition is opaque JSON the server
+/// validates and the secrets an opaque sealed blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRow {
+    /// `src_…`
+    pub id: String,
+    /// The tenant its events go to; `None` for kinds that take the tenant from each record.
+    pub tenant: Option<String>,
+    /// The definition as JSON (name, kind, config).
+    pub spec: String,
+    /// AES-256-GCM sealed JSON map of secret name → value. Never plaintext.
+    pub sealed_secrets: Vec<u8>,
+    pub paused: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Starts at 1; every update adds 1, so the supervisor restarts changed sources.
+    pub revision: u64,
+}
+
 /// A batch that exhausted its attempts (or was rejected for good). It names the range of the
 /// log it covers; the events themselves stay in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,9 @@ use auditrelay_store::{Catalog, EventLog, NewApiKey, ReadQuery, Store, StoreErro
 #[path = "conformance/sinks.rs"]
 mod sinks_checks;
 
+#[path = "conformance/sources.rs"]
+mod sources_checks;
+
 #[path = "conformance/pg.rs"]
 mod pg;
 
@@ -36,6 +39,7 @@ mod seglog;
 use chain_checks::*;
 use retention_checks::*;
 use sinks_checks::*;
+use sources_checks::*;
 
 pub(crate) fn events(tenant: &str, body: &str) -> Vec<NewEvent> {
     events_at(tenant, body, "2026-01-01T00:00:00.000Z")
@@ -321,6 +325,11 @@ macro_rules! backend {
             async fn sinks_crud() {
                 let (s, _g) = fresh().await;
                 sinks_round_trip_filter_and_page(s).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sources_crud() {
+                let (s, _g) = fresh().await;
+                sources_crud_and_revisions(s).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sink_update_revisions() {

@@ -17,8 +17,8 @@ use auditrelay_core::{NewEvent, StoredEvent};
 use auditrelay_sinks::Outcome;
 use auditrelay_store::{
     ApiKey, AppendOutcome, Catalog, Checkpoint, Checkpoints, Cursors, DeadLetter, DeadLetters, DeliveryAttempt,
-    DeliveryLog, EventLog, LeaseGrant, NewApiKey, ReadQuery, Result, Retention, SinkLeases, SinkRow, SinkStore, Store,
-    Tenant,
+    DeliveryLog, EventLog, LeaseGrant, NewApiKey, ReadQuery, Result, Retention, SinkLeases, SinkRow, SinkStore,
+    SourceRow, SourceStore, Store, Tenant,
 };
 use tokio::sync::watch;
 
@@ -271,6 +271,28 @@ impl SinkStore for JournalStore {
     }
     async fn delete_sink(&self, id: &str) -> Result<bool> {
         self.inner.delete_sink(id).await
+    }
+}
+
+#[async_trait]
+impl SourceStore for JournalStore {
+    async fn create_source(&self, source: SourceRow) -> Result<()> {
+        self.inner.create_source(source).await
+    }
+    async fn source(&self, id: &str) -> Result<Option<SourceRow>> {
+        self.inner.source(id).await
+    }
+    async fn list_sources(&self, after: Option<&str>, limit: usize) -> Result<Vec<SourceRow>> {
+        self.inner.list_sources(after, limit).await
+    }
+    async fn update_source(&self, source: SourceRow) -> Result<Option<SourceRow>> {
+        self.inner.update_source(source).await
+    }
+    async fn set_source_paused(&self, id: &str, paused: bool) -> Result<Option<SourceRow>> {
+        self.inner.set_source_paused(id, paused).await
+    }
+    async fn delete_source(&self, id: &str) -> Result<bool> {
+        self.inner.delete_source(id).await
     }
 }
 

@@ -13,7 +13,7 @@ use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{OpenApi, ToResponse};
 
-use super::{admin, consume, export, health, ingest, integrity, retention, sink_kinds, sinks, tenants};
+use super::{admin, consume, export, health, ingest, integrity, retention, sink_kinds, sinks, sources, tenants};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -49,6 +49,15 @@ use super::{admin, consume, export, health, ingest, integrity, retention, sink_k
         sinks::get_dead_letter,
         sinks::delete_dead_letter,
         sinks::retry_dead_letter,
+        sources::list_source_kinds,
+        sources::create_source,
+        sources::list_sources,
+        sources::get_source,
+        sources::patch_source,
+        sources::delete_source,
+        sources::pause_source,
+        sources::resume_source,
+        sources::source_health,
         crate::graphql::post_graphql,
         admin::rotate_token,
         export::export,
@@ -88,6 +97,7 @@ use super::{admin, consume, export, health, ingest, integrity, retention, sink_k
         (name = "events", description = "Append events to a tenant's log and read them back by offset."),
         (name = "tenants", description = "Tenants, their API keys and their retention policy."),
         (name = "sinks", description = "Delivery of events to external receivers. A sink is a consumer of the log with its own committed cursor per tenant it reads: a tenant's sink reads its own tenant; an operator sink reads every tenant (present and future) or a list. Routes: definitions with write-only secrets, health, pause and resume, test delivery, replay, dead letters and the delivery log. Scope `manage` (or the operator token). A sink whose stored definition or secrets cannot be read (e.g. the master key changed) answers `500 internal`."),
+        (name = "sources", description = "Sources: listeners and pollers that append events through the same validation, dedup, limits and durability as `POST /v1/events` (a `syslog` listener over TCP or TLS). Operator token only. A change restarts the source without restarting the server; on PostgreSQL each source runs on one node at a time (leases)."),
         (name = "integrity", description = "The tamper-evident log: per-tenant hash chains, signed checkpoints and the compliance export (docs/integrity.md)."),
         (name = "admin", description = "Administration of the server itself (operator token)."),
         (name = "operations", description = "Unauthenticated liveness, readiness, metrics and this document."),

@@ -215,6 +215,38 @@ async fn ingest(
         events.push(ev.into_new_event(tenant, &received_at));
     }
 
+    let outcomes = append_events(state.store.as_ref(), events).await?;
+
+    // The answer borrows the ids: serde_json::json! (a `Value` per event) was a visible cost at
+    // 100 events, a typed struct serialized directly is not.
+    let answer = IngestAnswer {
+        accepted: outcomes.len(),
+        events: outcomes
+            .iter()
+            .map(|outcome| AcceptedEvent {
+                id: &outcome.id,
+                offset: outcome.offset,
+                duplicate: outcome.duplicate,
+            })
+            .collect(),
+    };
+    serde_json::to_string(&answer).map_err(|e| {
+        tracing::error!(error = %e, "serializing the ingest answer");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the answer could not be written; the events are stored",
+        )
+    })
+}
+
+/// The append every way in shares (`POST /v1/events`, OTLP, sources): validated events of known
+/// tenants, one durable group commit, then the per-tenant counters. Returns only once the
+/// events are durable.
+pub(crate) async fn append_events(
+    store: &dyn auditrelay_store::Store,
+    events: Vec<NewEvent>,
+) -> Result<Vec<auditrelay_store::AppendOutcome>, auditrelay_store::StoreError> {
     // Each event's tenant, run-length encoded (a request almost always names one tenant).
     let mut tenant_runs: Vec<(String, usize)> = Vec::with_capacity(1);
     for e in &events {
@@ -223,25 +255,13 @@ async fn ingest(
             _ => tenant_runs.push((e.tenant_id.clone(), 1)),
         }
     }
+    let outcomes = store.append(events).await?;
     let tenants_of = tenant_runs
         .iter()
         .flat_map(|(tenant, n)| std::iter::repeat_n(tenant, *n));
-    let outcomes = state.store.append(events).await?;
-
     // Metrics are aggregated per tenant so a 100-event request costs a few updates, not 200.
-    // The answer borrows the ids: serde_json::json! (a `Value` per event) was a visible cost at
-    // 100 events, a typed struct serialized directly is not.
-    let mut answer = IngestAnswer {
-        accepted: outcomes.len(),
-        events: Vec::with_capacity(outcomes.len()),
-    };
     let mut per_tenant: Vec<(&str, u64, u64)> = Vec::new(); // (tenant, stored, duplicates)
     for (outcome, tenant) in outcomes.iter().zip(tenants_of) {
-        answer.events.push(AcceptedEvent {
-            id: &outcome.id,
-            offset: outcome.offset,
-            duplicate: outcome.duplicate,
-        });
         let idx = match per_tenant.iter().position(|(t, ..)| *t == tenant.as_str()) {
             Some(i) => i,
             None => {
@@ -264,12 +284,5 @@ async fn ingest(
             metrics::counter!(m::DUPLICATES, "tenant" => tenant.to_owned()).increment(duplicates);
         }
     }
-    serde_json::to_string(&answer).map_err(|e| {
-        tracing::error!(error = %e, "serializing the ingest answer");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the answer could not be written; the events are stored",
-        )
-    })
+    Ok(outcomes)
 }

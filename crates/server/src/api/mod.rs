@@ -12,10 +12,13 @@ mod integrity;
 mod retention;
 pub(crate) mod sink_kinds;
 pub(crate) mod sinks;
+mod sources;
 mod tenants;
 
 use axum::routing::{delete, get, post};
 use axum::Router;
+
+pub(crate) use ingest::append_events;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -58,6 +61,17 @@ pub fn router(state: AppState) -> Router {
             get(sinks::get_dead_letter).delete(sinks::delete_dead_letter),
         )
         .route("/v1/sinks/{id}/dead-letters/{dl}/retry", post(sinks::retry_dead_letter))
+        .route("/v1/source-kinds", get(sources::list_source_kinds))
+        .route("/v1/sources", post(sources::create_source).get(sources::list_sources))
+        .route(
+            "/v1/sources/{id}",
+            get(sources::get_source)
+                .patch(sources::patch_source)
+                .delete(sources::delete_source),
+        )
+        .route("/v1/sources/{id}/pause", post(sources::pause_source))
+        .route("/v1/sources/{id}/resume", post(sources::resume_source))
+        .route("/v1/sources/{id}/health", get(sources::source_health))
         .route("/v1/graphql", post(crate::graphql::post_graphql))
         .route("/v1/admin/token/rotate", post(admin::rotate_token))
         .route("/v1/export", get(export::export))

@@ -69,6 +69,8 @@ struct Row {
     ok: u16,
     /// Runs after the others in the control pass (it removes what later rows use).
     destructive: bool,
+    /// `{id}` names the tenant's source (`src_…`), not its sink.
+    source: bool,
 }
 
 const fn row(method: &'static str, path: &'static str, need: Need, cross: Cross, ok: u16) -> Row {
@@ -80,6 +82,7 @@ const fn row(method: &'static str, path: &'static str, need: Need, cross: Cross,
         body: None,
         ok,
         destructive: false,
+        source: false,
     }
 }
 
@@ -90,6 +93,10 @@ impl Row {
     }
     const fn destructive(mut self) -> Row {
         self.destructive = true;
+        self
+    }
+    const fn source(mut self) -> Row {
+        self.source = true;
         self
     }
     /// The documented path (without a query string).
@@ -157,12 +164,32 @@ fn table() -> Vec<Row> {
             .body(|o| json!({ "query": "query($id: ID!) { sink(id: $id) { id } }", "variables": { "id": o.sink } })),
         // After the rows that use the sink.
         row("DELETE", "/v1/sinks/{id}", N::Manage, C::Path, 204).destructive(),
+        // Sources are the operator's: a listener opens a port on the server, which no tenant decides.
+        row("GET", "/v1/source-kinds", N::Operator, C::None, 200),
+        row("POST", "/v1/sources", N::Operator, C::None, 201).body(|o| source_body(&o.tenant)),
+        row("GET", "/v1/sources", N::Operator, C::None, 200),
+        row("GET", "/v1/sources/{id}", N::Operator, C::None, 200).source(),
+        row("PATCH", "/v1/sources/{id}", N::Operator, C::None, 200)
+            .body(|_| json!({ "name": "renamed" }))
+            .source(),
+        row("GET", "/v1/sources/{id}/health", N::Operator, C::None, 200).source(),
+        row("POST", "/v1/sources/{id}/pause", N::Operator, C::None, 200).source(),
+        row("POST", "/v1/sources/{id}/resume", N::Operator, C::None, 200).source(),
+        row("DELETE", "/v1/sources/{id}", N::Operator, C::None, 204)
+            .source()
+            .destructive(),
         row("POST", "/v1/admin/token/rotate", N::Operator, C::None, 200).destructive(),
         row("GET", "/healthz", N::Public, C::None, 200),
         row("GET", "/readyz", N::Public, C::None, 200),
         row("GET", "/metrics", N::Public, C::None, 200),
         row("GET", "/openapi.json", N::Public, C::None, 200),
     ]
+}
+
+/// A syslog source of `tenant` on a free port.
+fn source_body(tenant: &str) -> Value {
+    let port = auditrelay_testkit::peer_process::free_port();
+    json!({ "name": "matrix", "kind": "syslog", "tenant": tenant, "config": { "listen": format!("127.0.0.1:{port}") } })
 }
 
 fn sink_body(tenant: &str, url: &str) -> Value {
@@ -180,12 +207,22 @@ struct Objects {
     tenant: String,
     key: String,
     sink: String,
+    source: String,
     dl: String,
     replay: String,
     receiver_url: String,
 }
 
 impl Objects {
+    /// The row's path with this tenant's objects.
+    fn fill_row(&self, row: &Row) -> String {
+        if row.source {
+            self.fill(&row.path.replace("{id}", &self.source))
+        } else {
+            self.fill(row.path)
+        }
+    }
+
     fn fill(&self, template: &str) -> String {
         template
             .replace("{tenant}", &self.tenant)
@@ -201,6 +238,7 @@ impl Objects {
             tenant: "nosuchtenant".into(),
             key: "key_00000000000000000000000000000000".into(),
             sink: "snk_00000000000000000000000000000000".into(),
+            source: "src_00000000000000000000000000000000".into(),
             dl: "dl_00000000000000000000000000000000".into(),
             replay: "rpl_00000000000000000000000000000000".into(),
             receiver_url: String::new(),
@@ -243,10 +281,19 @@ async fn make_objects(s: &TestServer, tenant: &str, receiver: &Receiver) -> Obje
     )
     .await;
     assert_eq!(status, 202, "{replay}");
+    let (status, source) = send(
+        s.http
+            .post(s.url("/v1/sources"))
+            .bearer_auth(&s.admin)
+            .json(&source_body(tenant)),
+    )
+    .await;
+    assert_eq!(status, 201, "{source}");
     Objects {
         tenant: tenant.into(),
         key,
         sink,
+        source: source["id"].as_str().expect("source id").to_owned(),
         dl,
         replay: replay["id"].as_str().expect("replay id").to_owned(),
         receiver_url: receiver.url(),
@@ -344,7 +391,7 @@ async fn every_route_refuses_the_wrong_principal_and_hides_other_tenants() {
 
     for r in table() {
         let name = format!("{} {}", r.method, r.path);
-        let own_path = a.fill(r.path);
+        let own_path = a.fill_row(&r);
         let body = r.body.map(|f| f(&a));
         if r.need == Need::Public {
             continue; // The control pass checks these answer without a token.
@@ -379,8 +426,8 @@ async fn every_route_refuses_the_wrong_principal_and_hides_other_tenants() {
         // Tenant A's key against tenant B's objects, next to the same route on missing ones.
         let (other, absent) = match r.cross {
             Cross::Path | Cross::Query => (
-                call(&s, r.method, &b.fill(r.path), Some(&full), body.clone()).await,
-                call(&s, r.method, &missing.fill(r.path), Some(&full), body.clone()).await,
+                call(&s, r.method, &b.fill_row(&r), Some(&full), body.clone()).await,
+                call(&s, r.method, &missing.fill_row(&r), Some(&full), body.clone()).await,
             ),
             Cross::Body => (
                 call(
@@ -439,7 +486,7 @@ async fn every_route_refuses_the_wrong_principal_and_hides_other_tenants() {
             Need::Operator => Some(s.admin.clone()),
             _ => Some(full.clone()),
         };
-        let got = call(&s, r.method, &a.fill(r.path), token.as_deref(), r.body.map(|f| f(&a))).await;
+        let got = call(&s, r.method, &a.fill_row(&r), token.as_deref(), r.body.map(|f| f(&a))).await;
         assert_eq!(got.0, r.ok, "{name}: the owner's call, body {}", got.1);
         cells += 1;
     }

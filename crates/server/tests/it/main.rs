@@ -24,6 +24,8 @@ mod self_audit;
 mod siem_matrix;
 mod sink_kinds;
 mod sinks_api;
+mod sources_api;
+mod sources_syslog;
 mod ssrf;
 mod three_nodes;
 mod tls_serve;

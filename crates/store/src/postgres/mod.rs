@@ -13,6 +13,7 @@ mod listen;
 mod retention;
 mod schema;
 mod sinks;
+mod sources;
 mod writer;
 
 use std::sync::{Arc, Mutex};

@@ -157,6 +157,20 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE events ALTER COLUMN raw DROP NOT NULL;
     "#,
+    // 6: sources (api.md "Sources"). Which node runs a source is leased through `sink_leases`
+    // (its key is any consumer id; `src_…` ids never collide with `snk_…` ones).
+    r#"
+    CREATE TABLE sources (
+        id             TEXT PRIMARY KEY,
+        tenant         TEXT NULL REFERENCES tenants (id),
+        spec           TEXT NOT NULL,
+        sealed_secrets BYTEA NOT NULL,
+        paused         BOOLEAN NOT NULL,
+        created_at     TEXT NOT NULL,
+        updated_at     TEXT NOT NULL,
+        revision       BIGINT NOT NULL
+    );
+    "#,
 ];
 
 /// Applies every migration this database has not seen yet, each in its own transaction.

@@ -12,6 +12,7 @@ mod pool;
 mod retention;
 mod schema;
 mod sinks;
+mod sources;
 mod writer;
 
 use std::path::{Path, PathBuf};

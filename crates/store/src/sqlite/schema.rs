@@ -133,6 +133,19 @@ const MIGRATIONS: &[&str] = &[
         purged_through INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;
     "#,
+    // 5: sources (api.md "Sources"): listeners and pollers that append events.
+    r#"
+    CREATE TABLE sources (
+        id             TEXT PRIMARY KEY,
+        tenant         TEXT NULL REFERENCES tenants (id),
+        spec           TEXT NOT NULL,     -- the definition as JSON, opaque to the store
+        sealed_secrets BLOB NOT NULL,     -- AES-256-GCM sealed, opaque to the store
+        paused         INTEGER NOT NULL,
+        created_at     TEXT NOT NULL,
+        updated_at     TEXT NOT NULL,
+        revision       INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The version whose migration adds the chain columns.

@@ -1,0 +1,244 @@
+//! The syslog listener's I/O: accept (bounded by `max_connections`), optional TLS, and per
+//! connection a loop that decodes every complete frame already buffered, appends them as one
+//! batch, and reads from the socket again only once that batch is durable. A slow disk therefore
+//! slows the sender through TCP flow control; nothing read is dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auditrelay_core::NewEvent;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::rustls::{self, ServerConfig};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
+
+use super::config::SyslogSettings;
+use super::event::{malformed, to_event};
+use super::framing::{Frame, FrameDecoder};
+use super::message::parse;
+use crate::append::validate_event;
+use crate::supervisor::RunContext;
+
+/// Frames appended in one batch at most (one group commit).
+const MAX_BATCH: usize = 1000;
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Between retries of an append the store refused (it is down or shutting down).
+const APPEND_RETRY: Duration = Duration::from_millis(500);
+
+/// The TLS acceptor for `cert` and `key`; an error names the config field at fault.
+pub(crate) fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<TlsAcceptor, (&'static str, String)> {
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            (
+                "config.cert_file",
+                format!("reading the certificate chain {}: {e}", cert.display()),
+            )
+        })?;
+    if certs.is_empty() {
+        return Err((
+            "config.cert_file",
+            format!("{} holds no PEM certificate", cert.display()),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        (
+            "config.key_file",
+            format!("reading the private key {}: {e}", key.display()),
+        )
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ("config.tls", format!("choosing TLS versions: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            (
+                "config.key_file",
+                format!("the private key does not fit the certificate: {e}"),
+            )
+        })?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Binds `addr`, naming the usual causes of failure.
+pub(crate) async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!("cannot listen on {addr}: the address is already in use"),
+        std::io::ErrorKind::PermissionDenied => format!("cannot listen on {addr}: permission denied"),
+        std::io::ErrorKind::AddrNotAvailable => {
+            format!("cannot listen on {addr}: no interface of this host has that address")
+        }
+        _ => format!("cannot listen on {addr}: {e}"),
+    })
+}
+
+pub(crate) async fn run(settings: SyslogSettings, ctx: RunContext) -> Result<(), String> {
+    let tenant = ctx
+        .tenant
+        .clone()
+        .ok_or_else(|| "a syslog source needs a tenant".to_owned())?;
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key).map_err(|(_, e)| e)?),
+        None => None,
+    };
+    let listener = bind(settings.listen).await?;
+    tracing::info!(source = %ctx.source_id, listen = %settings.listen, tls = tls.is_some(), "syslog source listening");
+    ctx.status.set_state("running");
+    let settings = Arc::new(settings);
+    let tenant: Arc<str> = tenant.into();
+    let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let connections = TaskTracker::new();
+    loop {
+        let permit = tokio::select! {
+            _ = ctx.cancel.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = ctx.cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(source = %ctx.source_id, error = %e, "accepting a syslog connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (ctx, settings, tenant, tls) = (ctx.clone(), settings.clone(), tenant.clone(), tls.clone());
+        connections.spawn(async move {
+            let _permit = permit;
+            let peer = peer.to_string();
+            let outcome = match tls {
+                Some(acceptor) => match handshake(acceptor, stream).await {
+                    Ok(tls_stream) => connection(tls_stream, &peer, &ctx, &settings, &tenant).await,
+                    Err(e) => Err(e),
+                },
+                None => connection(stream, &peer, &ctx, &settings, &tenant).await,
+            };
+            if let Err(e) = outcome {
+                tracing::debug!(source = %ctx.source_id, %peer, error = %e, "syslog connection ended");
+            }
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+async fn handshake(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, String> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
+        Err(_) => Err("TLS handshake timed out".into()),
+    }
+}
+
+/// Reads one connection until it closes or the source stops.
+async fn connection<S: AsyncRead + Unpin>(
+    mut io: S,
+    peer: &str,
+    ctx: &RunContext,
+    settings: &SyslogSettings,
+    tenant: &str,
+) -> Result<(), String> {
+    let mut decoder = FrameDecoder::new(settings.framing, settings.max_message_bytes);
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK + settings.max_message_bytes);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut frames: Vec<Frame> = Vec::new();
+    loop {
+        // Everything complete that is already here goes first, in batches.
+        loop {
+            let used = decoder.decode(&buf, MAX_BATCH, &mut frames);
+            buf.drain(..used);
+            if frames.is_empty() {
+                break;
+            }
+            append(std::mem::take(&mut frames), peer, ctx, settings, tenant).await?;
+        }
+        let n = tokio::select! {
+            _ = ctx.cancel.cancelled() => return Ok(()),
+            r = io.read(&mut chunk) => r.map_err(|e| format!("reading: {e}"))?,
+        };
+        if n == 0 {
+            if let Some(last) = decoder.finish(&buf) {
+                append(vec![last], peer, ctx, settings, tenant).await?;
+            }
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Turns frames into events (a message that cannot become one becomes `syslog.malformed`) and
+/// appends them, retrying until they are durable or the source stops.
+async fn append(
+    frames: Vec<Frame>,
+    peer: &str,
+    ctx: &RunContext,
+    settings: &SyslogSettings,
+    tenant: &str,
+) -> Result<(), String> {
+    let limits = ctx.appender.limits();
+    let received_at = ctx.appender.now_rfc3339();
+    let now = jiff::Timestamp::now();
+    let mut events: Vec<NewEvent> = Vec::with_capacity(frames.len());
+    let mut malformed_count = 0u64;
+    ctx.status.add_received(frames.len() as u64);
+    for frame in &frames {
+        let candidate = match &frame.problem {
+            Some(problem) => Err(problem.clone()),
+            None => parse(&frame.bytes, settings.protocol, now)
+                .map(|m| to_event(&m, &frame.bytes, peer, settings))
+                .map_err(|e| e.0),
+        };
+        let event = match candidate.and_then(|e| validate_event(&e, tenant, &limits, &received_at)) {
+            Ok(event) => event,
+            Err(error) => {
+                malformed_count += 1;
+                let event = malformed(&frame.bytes, &error, peer, limits.max_event_bytes);
+                validate_event(&event, tenant, &limits, &received_at)
+                    .map_err(|e| format!("a malformed message could not be kept: {e}"))?
+            }
+        };
+        events.push(event);
+    }
+    loop {
+        match ctx.appender.append(events.clone()).await {
+            Ok(outcomes) => {
+                let stored = outcomes.iter().filter(|o| !o.duplicate).count() as u64;
+                ctx.status.add_appended(stored);
+                ctx.status.add_malformed(malformed_count);
+                return Ok(());
+            }
+            Err(e) => {
+                ctx.status.set_error(format!("appending: {e}"));
+                tracing::warn!(source = %ctx.source_id, error = %e, "appending syslog messages failed; retrying");
+                tokio::select! {
+                    _ = ctx.cancel.cancelled() => {
+                        return Err(format!("stopped with {} messages not appended: {e}", events.len()));
+                    }
+                    _ = tokio::time::sleep(APPEND_RETRY) => {}
+                }
+            }
+        }
+    }
+}
