@@ -13,12 +13,13 @@ use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{OpenApi, ToResponse};
 
-use super::{admin, consume, export, health, ingest, integrity, retention, sink_kinds, sinks, sources, tenants};
+use super::{admin, consume, export, health, ingest, integrity, otlp, retention, sink_kinds, sinks, sources, tenants};
 
 #[derive(OpenApi)]
 #[openapi(
     paths(
         ingest::post_events,
+        otlp::export_logs,
         consume::long_poll,
         consume::stream,
         tenants::create_tenant,

@@ -9,6 +9,7 @@ pub(crate) mod extract;
 mod health;
 mod ingest;
 mod integrity;
+mod otlp;
 mod retention;
 pub(crate) mod sink_kinds;
 pub(crate) mod sinks;
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/events", post(ingest::post_events).get(consume::long_poll))
         .route("/v1/stream", get(consume::stream))
+        .route("/otlp/v1/logs", post(otlp::export_logs))
         .route("/v1/tenants", post(tenants::create_tenant).get(tenants::list_tenants))
         .route("/v1/tenants/{tenant}", get(tenants::get_tenant))
         .route(

@@ -16,6 +16,7 @@ mod ingest_and_consume;
 mod integrity;
 mod isolation_matrix;
 mod openapi;
+mod otlp;
 mod postgres;
 mod retention;
 mod schema_fuzz;
