@@ -166,6 +166,16 @@ pub fn observe(
     match &report.outcome {
         Outcome::Delivered | Outcome::Partial { .. } => {
             ctx.status.on_delivered(events, latency_ms, at.clone());
+            // Accepted, yet the receiver said something was wrong (an OTLP `partial_success`:
+            // records it dropped for good and asked us not to resend): health shows it.
+            if let Some(note) = &report.error {
+                ctx.status.on_receiver_note(LastError {
+                    at: at.clone(),
+                    tenant: job.tenant.clone(),
+                    status: report.status,
+                    message: note.clone(),
+                });
+            }
             metrics::counter!(crate::metrics::DELIVERED_EVENTS, "sink" => sink.clone()).increment(events);
             metrics::counter!(crate::metrics::DELIVERED_BATCHES, "sink" => sink.clone()).increment(1);
             metrics::histogram!(crate::metrics::DELIVERY_LATENCY, "sink" => sink).record(timed.latency.as_secs_f64());

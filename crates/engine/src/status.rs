@@ -173,6 +173,12 @@ impl SinkStatus {
         self.breaker_changed.notify_waiters();
     }
 
+    /// A note from a receiver that accepted the batch (records it dropped): shown as the last
+    /// error, without touching the breaker or the state.
+    pub fn on_receiver_note(&self, note: LastError) {
+        self.lock().last_error = Some(note);
+    }
+
     /// A transient failure: counts toward the breaker.
     pub fn on_transient_failure(&self, now: Instant, error: LastError, will_retry: bool) {
         let mut s = self.lock();

@@ -29,6 +29,10 @@ pub enum Format {
     Leef,
     /// OCSF (API Activity 6003, Authentication 3002, Account Change 3001).
     Ocsf,
+    /// OpenTelemetry: the event as one OTLP `LogRecord` (the inverse of the OTLP ingest
+    /// mapping), shown as an OTLP/JSON `ExportLogsServiceRequest`; the `otlp` sink groups a
+    /// batch's records by resource and scope and sends protobuf or JSON.
+    Otlp,
 }
 
 impl Format {
@@ -39,6 +43,7 @@ impl Format {
             "cef" => Some(Format::Cef),
             "leef" => Some(Format::Leef),
             "ocsf" => Some(Format::Ocsf),
+            "otlp" => Some(Format::Otlp),
             _ => None,
         }
     }
@@ -50,12 +55,13 @@ impl Format {
             Format::Cef => "cef",
             Format::Leef => "leef",
             Format::Ocsf => "ocsf",
+            Format::Otlp => "otlp",
         }
     }
 
     /// Whether a record is a JSON object (it can be embedded as JSON; otherwise as a string).
     pub fn is_json(self) -> bool {
-        matches!(self, Format::Json | Format::Raw | Format::Ocsf)
+        matches!(self, Format::Json | Format::Raw | Format::Ocsf | Format::Otlp)
     }
 }
 
@@ -196,6 +202,9 @@ pub enum FormatError {
     /// Kept for API stability: every format is built now, so `encode` no longer returns it.
     #[error("format `{0}` is not built yet")]
     NotBuilt(&'static str),
+    /// The record could not be serialized (the OTLP encoder's own failure).
+    #[error("cannot encode the record: {0}")]
+    Encode(String),
 }
 
 /// One event as one record (no trailing newline).
@@ -206,6 +215,11 @@ pub fn encode(format: Format, event: &StoredEvent, options: &FormatOptions) -> R
         Format::Cef => Ok(cef::encode(&view::EventView::new(event), options).into_bytes()),
         Format::Leef => Ok(leef::encode(&view::EventView::new(event), options).into_bytes()),
         Format::Ocsf => Ok(ocsf_record(event, options).to_string().into_bytes()),
+        Format::Otlp => {
+            let request = auditrelay_otlp::from_event::to_request(std::slice::from_ref(event));
+            auditrelay_otlp::wire::encode_request(&request, auditrelay_otlp::Encoding::Json)
+                .map_err(|e| FormatError::Encode(e.to_string()))
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 #[cfg(feature = "kafka")]
 use crate::kafka::KafkaConfig;
 use crate::{
-    datadog::DatadogConfig, elastic::ElasticConfig, generic_https::GenericHttpsConfig, s3::S3Config,
+    datadog::DatadogConfig, elastic::ElasticConfig, generic_https::GenericHttpsConfig, otlp::OtlpConfig, s3::S3Config,
     sentinel::SentinelConfig, splunk_hec::SplunkHecConfig, syslog::SyslogConfig, webhook::WebhookConfig, ConfigError,
 };
 
@@ -189,6 +189,7 @@ sink_kinds! {
     Kafka(KafkaConfig) in kafka,
     S3(S3Config) in s3,
     Syslog(SyslogConfig) in syslog,
+    Otlp(OtlpConfig) in otlp,
 }
 
 /// Each kind built in, described from its types.

@@ -19,6 +19,7 @@ pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod kinds;
+pub mod otlp;
 pub mod registry;
 pub mod s3;
 mod secret_header;

@@ -34,6 +34,7 @@ pub const ALL_KINDS: &[&str] = &[
     "kafka",
     "s3",
     "syslog",
+    "otlp",
 ];
 
 pub fn kind_spec(kind: &str) -> Option<&'static KindSpec> {

@@ -111,6 +111,8 @@ fn table() -> Vec<Row> {
     vec![
         row("POST", "/v1/events?tenant={tenant}", N::Ingest, C::Query, 202).body(|_| json!({ "type": "matrix.check" })),
         row("GET", "/v1/events?tenant={tenant}", N::Read, C::Query, 200),
+        row("POST", "/otlp/v1/logs?tenant={tenant}", N::Ingest, C::Query, 200)
+            .body(|_| json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [{"eventName": "matrix.check"}]}]}]})),
         row("GET", "/v1/stream?tenant={tenant}", N::Read, C::Query, 200),
         row("GET", "/v1/export?tenant={tenant}", N::Read, C::Query, 200),
         row("GET", "/v1/integrity/key", N::Any, C::None, 200),

@@ -17,6 +17,7 @@ mod integrity;
 mod isolation_matrix;
 mod openapi;
 mod otlp;
+mod otlp_sink;
 mod postgres;
 mod retention;
 mod schema_fuzz;

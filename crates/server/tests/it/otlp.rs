@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 /// Runs `tests/peers/otel_export.py` against `server` with `key`; returns its exit status and
 /// its summary line.
-fn sdk_export(server: &TestServer, key: &str, args: &[&str]) -> (bool, Value, String) {
+pub(crate) fn sdk_export(server: &TestServer, key: &str, args: &[&str]) -> (bool, Value, String) {
     let out = Command::new(peer_python())
         .arg(repo_root().join("tests/peers/otel_export.py"))
         .args(args)
@@ -36,7 +36,7 @@ fn sdk_export(server: &TestServer, key: &str, args: &[&str]) -> (bool, Value, St
     (out.status.success(), summary, stderr)
 }
 
-async fn setup(server: &TestServer, tenant: &str) -> String {
+pub(crate) async fn setup(server: &TestServer, tenant: &str) -> String {
     server.create_tenant(tenant).await;
     server.create_key(tenant, &["ingest", "read"]).await
 }

@@ -251,4 +251,3 @@ async fn sink_kinds_list_what_rest_accepts() {
         assert_eq!(names(&r["secrets"], "required"), names(&g["secrets"], "required"));
     }
 }
-

@@ -146,4 +146,3 @@ async fn deep_or_costly_queries_are_refused_and_first_is_bounded() {
     let huge = gql(&s, &s.admin, "{ sinks(first: 100000) { edges { cursor } } }", json!({})).await;
     assert!(huge.get("errors").is_none(), "{huge}");
 }
-

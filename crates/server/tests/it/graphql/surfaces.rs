@@ -410,4 +410,3 @@ async fn auth_is_rests_and_get_is_not_accepted() {
     .await;
     assert_error(&text, 415, "unsupported_media_type");
 }
-
