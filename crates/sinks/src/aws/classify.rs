@@ -20,7 +20,10 @@ pub(crate) fn error_code(body: &[u8], headers: &HeaderMap) -> (Option<String>, O
         .get("x-amzn-errortype")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let code = from_body.or(from_header).map(|c| {
+    // Some front ends (and moto's signature check) answer in the Query protocol's XML.
+    let text = String::from_utf8_lossy(body);
+    let from_xml = || super::sts::xml_text(&text, "Code");
+    let code = from_body.or(from_header).or_else(from_xml).map(|c| {
         let c = c.rsplit('#').next().unwrap_or(&c);
         c.split(':').next().unwrap_or(c).trim().to_owned()
     });
@@ -28,7 +31,8 @@ pub(crate) fn error_code(body: &[u8], headers: &HeaderMap) -> (Option<String>, O
         .as_ref()
         .and_then(|v| v.get("message").or_else(|| v.get("Message")))
         .and_then(Value::as_str)
-        .map(str::to_owned);
+        .map(str::to_owned)
+        .or_else(|| super::sts::xml_text(&text, "Message"));
     (code.filter(|c| !c.is_empty()), message)
 }
 
