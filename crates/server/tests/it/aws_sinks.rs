@@ -269,7 +269,9 @@ fn decode(data: &Value) -> Value {
     serde_json::from_str(text.trim_end_matches('\n')).unwrap()
 }
 
-async fn answer(State(r): State<Scripted>, headers: HeaderMap, Json(body): Json<Value>) -> Json<Value> {
+async fn answer(State(r): State<Scripted>, headers: HeaderMap, body: axum::body::Bytes) -> Json<Value> {
+    // AWS JSON 1.1 is `application/x-amz-json-1.1`, which axum's `Json` extractor refuses.
+    let body: Value = serde_json::from_slice(&body).unwrap();
     let target = headers["x-amz-target"].to_str().unwrap().to_owned();
     let mut state = r.state.lock().unwrap();
     if target == "Logs_20140328.PutLogEvents" {
