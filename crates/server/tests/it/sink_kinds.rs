@@ -7,7 +7,7 @@ use crate::common;
 use common::{assert_error, send, TestServer};
 use serde_json::{json, Value};
 
-const KINDS: [&str; 9] = [
+const KINDS: [&str; 13] = [
     "webhook",
     "splunk_hec",
     "sentinel",
@@ -17,6 +17,10 @@ const KINDS: [&str; 9] = [
     "kafka",
     "s3",
     "syslog",
+    "cloudwatch_logs",
+    "kinesis",
+    "firehose",
+    "eventbridge",
 ];
 
 async fn kinds(s: &TestServer, token: &str) -> Vec<Value> {
