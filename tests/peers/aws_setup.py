@@ -6,7 +6,7 @@ moto runs with INITIAL_NO_AUTH_ACTION_COUNT, so the first three calls here are u
 create an IAM user, give it an Allow-* policy, create its access key. Everything else is made
 WITH that key: a Kinesis stream `audit` (1 shard), an S3 bucket `firehose-out` and a Firehose
 delivery stream `audit` writing into it, an SQS queue `audit-events`, an event bus `audit` and a
-rule on it sending events with source `auditrelay` to the queue. The CloudWatch Logs group is
+rule on it sending events with source `auditrelay` to the queue, and a role `relay` to assume. The CloudWatch Logs group is
 left to the sink (`create_missing`). Prints {"access_key_id", "secret_access_key", "account"}.
 """
 import json
@@ -48,6 +48,13 @@ events = client("events")
 events.create_event_bus(Name="audit")
 events.put_rule(Name="to-queue", EventBusName="audit", EventPattern=json.dumps({"source": ["auditrelay"]}))
 events.put_targets(Rule="to-queue", EventBusName="audit", Targets=[{"Id": "queue", "Arn": queue_arn}])
+# A role the sinks can assume (STS AssumeRole with an external id), allowed everything.
+iam_keyed = client("iam")
+iam_keyed.create_role(RoleName="relay", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole",
+     "Condition": {"StringEquals": {"sts:ExternalId": "ext-1"}}}]}))
+iam_keyed.put_role_policy(RoleName="relay", PolicyName="all", PolicyDocument=json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
 account = client("sts").get_caller_identity()["Account"]
 print(json.dumps({"access_key_id": creds["aws_access_key_id"],
                   "secret_access_key": creds["aws_secret_access_key"], "account": account}))

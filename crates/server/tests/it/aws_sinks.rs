@@ -232,6 +232,28 @@ async fn aws_wrong_secret_pauses_each_kind_with_the_services_error() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_assume_role_with_an_external_id_then_deliver_with_the_temporary_keys() {
+    let moto = Moto::start(true);
+    let keys = aws_setup(&moto);
+    let s = server();
+    let expected = ingest_all(&s, 20).await;
+    let (_, mut body) = definitions(&moto.endpoint(), &keys).swap_remove(1);
+    body["config"]["role_arn"] = json!("arn:aws:iam::123456789012:role/relay");
+    body["config"]["external_id"] = json!("ext-1");
+    body["config"]["sts_endpoint"] = json!(moto.endpoint());
+    let sink = create_sink(&s, &s.admin, body).await;
+    wait_drained(&s, "kinesis", sink["id"].as_str().unwrap()).await;
+    let kinesis = aws_read(&moto, &keys, "kinesis", "audit");
+    let arrivals: Vec<Arrival> = kinesis["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| arrival(&serde_json::from_str(r["data"].as_str().unwrap()).unwrap()))
+        .collect();
+    assert_eq!(check_arrivals("kinesis via AssumeRole", &arrivals, &expected), 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The scripted receiver.
 
