@@ -13,8 +13,10 @@ use serde_json::Value;
 #[cfg(feature = "kafka")]
 use crate::kafka::KafkaConfig;
 use crate::{
-    datadog::DatadogConfig, elastic::ElasticConfig, generic_https::GenericHttpsConfig, otlp::OtlpConfig, s3::S3Config,
-    sentinel::SentinelConfig, splunk_hec::SplunkHecConfig, syslog::SyslogConfig, webhook::WebhookConfig, ConfigError,
+    cloudwatch_logs::CloudWatchLogsConfig, datadog::DatadogConfig, elastic::ElasticConfig,
+    eventbridge::EventBridgeConfig, firehose::FirehoseConfig, generic_https::GenericHttpsConfig,
+    kinesis::KinesisConfig, otlp::OtlpConfig, s3::S3Config, sentinel::SentinelConfig, splunk_hec::SplunkHecConfig,
+    syslog::SyslogConfig, webhook::WebhookConfig, ConfigError,
 };
 
 /// Secrets every kind takes, for the stage in front of it (the engine's filter and transform):
@@ -190,6 +192,10 @@ sink_kinds! {
     S3(S3Config) in s3,
     Syslog(SyslogConfig) in syslog,
     Otlp(OtlpConfig) in otlp,
+    CloudwatchLogs(CloudWatchLogsConfig) in cloudwatch_logs,
+    Kinesis(KinesisConfig) in kinesis,
+    Firehose(FirehoseConfig) in firehose,
+    Eventbridge(EventBridgeConfig) in eventbridge,
 }
 
 /// Each kind built in, described from its types.

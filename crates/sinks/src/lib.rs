@@ -12,13 +12,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use auditrelay_core::StoredEvent;
 
+pub mod aws;
+pub mod cloudwatch_logs;
 pub mod datadog;
 pub mod elastic;
+pub mod eventbridge;
+pub mod firehose;
 pub mod generic_https;
 pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod kinds;
+pub mod kinesis;
 pub mod otlp;
 pub mod registry;
 pub mod s3;

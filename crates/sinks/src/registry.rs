@@ -35,6 +35,12 @@ pub const ALL_KINDS: &[&str] = &[
     "s3",
     "syslog",
     "otlp",
+    "cloudwatch_logs",
+    "kinesis",
+    "firehose",
+    "eventbridge",
+    "security_lake",
+    "pubsub",
 ];
 
 pub fn kind_spec(kind: &str) -> Option<&'static KindSpec> {

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod abuse_limits;
+mod aws_sinks;
 mod bad_input;
 mod common;
 mod concurrency;

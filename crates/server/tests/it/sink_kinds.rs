@@ -7,7 +7,7 @@ use crate::common;
 use common::{assert_error, send, TestServer};
 use serde_json::{json, Value};
 
-const KINDS: [&str; 10] = [
+const KINDS: [&str; 14] = [
     "webhook",
     "splunk_hec",
     "sentinel",
@@ -18,6 +18,10 @@ const KINDS: [&str; 10] = [
     "s3",
     "syslog",
     "otlp",
+    "cloudwatch_logs",
+    "kinesis",
+    "firehose",
+    "eventbridge",
 ];
 
 async fn kinds(s: &TestServer, token: &str) -> Vec<Value> {

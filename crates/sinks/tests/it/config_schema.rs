@@ -85,6 +85,34 @@ fn examples() -> Vec<(&'static str, Value)> {
                    "app_name": "auditrelay", "facility": "local4", "vendor": "Acme"}),
         ),
         ("syslog", json!({"host": "[2001:db8::1]", "facility": 3, "tls": false})),
+        (
+            "cloudwatch_logs",
+            json!({"log_group": "/audit/relay", "log_stream": "relay-{tenant}", "create_missing": true, "region": "eu-west-1",
+                   "endpoint": "https://logs.example.com", "role_arn": "arn:aws:iam::123456789012:role/relay",
+                   "external_id": "ext-1", "sts_endpoint": "https://sts.example.com", "vendor": "Acme"}),
+        ),
+        ("cloudwatch_logs", json!({"log_group": "g", "region": "us-east-1"})),
+        (
+            "kinesis",
+            json!({"stream_name": "audit.events", "partition_key": "actor.id", "region": "eu-west-1",
+                   "endpoint": "https://kinesis.example.com", "role_arn": "arn:aws-cn:iam::123456789012:role/a/b",
+                   "external_id": "x_1"}),
+        ),
+        (
+            "kinesis",
+            json!({"stream_name": "s", "region": "us-east-1", "partition_key": "tenant"}),
+        ),
+        (
+            "firehose",
+            json!({"delivery_stream": "audit-stream", "region": "eu-west-1", "role_arn": "arn:aws:iam::123456789012:role/r",
+                   "sts_endpoint": "https://sts.example.com"}),
+        ),
+        (
+            "eventbridge",
+            json!({"event_bus": "arn:aws:events:eu-west-1:123456789012:event-bus/audit", "source": "com.example.relay",
+                   "detail_type": "audit {tenant} {type}", "region": "eu-west-1", "endpoint": "https://events.example.com"}),
+        ),
+        ("eventbridge", json!({"region": "us-east-1"})),
     ];
     if cfg!(feature = "kafka") {
         v.push((
