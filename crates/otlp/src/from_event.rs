@@ -36,7 +36,7 @@ fn int(v: i64) -> AnyValue {
     }
 }
 
-fn obj<'a>(v: Option<&'a Value>) -> Option<&'a Map<String, Value>> {
+fn obj(v: Option<&Value>) -> Option<&Map<String, Value>> {
     v.and_then(Value::as_object)
 }
 
@@ -223,10 +223,13 @@ fn schema_url(v: &Value) -> String {
     v.get("schema_url").and_then(Value::as_str).unwrap_or("").to_owned()
 }
 
+/// One resource's scopes, each with its records, in first-seen order.
+type ScopeGroups = Vec<(Value, Vec<LogRecord>)>;
+
 /// The request for `events` (one tenant's, in offset order): one `ResourceLogs` per distinct
 /// resource, one `ScopeLogs` per distinct scope within it, records in event order within each.
 pub fn to_request(events: &[StoredEvent]) -> ExportLogsServiceRequest {
-    let mut groups: Vec<(Value, Vec<(Value, Vec<LogRecord>)>)> = Vec::new();
+    let mut groups: Vec<(Value, ScopeGroups)> = Vec::new();
     for event in events {
         let Placed {
             resource,
@@ -289,7 +292,7 @@ mod tests {
         }
     }
 
-    fn attr<'a>(r: &'a LogRecord, key: &str) -> Option<Value> {
+    fn attr(r: &LogRecord, key: &str) -> Option<Value> {
         r.attributes
             .iter()
             .find(|kv| kv.key == key)
