@@ -155,6 +155,12 @@ impl Engine {
         }
     }
 
+    /// This process's id in the lease table. Sources lease under the same id: one process is
+    /// one live node, or the fair share of sinks per node would halve.
+    pub fn node_id(&self) -> &str {
+        &self.shared.node_id
+    }
+
     pub fn master_key(&self) -> &Keyring {
         &self.shared.key
     }

@@ -8,6 +8,7 @@ import { sinkDetail } from './sink_detail.js';
 import { live } from './live.js';
 import { tenantsPage } from './tenants.js';
 import { integrityPage } from './integrity.js';
+import { sourcesPage } from './sources.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -22,6 +23,7 @@ const routes = [
   [/^#\/live$/, 'live', 'read', () => live(main)],
   [/^#\/tenants$/, 'tenants', 'operator', () => tenantsPage(main)],
   [/^#\/integrity$/, 'integrity', 'read', () => integrityPage(main)],
+  [/^#\/sources$/, 'sources', 'operator', () => sourcesPage(main)],
 ];
 
 async function render() {

@@ -79,6 +79,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../console/integrity.js"),
     ),
+    (
+        "sources.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../console/sources.js"),
+    ),
     ("favicon.svg", "image/svg+xml", include_bytes!("../console/favicon.svg")),
 ];
 

@@ -155,6 +155,7 @@ pub async fn serve_with(args: ServeArgs, hooks: Hooks) -> anyhow::Result<()> {
             clock: clock.clone(),
         },
         engine.master_key().clone(),
+        engine.node_id().to_owned(),
         shutdown.clone(),
     );
     let state = AppState {

@@ -55,10 +55,11 @@ pub fn start(
     store: Arc<dyn Store>,
     appender: ServerAppender,
     keyring: Keyring,
+    node_id: String,
     shutdown: CancellationToken,
 ) -> (Supervisor, tokio::task::JoinHandle<()>) {
     let options = SupervisorOptions {
-        node_id: auditrelay_core::ids::new_prefixed_id("node"),
+        node_id,
         lease_ttl: LEASE_TTL,
         restart_after: std::time::Duration::from_secs(2),
         open_secrets: Arc::new(move |row| {

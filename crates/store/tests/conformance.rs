@@ -432,8 +432,8 @@ async fn postgres_reconnect_keeps_log_and_heads() {
             .unwrap();
     assert_eq!(
         (rows, versions),
-        (5, 5),
-        "each migration recorded once (log, leases, chain, retention, raw no longer required)"
+        (6, 6),
+        "each migration recorded once (log, leases, chain, retention, raw no longer required, sources)"
     );
     store.close().await;
 }

@@ -77,7 +77,7 @@ pub struct PatchSource {
 
 /// A source as the API shows it: its definition and the *names* of its secrets.
 #[derive(Serialize, ToSchema)]
-#[schema(as = Source)]
+#[schema(as = SourceDefinition)]
 pub struct SourceView {
     #[schema(value_type = SourceIdDoc)]
     id: String,

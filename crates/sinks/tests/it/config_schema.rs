@@ -86,6 +86,11 @@ fn examples() -> Vec<(&'static str, Value)> {
         ),
         ("syslog", json!({"host": "[2001:db8::1]", "facility": 3, "tls": false})),
         (
+            "otlp",
+            json!({"url": "https://otel.example.com:4318/v1/logs", "protocol": "http/json", "compression": "none",
+                   "headers": {"X-Scope-OrgID": "soc"}, "auth_header": "Api-Key"}),
+        ),
+        (
             "cloudwatch_logs",
             json!({"log_group": "/audit/relay", "log_stream": "relay-{tenant}", "create_missing": true, "region": "eu-west-1",
                    "endpoint": "https://logs.example.com", "role_arn": "arn:aws:iam::123456789012:role/relay",

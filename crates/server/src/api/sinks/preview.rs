@@ -37,7 +37,7 @@ pub struct PreviewRequest {
     #[schema(value_type = CreateSink)]
     sink: Value,
     /// Events as `POST /v1/events` takes them; left out: the tenant's last ten stored events.
-    #[schema(value_type = Option<Vec<Object>>, max_items = 100)]
+    #[schema(value_type = Option<Vec<crate::api::event_doc::Event>>, min_items = 1, max_items = 100)]
     events: Option<Vec<Value>>,
 }
 

@@ -36,6 +36,7 @@ pub enum SinkFormat {
     Leef,
     Ocsf,
     Raw,
+    Otlp,
 }
 
 doc::json_schema! {
