@@ -103,10 +103,10 @@ impl PubSubConfig {
         if endpoint.query().is_some() || endpoint.fragment().is_some() {
             return Err(ConfigError::new("config.endpoint", "must not have a query or fragment"));
         }
-        if endpoint.scheme() != "https" && !emulator {
+        if endpoint.scheme() != "https" && !emulator && !is_loopback(&endpoint) {
             return Err(ConfigError::new(
                 "config.endpoint",
-                "must be https (plain http only with `emulator: true`)",
+                "must be https (plain http only with `emulator: true` or a loopback address)",
             ));
         }
         let base = endpoint.as_str().trim_end_matches('/');
@@ -120,6 +120,17 @@ impl PubSubConfig {
             emulator,
             options: self.format_options()?,
         })
+    }
+}
+
+/// A loopback host (`localhost`, 127.0.0.0/8, `::1`): plain HTTP never leaves the machine (a
+/// local proxy or test double; reaching it needs `--allow-private-networks` anyway).
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -405,7 +416,7 @@ mod tests {
         assert_eq!(e(json!({"project": "My Proj", "topic": "audit"})), "config.project");
         assert_eq!(e(json!({"project": "p", "topic": "goog-x"})), "config.topic");
         assert_eq!(
-            e(json!({"project": "p", "topic": "audit", "endpoint": "http://127.0.0.1:8085"})),
+            e(json!({"project": "p", "topic": "audit", "endpoint": "http://pubsub.example.com"})),
             "config.endpoint"
         );
         let c =
