@@ -212,8 +212,8 @@ mod tests {
     fn key_file_errors_name_the_field() {
         let e = ServiceAccount::parse("nope", "secrets.service_account_json").unwrap_err();
         assert_eq!(e.field, "secrets.service_account_json");
-        let e = ServiceAccount::parse(r#"{"client_email":"a@b","private_key":"x"}"#, "s").unwrap_err();
+        let e = ServiceAccount::parse(r#"{"client_email":"a@b","private_key":"s3cr3t-key"}"#, "s").unwrap_err();
         assert!(e.message.contains("PKCS#8"), "{e}");
-        assert!(!e.message.contains('x') || !e.message.contains("\"x\""));
+        assert!(!e.to_string().contains("s3cr3t"), "{e}");
     }
 }
