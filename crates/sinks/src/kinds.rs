@@ -15,8 +15,8 @@ use crate::kafka::KafkaConfig;
 use crate::{
     cloudwatch_logs::CloudWatchLogsConfig, datadog::DatadogConfig, elastic::ElasticConfig,
     eventbridge::EventBridgeConfig, firehose::FirehoseConfig, generic_https::GenericHttpsConfig,
-    kinesis::KinesisConfig, otlp::OtlpConfig, s3::S3Config, sentinel::SentinelConfig, splunk_hec::SplunkHecConfig,
-    syslog::SyslogConfig, webhook::WebhookConfig, ConfigError,
+    kinesis::KinesisConfig, otlp::OtlpConfig, pubsub::PubSubConfig, s3::S3Config, sentinel::SentinelConfig,
+    splunk_hec::SplunkHecConfig, syslog::SyslogConfig, webhook::WebhookConfig, ConfigError,
 };
 
 /// Secrets every kind takes, for the stage in front of it (the engine's filter and transform):
@@ -196,6 +196,7 @@ sink_kinds! {
     Kinesis(KinesisConfig) in kinesis,
     Firehose(FirehoseConfig) in firehose,
     Eventbridge(EventBridgeConfig) in eventbridge,
+    Pubsub(PubSubConfig) in pubsub,
 }
 
 /// Each kind built in, described from its types.

@@ -25,6 +25,7 @@ pub mod kafka;
 pub mod kinds;
 pub mod kinesis;
 pub mod otlp;
+pub mod pubsub;
 pub mod registry;
 pub mod s3;
 mod secret_header;

@@ -20,6 +20,7 @@ mod openapi;
 mod otlp;
 mod otlp_sink;
 mod postgres;
+mod pubsub_sink;
 mod retention;
 mod schema_fuzz;
 mod secrets_at_rest;

@@ -7,7 +7,7 @@ use crate::common;
 use common::{assert_error, send, TestServer};
 use serde_json::{json, Value};
 
-const KINDS: [&str; 14] = [
+const KINDS: [&str; 15] = [
     "webhook",
     "splunk_hec",
     "sentinel",
@@ -22,6 +22,7 @@ const KINDS: [&str; 14] = [
     "kinesis",
     "firehose",
     "eventbridge",
+    "pubsub",
 ];
 
 async fn kinds(s: &TestServer, token: &str) -> Vec<Value> {
