@@ -47,6 +47,19 @@ impl Appender for ServerAppender {
             .await
             .map_err(|e| AppendFailure(e.to_string()))
     }
+
+    async fn tenant_exists(&self, tenant: &str) -> Result<bool, AppendFailure> {
+        if !auditrelay_core::ids::is_valid_tenant_id(tenant) {
+            return Ok(false);
+        }
+        if self.tenants.ensure(self.store.as_ref(), tenant).await.is_ok() {
+            return Ok(true);
+        }
+        match self.store.tenant(tenant).await {
+            Ok(t) => Ok(t.is_some()),
+            Err(e) => Err(AppendFailure(e.to_string())),
+        }
+    }
 }
 
 /// Starts the supervisor; it stops every source when `shutdown` fires (await the handle before

@@ -22,6 +22,9 @@ pub trait Appender: Send + Sync {
     /// Appends already validated events of one or more tenants; returns once they are durable,
     /// with one outcome per event in order. All or nothing, as the store's `append`.
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>, AppendFailure>;
+    /// Whether `tenant` exists (sources that take the tenant from each record check it, so one
+    /// bad record never fails a whole batch).
+    async fn tenant_exists(&self, tenant: &str) -> Result<bool, AppendFailure>;
 }
 
 /// Validates one event (a JSON object) as `POST /v1/events` would, for `tenant`. The error

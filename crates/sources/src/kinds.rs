@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::outbox::{MysqlOutboxConfig, PostgresOutboxConfig};
 use crate::syslog::SyslogConfig;
 
 /// A `config` (or definition) the API refuses: the field at fault and why.
@@ -100,7 +101,11 @@ macro_rules! source_kinds {
             /// Checks that need the machine (files readable, the listen address free).
             /// `previous`: the definition being replaced, whose running instance may hold
             /// resources the new one reuses.
-            pub async fn preflight(&self, previous: Option<&SourceConfig>) -> Result<(), ConfigError> {
+            pub async fn preflight(
+                &self,
+                previous: Option<&SourceConfig>,
+                secrets: &std::collections::BTreeMap<String, String>,
+            ) -> Result<(), ConfigError> {
                 match self {
                     $(SourceConfig::$variant(config) => {
                         #[allow(unreachable_patterns)]
@@ -108,7 +113,7 @@ macro_rules! source_kinds {
                             Some(SourceConfig::$variant(p)) => Some(p),
                             _ => None,
                         };
-                        crate::$module::preflight(config, previous).await
+                        crate::$module::preflight(config, previous, secrets).await
                     })*
                 }
             }
@@ -148,6 +153,19 @@ macro_rules! source_kinds {
 // lib.rs, and one line here.
 source_kinds! {
     Syslog(SyslogConfig) in syslog,
+    PostgresOutbox(PostgresOutboxConfig) in postgres_outbox,
+    MysqlOutbox(MysqlOutboxConfig) in mysql_outbox,
+}
+
+impl SourceConfig {
+    /// Whether each record names its tenant (outbox `tenant_column`), so `tenant` may be omitted.
+    pub fn tenant_from_records(&self) -> bool {
+        match self {
+            SourceConfig::Syslog(_) => false,
+            SourceConfig::PostgresOutbox(c) => c.0.tenant_column.is_some(),
+            SourceConfig::MysqlOutbox(c) => c.0.tenant_column.is_some(),
+        }
+    }
 }
 
 /// The spec of a built-in kind.

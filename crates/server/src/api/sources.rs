@@ -258,12 +258,16 @@ fn check_secrets(kind: &str, secrets: &BTreeMap<String, String>) -> ApiResult<()
 
 /// The tenant rules: kinds that append to one tenant need an existing one, never the system
 /// tenant.
-async fn check_tenant(state: &AppState, kind: &str, tenant: Option<&str>) -> ApiResult<()> {
-    let needs = kind_spec(kind).is_some_and(|s| s.needs_tenant);
+async fn check_tenant(state: &AppState, kind: &str, tenant: Option<&str>, config: &SourceConfig) -> ApiResult<()> {
+    let needs = kind_spec(kind).is_some_and(|s| s.needs_tenant) || !config.tenant_from_records();
     match tenant {
         None if needs => Err(ApiError::invalid_field(
             "tenant",
-            format!("tenant: is required for `{kind}` sources (their events go to one tenant)"),
+            if config.tenant_from_records() || kind_spec(kind).is_some_and(|s| s.needs_tenant) {
+                format!("tenant: is required for `{kind}` sources (their events go to one tenant)")
+            } else {
+                format!("tenant: is required for `{kind}` sources without `config.tenant_column`")
+            },
         )),
         Some(t) if t == auditrelay_core::ids::SYSTEM_TENANT => Err(ApiError::invalid_field(
             "tenant",
@@ -282,6 +286,7 @@ async fn preflight(
     config: &SourceConfig,
     id: &str,
     previous: Option<&SourceConfig>,
+    secrets: &BTreeMap<String, String>,
 ) -> ApiResult<()> {
     // Another stored source on the same address would fail to bind later: say so now.
     let mut after: Option<String> = None;
@@ -308,7 +313,7 @@ async fn preflight(
         }
         after = page.last().map(|r| r.id.clone());
     }
-    config.preflight(previous).await.map_err(config_error)
+    config.preflight(previous, secrets).await.map_err(config_error)
 }
 
 /// List the source kinds this build can run.
@@ -363,11 +368,11 @@ pub async fn create_source(
     let request: CreateSource = parse_body(&body)?;
     check_name(&request.name)?;
     let config = SourceConfig::parse(&request.kind, &Value::Object(request.config.clone())).map_err(config_error)?;
-    check_tenant(&state, &request.kind, request.tenant.as_deref()).await?;
+    check_tenant(&state, &request.kind, request.tenant.as_deref(), &config).await?;
     check_secrets(&request.kind, &request.secrets)?;
     let id = SourceId::generate().to_string();
     if !request.paused {
-        preflight(&state, &config, &id, None).await?;
+        preflight(&state, &config, &id, None, &request.secrets).await?;
     }
     let spec = SourceSpec {
         name: request.name,
@@ -509,7 +514,7 @@ pub async fn patch_source(
     }
     let config = SourceConfig::parse(&spec.kind, &Value::Object(spec.config.clone())).map_err(config_error)?;
     let tenant = request.tenant.or(row.tenant.clone());
-    check_tenant(&state, &spec.kind, tenant.as_deref()).await?;
+    check_tenant(&state, &spec.kind, tenant.as_deref(), &config).await?;
     let mut secrets = open_secrets(&state, &row)?;
     for (name, value) in request.secrets.unwrap_or_default() {
         match value {
@@ -519,7 +524,7 @@ pub async fn patch_source(
     }
     check_secrets(&spec.kind, &secrets)?;
     if !row.paused {
-        preflight(&state, &config, &id, previous.as_ref()).await?;
+        preflight(&state, &config, &id, previous.as_ref(), &secrets).await?;
     }
     let next = SourceRow {
         tenant,
@@ -573,7 +578,8 @@ async fn set_paused(state: &AppState, principal: &Principal, id: &str, paused: b
     if !paused && row.paused {
         // Resuming binds again: check the address is still free.
         if let Ok(config) = parse_spec(&row)?.typed() {
-            preflight(state, &config, id, None).await?;
+            let secrets = open_secrets(state, &row)?;
+            preflight(state, &config, id, None, &secrets).await?;
         }
     }
     let row = state

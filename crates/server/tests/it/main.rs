@@ -29,6 +29,7 @@ mod siem_matrix;
 mod sink_kinds;
 mod sinks_api;
 mod sources_api;
+mod sources_outbox;
 mod sources_syslog;
 mod ssrf;
 mod three_nodes;

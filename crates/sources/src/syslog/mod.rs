@@ -18,7 +18,11 @@ use crate::supervisor::RunContext;
 
 /// Save-time checks: the certificate and key load, and the address can be bound (unless the
 /// source's own running listener already holds it).
-pub(crate) async fn preflight(config: &SyslogConfig, previous: Option<&SyslogConfig>) -> Result<(), ConfigError> {
+pub(crate) async fn preflight(
+    config: &SyslogConfig,
+    previous: Option<&SyslogConfig>,
+    _secrets: &std::collections::BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
     let settings = config.settings()?;
     if let Some((cert, key)) = &settings.tls {
         listener::tls_acceptor(cert, key).map_err(|(field, message)| ConfigError::new(field, message))?;
