@@ -75,11 +75,12 @@ pub(crate) const HEADER_NAME_PATTERN: &str = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
 /// A header value `reqwest` accepts: no control characters but tab.
 pub(crate) const HEADER_VALUE_PATTERN: &str = r"^[^\u0000-\u0008\u000A-\u001F\u007F]*$";
 
-/// Every URL a sink calls: `http` or `https`, no control characters, no space at the ends. The
+/// Every URL a sink calls: `http://` or `https://`, printable ASCII without backslashes (a URI;
+/// punycode for international host names), no space at the end. The
 /// rest (a host, no user name or password) is checked by the server only
 /// (see [`crate::http::parse_url`]).
 pub(crate) const HTTP_URL_PATTERN: &str =
-    r"^[Hh][Tt][Tt][Pp][Ss]?:([^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u009F])?$";
+    r"^[Hh][Tt][Tt][Pp][Ss]?://([\u0020-\u005B\u005D-\u007E]*[\u0021-\u005B\u005D-\u007E])?$";
 
 /// Schema of an optional URL of the sink's (`http`/`https`).
 pub(crate) fn opt_url_schema(_: &mut SchemaGenerator) -> Schema {

@@ -343,6 +343,14 @@ fn sink_config(doc: &mut Value) {
             variant["title"] = json!(format!("{base} ({kind})"));
             variant["properties"]["kind"] = json!({ "type": "string", "const": kind });
             variant["properties"]["config"] = json!({ "$ref": format!("#/components/schemas/SinkConfig_{kind}") });
+            // A kind whose `config` cannot be empty needs it on create (and in a preview): the
+            // kind's own parser says so, not a list kept here.
+            let empty_config_refused = auditrelay_sinks::SinkConfig::parse(kind, &json!({})).is_err();
+            if base == "SinkCreate" && empty_config_refused {
+                if let Some(required) = variant["required"].as_array_mut() {
+                    required.push(json!("config"));
+                }
+            }
             // An example belongs to the variant of its own kind only.
             if let Some(object) = variant.as_object_mut() {
                 if object.get("example").is_some_and(|e| e["kind"] != *kind) {

@@ -25,7 +25,7 @@ const MAX_EXAMPLES: &str = "15";
 /// - `pollEvents`: `wait` holds a request up to 60 s when nothing is after the cursor; the
 ///   fuzzer would spend its time waiting, so it sends `wait=0` (the bounds are still checked
 ///   by `tests/openapi.rs` and the long-poll tests).
-/// - `createSink` / `updateSink`: `config` is each kind's own schema (`doc::sink_config_schemas`),
+/// - `createSink` / `updateSink` / `previewSink`: `config` is each kind's own schema (`doc::sink_config_schemas`),
 ///   but some rules are beyond JSON Schema (a URL's host, a receiver the SSRF guard refuses
 ///   after resolving it, which secret goes with which setting; listed in
 ///   `crates/sinks/tests/it/config_schema.rs`): the kind's `400 invalid_request` naming
@@ -41,7 +41,7 @@ include-operation-id = "pollEvents"
 parameters = { "query.wait" = 0 }
 
 [[operations]]
-include-operation-id = ["createSink", "updateSink", "setRetention", "startReplay"]
+include-operation-id = ["createSink", "updateSink", "previewSink", "setRetention", "startReplay"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
 "#;
 

@@ -35,7 +35,7 @@ aws_config! {
         pub event_bus: Option<String>,
         /// The events' `source` (default `auditrelay`); rules match on it. Not `aws.*`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[schemars(length(min = 1, max = 256), pattern(r"^[A-Za-z0-9._-]+$"), extend("not" = {"pattern": "^aws\\."}, "default" = DEFAULT_SOURCE))]
+        #[schemars(length(min = 1, max = 256), pattern(r"^[A-Za-z0-9._-]+$"), extend("not" = {"type": "string", "pattern": "^aws\\."}, "default" = DEFAULT_SOURCE))]
         pub source: Option<String>,
         /// The events' `detail-type`: text with `{type}` (the event's type) and `{tenant}`
         /// placeholders (default `{type}`); at most 128 characters once rendered.

@@ -45,6 +45,23 @@ pub fn parse_url(raw: &str, field: &str) -> Result<Url, ConfigError> {
             "must not contain control characters or start or end with a space",
         ));
     }
+    // A URI is ASCII (RFC 3986, the schema's `format: uri`): an international host name is
+    // written in punycode (`xn--…`), which also keeps look-alike characters out of an address.
+    if !raw.is_ascii() {
+        return Err(ConfigError::new(
+            field,
+            "must be ASCII: write an international host name in punycode (xn--…) and percent-encode the path",
+        ));
+    }
+    // `https:host` and backslashes are URLs to a browser's parser (which guesses), not to a
+    // reader of the configuration: the server takes the unambiguous form only.
+    let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) || raw.contains('\\') {
+        return Err(ConfigError::new(
+            field,
+            "must be an absolute http:// or https:// URL (no backslashes)",
+        ));
+    }
     let url = Url::parse(raw).map_err(|e| ConfigError::new(field, format!("not a valid URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ConfigError::new(
@@ -159,9 +176,13 @@ mod tests {
     #[test]
     fn parse_url_refuses_bad_shapes() {
         let err = |raw: &str| parse_url(raw, "config.url").unwrap_err();
-        assert!(err("not a url").message.contains("not a valid URL"));
-        assert!(err("ftp://example.com/").message.contains("http or https"));
-        assert!(err("file:///etc/passwd").message.contains("http or https"));
+        assert!(err("not a url").message.contains("http:// or https://"));
+        assert!(err("ftp://example.com/").message.contains("http:// or https://"));
+        assert!(err("file:///etc/passwd").message.contains("http:// or https://"));
+        assert!(err("https:example.com").message.contains("absolute"));
+        assert!(err("https://example.com\\hook").message.contains("backslash"));
+        assert!(err("https://bücher.example/").message.contains("punycode"));
+        assert!(err("https://[::1").message.contains("not a valid URL"));
         let e = err("https://user:pw@example.com/");
         assert_eq!(e.field, "config.url");
         assert!(e.message.contains("user name or password"), "{e}");

@@ -86,6 +86,10 @@ fn examples() -> Vec<(&'static str, Value)> {
         ),
         ("syslog", json!({"host": "[2001:db8::1]", "facility": 3, "tls": false})),
         (
+            "pubsub",
+            json!({"project": "acme-sec", "topic": "audit", "endpoint": "https://pubsub.googleapis.com", "ordering": true}),
+        ),
+        (
             "otlp",
             json!({"url": "https://otel.example.com:4318/v1/logs", "protocol": "http/json", "compression": "none",
                    "headers": {"X-Scope-OrgID": "soc"}, "auth_header": "Api-Key"}),

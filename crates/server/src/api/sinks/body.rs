@@ -58,6 +58,32 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// Reads `T` only from a JSON object. Serde's derived structs also accept an array of their
+/// fields in order, so `"breaker": [null, null]` would silently mean "the defaults"; the
+/// document says these are objects, and the server agrees.
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = ObjectOnly<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(ObjectOnly)
+            }
+        }
+        d.deserialize_map(Visitor(std::marker::PhantomData))
+    }
+}
+
+/// An optional policy object (`batch`, `retry`, `breaker`): absent or `null` is `None`.
+fn object_only<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    Option::<ObjectOnly<T>>::deserialize(d).map(|o| o.map(|ObjectOnly(t)| t))
+}
+
 /// Batching of a new or changed sink; omitted fields keep their default (create) or current
 /// value (update).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -161,7 +187,9 @@ pub struct CreateSink {
     /// Default `now`.
     #[schema(value_type = Option<StartAtSchema>)]
     pub start_at: Option<StartAt>,
+    #[serde(default, deserialize_with = "object_only")]
     pub batch: Option<BatchInput>,
+    #[serde(default, deserialize_with = "object_only")]
     pub retry: Option<RetryInput>,
     /// Per delivery; default 10000.
     #[schema(value_type = Option<u64>, minimum = 1, maximum = 300000)]
@@ -171,6 +199,7 @@ pub struct CreateSink {
     pub max_in_flight: Option<Bounded<1, 64>>,
     /// Default `dead_letter`.
     pub on_exhausted: Option<OnExhausted>,
+    #[serde(default, deserialize_with = "object_only")]
     pub breaker: Option<BreakerInput>,
     /// A CEL condition over `event` (the event as the `json` format renders it); only events
     /// for which it is `true` are sent, the cursor passes the others.
@@ -246,13 +275,16 @@ pub struct PatchSink {
     pub event_types: Option<Option<Vec<TypeGlobIn>>>,
     #[schema(value_type = Option<StartAtSchema>)]
     pub start_at: Option<StartAt>,
+    #[serde(default, deserialize_with = "object_only")]
     pub batch: Option<BatchInput>,
+    #[serde(default, deserialize_with = "object_only")]
     pub retry: Option<RetryInput>,
     #[schema(value_type = Option<u64>, minimum = 1, maximum = 300000)]
     pub timeout_ms: Option<Bounded<1, 300_000>>,
     #[schema(value_type = Option<u64>, minimum = 1, maximum = 64)]
     pub max_in_flight: Option<Bounded<1, 64>>,
     pub on_exhausted: Option<OnExhausted>,
+    #[serde(default, deserialize_with = "object_only")]
     pub breaker: Option<BreakerInput>,
     /// `null`: no filter.
     #[serde(default, deserialize_with = "present")]

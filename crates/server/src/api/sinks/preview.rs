@@ -93,11 +93,20 @@ pub async fn preview_sink(
     principal.require(Scope::Manage)?;
     let ApiJson(body) = body?;
     let request: PreviewRequest = parse_body(&body)?;
+    // The document says `config` is an object; a preview does not read `null` as `{}`.
+    if request.sink.get("config").is_some_and(Value::is_null) {
+        return Err(ApiError::invalid_field("sink.config", "sink.config: must be an object"));
+    }
     let sink: CreateSink = parse_body(&request.sink).map_err(|e| under_sink(e, "sink"))?;
     let tenant = principal.tenant_for(sink.tenant.as_deref())?;
     let kind = kind_spec(&sink.kind)
         .ok_or_else(|| ApiError::invalid_field("sink.kind", format!("sink.kind: unknown sink kind `{}`", sink.kind)))?;
     let spec = sink.spec(kind.formats).map_err(|e| under_sink(e, "sink"))?;
+    // The kind's own checks that need no network: the same `config` a create would refuse is
+    // refused here, so a preview never shows records for a definition that cannot be saved.
+    auditrelay_sinks::SinkConfig::parse(&sink.kind, &Value::Object(spec.config.clone())).map_err(|e| {
+        ApiError::invalid_field(&format!("sink.{}", e.field), format!("sink.{}: {}", e.field, e.message))
+    })?;
     let format = Format::parse(&spec.format)
         .ok_or_else(|| ApiError::invalid_field("sink.format", "sink.format: unknown format"))?;
     let options = FormatOptions::from_config(&spec.config)

@@ -55,13 +55,13 @@ doc::json_schema! {
     pub struct TransformSchema = {
         "type": "object",
         "additionalProperties": false,
-        "description": "Applied in this order: drop, redact (\"[REDACTED]\"), hash (\"hmac-sha256:<hex>\" keyed by the write-only `hash_key` secret), rename, set. Paths are dotted; a missing path is a no-op; `offset`, `tenant_id`, `id`, `chain` and `transformed` cannot be changed.",
+        "description": "Applied in this order: drop, redact (\"[REDACTED]\"), hash (\"hmac-sha256:<hex>\" keyed by the write-only `hash_key` secret), rename, set. Paths are dotted (no empty segment); a missing path is a no-op; `offset`, `tenant_id`, `id`, `chain` and `transformed` cannot be changed; a path appears in at most one of drop, redact and hash, and a rename cannot be onto itself.",
         "properties": {
-            "drop": { "type": "array", "items": { "type": "string", "minLength": 1 } },
-            "redact": { "type": "array", "items": { "type": "string", "minLength": 1 } },
-            "hash": { "type": "array", "items": { "type": "string", "minLength": 1 } },
-            "rename": { "type": "object", "additionalProperties": { "type": "string", "minLength": 1 } },
-            "set": { "type": "object" }
+            "drop": { "type": "array", "uniqueItems": true, "items": { "type": "string", "pattern": "^[^.]+(\\.[^.]+)*$", "not": { "pattern": "^(offset|tenant_id|id|chain|transformed)(\\.|$)" } } },
+            "redact": { "type": "array", "uniqueItems": true, "items": { "type": "string", "pattern": "^[^.]+(\\.[^.]+)*$", "not": { "pattern": "^(offset|tenant_id|id|chain|transformed)(\\.|$)" } } },
+            "hash": { "type": "array", "uniqueItems": true, "items": { "type": "string", "pattern": "^[^.]+(\\.[^.]+)*$", "not": { "pattern": "^(offset|tenant_id|id|chain|transformed)(\\.|$)" } } },
+            "rename": { "type": "object", "propertyNames": { "type": "string", "pattern": "^[^.]+(\\.[^.]+)*$", "not": { "pattern": "^(offset|tenant_id|id|chain|transformed)(\\.|$)" } }, "additionalProperties": { "type": "string", "pattern": "^[^.]+(\\.[^.]+)*$", "not": { "pattern": "^(offset|tenant_id|id|chain|transformed)(\\.|$)" } } },
+            "set": { "type": "object", "propertyNames": { "type": "string", "pattern": "^[^.]+(\\.[^.]+)*$", "not": { "pattern": "^(offset|tenant_id|id|chain|transformed)(\\.|$)" } } }
         },
         "examples": [{"drop": ["actor.email"], "redact": ["actor.ip_address"], "hash": ["actor.id"], "rename": {"metadata.domain": "metadata.folder"}, "set": {"metadata.env": "prod"}}]
     }
