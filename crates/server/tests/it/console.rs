@@ -8,7 +8,6 @@
 //! Plus the serving contract itself (redirect, CSP, no unknown files), without a browser.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::{repo_root, TestServer};
@@ -91,31 +90,26 @@ async fn console_end_to_end_in_chromium() {
     let metrics = std::env::temp_dir().join(format!("auditrelay-console-metrics-{}.json", std::process::id()));
     let base = s.base.clone();
     let started = Instant::now();
-    let output = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new("node")
-            .arg("e2e.mjs")
-            .current_dir(&dir)
-            .env("AUDITRELAY_BASE", &base)
-            .env("AUDITRELAY_ADMIN_TOKEN", crate::common::ADMIN_TOKEN)
-            .env("SCREENSHOT_DIR", &shots)
-            .env("METRICS_FILE", &metrics)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("running node (scripts/test-peers installs it)");
-        // Bounded: a hung browser must fail the test, not hold CI.
-        let deadline = Instant::now() + E2E_TIMEOUT;
-        while child.try_wait().expect("waiting for node").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        (child.wait_with_output().expect("node output"), metrics)
-    })
-    .await
-    .unwrap();
+    // Bounded: a hung browser must fail the test, not hold CI (the child is killed on drop).
+    let child = tokio::process::Command::new("node")
+        .arg("e2e.mjs")
+        .current_dir(&dir)
+        .env("AUDITRELAY_BASE", &base)
+        .env("AUDITRELAY_ADMIN_TOKEN", crate::common::ADMIN_TOKEN)
+        .env("SCREENSHOT_DIR", &shots)
+        .env("METRICS_FILE", &metrics)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("running node (scripts/test-peers installs it)");
+    let output = match tokio::time::timeout(E2E_TIMEOUT, child.wait_with_output()).await {
+        Ok(output) => (output.expect("node output"), metrics),
+        Err(_) => panic!(
+            "the browser test did not finish within {E2E_TIMEOUT:?}; server log:\n{}",
+            s.log()
+        ),
+    };
     let (output, metrics) = output;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);

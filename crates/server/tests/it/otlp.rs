@@ -8,7 +8,7 @@ use crate::common;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{assert_error, peer_python, repo_root, send, send_text, TestServer};
 use serde_json::{json, Value};
@@ -371,21 +371,38 @@ async fn sigkill_during_sdk_exports_loses_no_acknowledged_record() {
             .arg(&acked)
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", server.url("/otlp"))
             .env("OTEL_EXPORTER_OTLP_HEADERS", format!("Authorization=Bearer%20{key}"))
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting otel_export.py");
         exporters.push(child);
     }
-    // Kill once a good number of batches were acknowledged (polled, with a deadline).
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let n = std::fs::read_to_string(&acked).map(|s| s.lines().count()).unwrap_or(0);
-        if n >= 2000 {
-            break;
+    // Each exporter announces every acknowledged batch on stdout ("acked N") once it has
+    // written the batch's ids down; kill once a good number of records were acknowledged.
+    let (tx, mut announced) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    for child in &mut exporters {
+        let stdout = child.stdout.take().expect("piped stdout");
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(n) = line.strip_prefix("acked ").and_then(|n| n.parse().ok()) {
+                    if tx.send(n).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut acknowledged = 0usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while acknowledged < 2000 {
+        match tokio::time::timeout_at(deadline, announced.recv()).await {
+            Ok(Some(n)) => acknowledged += n,
+            Ok(None) => panic!("every exporter ended with only {acknowledged} records acknowledged"),
+            Err(_) => panic!("only {acknowledged} records acknowledged in time"),
         }
-        assert!(Instant::now() < deadline, "only {n} records acknowledged in time");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.kill_9().await;
     for mut child in exporters {

@@ -135,16 +135,19 @@ async fn emulator_receives_every_event_with_attributes_in_order_per_tenant() {
             seen.len(),
             expected.len()
         );
-        let pulled = rest(
+        // A waiting pull: the emulator answers when messages are there (bounded by the deadline).
+        let pull_url = emulator.url("subscriptions/audit-sub:pull");
+        let pull = rest(
             &http,
             reqwest::Method::POST,
-            &emulator.url("subscriptions/audit-sub:pull"),
-            json!({"maxMessages": 1000, "returnImmediately": true}),
-        )
-        .await;
+            &pull_url,
+            json!({"maxMessages": 1000, "returnImmediately": false}),
+        );
+        let Ok(pulled) = tokio::time::timeout_at(deadline.into(), pull).await else {
+            continue; // the deadline assertion above reports it
+        };
         let received = pulled["receivedMessages"].as_array().cloned().unwrap_or_default();
         if received.is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
         let mut acks = Vec::new();
