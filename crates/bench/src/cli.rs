@@ -40,6 +40,11 @@ pub enum Scenario {
     /// pending, and the CPU while they fail. Not part of `all`.
     #[value(name = "many-sinks")]
     ManySinks,
+    /// The `postgres_outbox` and `mysql_outbox` sources draining `--outbox-rows` committed rows
+    /// each, `--runs` times, beside each database's own ceiling (the relay's select + delete,
+    /// nothing appended). Needs the databases (`--outbox-postgres`, `--outbox-mysql`). Not part
+    /// of `all`.
+    Outbox,
     /// All of the above except `backlog` and `many-sinks`, in that order.
     All,
 }
@@ -55,6 +60,7 @@ impl Scenario {
             Scenario::DeliverLatency => "deliver-latency",
             Scenario::Backlog => "backlog",
             Scenario::ManySinks => "many-sinks",
+            Scenario::Outbox => "outbox",
             Scenario::All => "all",
         }
     }
@@ -194,6 +200,23 @@ pub struct Cli {
     /// that phase).
     #[arg(long, default_value_t = 1_000)]
     pub dead_sinks: usize,
+
+    /// Committed rows per outbox run (each database, each run).
+    #[arg(long, default_value_t = 100_000)]
+    pub outbox_rows: u64,
+
+    /// The outbox sources' `batch_size` (and the ceiling's).
+    #[arg(long, default_value_t = 500)]
+    pub outbox_batch: u32,
+
+    /// PostgreSQL for the outbox scenario: a database per run is created and dropped through
+    /// this connection.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub outbox_postgres: String,
+
+    /// MySQL/MariaDB for the outbox scenario, as --outbox-postgres.
+    #[arg(long, default_value = "mysql://root@127.0.0.1:3306/mysql")]
+    pub outbox_mysql: String,
 }
 
 fn parse_event_size(s: &str) -> Result<EventSize, String> {
@@ -229,6 +252,9 @@ impl Cli {
         }
         if !(self.warmup >= 0.0 && self.warmup.is_finite()) {
             bail!("--warmup must be >= 0");
+        }
+        if self.outbox_rows == 0 || self.outbox_batch == 0 {
+            bail!("--outbox-rows and --outbox-batch must be > 0");
         }
         if self.connections == 0 || self.batch_size == 0 || self.client_threads == 0 {
             bail!("--connections, --batch-size and --client-threads must be >= 1");

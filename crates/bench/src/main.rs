@@ -41,6 +41,7 @@ mod events;
 mod http;
 mod load;
 mod many_sinks;
+mod outbox;
 mod procfs;
 mod receiver;
 mod report;

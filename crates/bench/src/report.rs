@@ -25,6 +25,7 @@ pub struct Report {
     pub deliver1000: Option<ThroughputResult>,
     pub deliver_latency: Option<LatencyResult>,
     pub many_sinks: Option<crate::many_sinks::ManySinksResult>,
+    pub outbox: Vec<crate::outbox::OutboxResult>,
     pub failures: Vec<String>,
 }
 
@@ -93,6 +94,7 @@ pub fn print_json(
         "deliver_1000": report.deliver1000.as_ref().map(ThroughputResult::to_json),
         "deliver_latency": report.deliver_latency.as_ref().map(LatencyResult::to_json),
         "many_sinks": report.many_sinks.as_ref().map(crate::many_sinks::ManySinksResult::to_json),
+        "outbox": report.outbox.iter().map(crate::outbox::OutboxResult::to_json).collect::<Vec<_>>(),
         "deliver_in_flight": cli.deliver_in_flight,
         "latency_rate": cli.latency_rate,
         "server_peak_rss_bytes": peak_rss,
@@ -450,6 +452,9 @@ pub fn print_table(cli: &Cli, events: &EventSpec, mode: &str, report: &Report, f
     }
     if let Some(m) = &report.many_sinks {
         m.print();
+    }
+    for o in &report.outbox {
+        o.print();
     }
     println!();
     if let Some(rss) = peak_rss {

@@ -367,6 +367,28 @@ pub async fn run_scenarios(cli: &Cli, scenarios: &[Scenario], env: &Env<'_>) -> 
                 .context("many-sinks")?;
                 report.many_sinks = Some(r);
             }
+            Scenario::Outbox => {
+                let tenant = format!("{}-outbox", cli.tenant);
+                setup(target, operator, &tenant)
+                    .await
+                    .context("outbox: setup (tenant + key)")?;
+                let r = crate::outbox::run(
+                    target.clone(),
+                    operator,
+                    crate::outbox::OutboxConfig {
+                        rows: cli.outbox_rows,
+                        batch_size: cli.outbox_batch,
+                        runs: cli.runs,
+                        postgres_admin_url: cli.outbox_postgres.clone(),
+                        mysql_admin_url: cli.outbox_mysql.clone(),
+                        tenant,
+                        server_pid,
+                    },
+                )
+                .await
+                .context("outbox")?;
+                report.outbox = r;
+            }
             Scenario::All => {}
         }
     }

@@ -3,7 +3,6 @@
 //! auditrelay mid-stream, malformed rows moved aside, and definitions refused at save time.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -12,6 +11,7 @@ use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::common::pg::FreshDatabase;
+use crate::common::private_db::{PrivateMariadb, PrivatePostgres};
 use crate::common::TestServer;
 use crate::sources_api::{create, wait_health};
 
@@ -26,16 +26,9 @@ struct FreshMysql {
 
 static MY_COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The shared MariaDB this machine runs (127.0.0.1:3306).
 fn mysql_cli(sql: &str) -> Result<String, String> {
-    let out = Command::new("mysql")
-        .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-N", "-B", "-e", sql])
-        .output()
-        .map_err(|e| format!("running mysql: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    crate::common::private_db::mysql_cli(3306, sql)
 }
 
 impl FreshMysql {
@@ -61,45 +54,63 @@ impl Drop for FreshMysql {
     }
 }
 
-enum Db {
-    Pg(PgPool, FreshDatabase),
-    My(MySqlPool, FreshMysql),
+/// What a writer does between its inserts and its COMMIT (or ROLLBACK).
+enum Hold<'a> {
+    For(Duration),
+    /// Runs this (blocking) first: the test crashes the database here.
+    While(&'a mut (dyn FnMut() + Send)),
 }
+
+/// A pool on the test's database, and what keeps that database alive.
+enum Db {
+    // The third field is held only for its `Drop`, which drops the test's database.
+    Pg(PgPool, String, #[allow(dead_code)] Option<FreshDatabase>),
+    My(MySqlPool, String, #[allow(dead_code)] Option<FreshMysql>),
+}
+
+const PG_SCHEMA: &[&str] = &[
+    "CREATE TABLE audit_outbox (id bigserial PRIMARY KEY, tenant text, event jsonb NOT NULL)",
+    "CREATE FUNCTION audit_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS \
+     $$BEGIN PERFORM pg_notify('audit_outbox', ''); RETURN NULL; END$$",
+    "CREATE TRIGGER audit_outbox_notify AFTER INSERT ON audit_outbox \
+     FOR EACH STATEMENT EXECUTE FUNCTION audit_outbox_notify()",
+    // Which writer transactions committed: written in the same transaction as their rows, never
+    // read by the relay, so it tells the truth even when a COMMIT's answer was lost to a crash.
+    "CREATE TABLE tx_done (tx bigint PRIMARY KEY)",
+];
+
+const MYSQL_SCHEMA: &[&str] = &[
+    "CREATE TABLE audit_outbox (id BIGINT AUTO_INCREMENT PRIMARY KEY, tenant VARCHAR(64), event JSON NOT NULL)",
+    "CREATE TABLE tx_done (tx BIGINT PRIMARY KEY)",
+];
 
 impl Db {
     async fn postgres(label: &str) -> Db {
         let fresh = FreshDatabase::create(label);
-        let pool = PgPoolOptions::new()
-            .max_connections(12)
-            .connect(&fresh.url())
-            .await
-            .unwrap();
-        for sql in [
-            "CREATE TABLE audit_outbox (id bigserial PRIMARY KEY, tenant text, event jsonb NOT NULL)",
-            "CREATE FUNCTION audit_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS \
-             $$BEGIN PERFORM pg_notify('audit_outbox', ''); RETURN NULL; END$$",
-            "CREATE TRIGGER audit_outbox_notify AFTER INSERT ON audit_outbox \
-             FOR EACH STATEMENT EXECUTE FUNCTION audit_outbox_notify()",
-        ] {
+        let url = fresh.url();
+        Db::postgres_at(url, Some(fresh)).await
+    }
+
+    async fn postgres_at(url: String, fresh: Option<FreshDatabase>) -> Db {
+        let pool = PgPoolOptions::new().max_connections(12).connect(&url).await.unwrap();
+        for sql in PG_SCHEMA {
             sqlx::query(sql).execute(&pool).await.unwrap();
         }
-        Db::Pg(pool, fresh)
+        Db::Pg(pool, url, fresh)
     }
 
     async fn mysql(label: &str) -> Db {
         let fresh = FreshMysql::create(label);
-        let pool = MySqlPoolOptions::new()
-            .max_connections(12)
-            .connect(&fresh.url())
-            .await
-            .unwrap();
-        sqlx::query(
-            "CREATE TABLE audit_outbox (id BIGINT AUTO_INCREMENT PRIMARY KEY, tenant VARCHAR(64), event JSON NOT NULL)",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
-        Db::My(pool, fresh)
+        let url = fresh.url();
+        Db::mysql_at(url, Some(fresh)).await
+    }
+
+    async fn mysql_at(url: String, fresh: Option<FreshMysql>) -> Db {
+        let pool = MySqlPoolOptions::new().max_connections(12).connect(&url).await.unwrap();
+        for sql in MYSQL_SCHEMA {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        Db::My(pool, url, fresh)
     }
 
     fn kind(&self) -> &'static str {
@@ -111,49 +122,82 @@ impl Db {
 
     fn url(&self) -> String {
         match self {
-            Db::Pg(_, f) => f.url(),
-            Db::My(_, f) => f.url(),
+            Db::Pg(_, url, _) | Db::My(_, url, _) => url.clone(),
         }
     }
 
     async fn count(&self) -> i64 {
         match self {
-            Db::Pg(p, _) => sqlx::query_scalar("SELECT count(*) FROM audit_outbox")
+            Db::Pg(p, ..) => sqlx::query_scalar("SELECT count(*) FROM audit_outbox")
                 .fetch_one(p)
                 .await
                 .unwrap(),
-            Db::My(p, _) => sqlx::query_scalar("SELECT count(*) FROM audit_outbox")
+            Db::My(p, ..) => sqlx::query_scalar("SELECT count(*) FROM audit_outbox")
                 .fetch_one(p)
                 .await
                 .unwrap(),
         }
     }
 
+    /// The writer transactions that committed (their ids in `tx_done`).
+    async fn committed_txs(&self) -> BTreeSet<i64> {
+        let ids: Vec<i64> = match self {
+            Db::Pg(p, ..) => sqlx::query_scalar("SELECT tx FROM tx_done").fetch_all(p).await.unwrap(),
+            Db::My(p, ..) => sqlx::query_scalar("SELECT tx FROM tx_done").fetch_all(p).await.unwrap(),
+        };
+        ids.into_iter().collect()
+    }
+
     /// Inserts rows one transaction at a time; `commit` decides each transaction's fate.
     async fn insert_tx(&self, rows: &[(Option<&str>, String)], pause: Duration, commit: bool) {
+        self.try_insert_tx(rows, None, Hold::For(pause), commit).await.unwrap()
+    }
+
+    /// As `insert_tx`, recording `tx` in `tx_done` inside the same transaction; errors (the
+    /// database went away) are returned, not raised.
+    async fn try_insert_tx(
+        &self,
+        rows: &[(Option<&str>, String)],
+        tx: Option<i64>,
+        hold: Hold<'_>,
+        commit: bool,
+    ) -> Result<(), sqlx::Error> {
         macro_rules! tx {
-            ($pool:expr, $sql:expr) => {{
-                let mut tx = $pool.begin().await.unwrap();
+            ($pool:expr, $sql:expr, $done:expr) => {{
+                let mut t = $pool.begin().await?;
                 for (tenant, event) in rows {
                     sqlx::query($sql)
                         .bind(*tenant)
                         .bind(event)
-                        .execute(&mut *tx)
-                        .await
-                        .unwrap();
+                        .execute(&mut *t)
+                        .await?;
                 }
-                // Hold the transaction open so that other writers' later ids commit first.
-                tokio::time::sleep(pause).await;
+                if let Some(tx) = tx {
+                    sqlx::query($done).bind(tx).execute(&mut *t).await?;
+                }
+                match hold {
+                    // Hold the transaction open so that other writers' later ids commit first.
+                    Hold::For(pause) => tokio::time::sleep(pause).await,
+                    Hold::While(during) => tokio::task::block_in_place(during),
+                }
                 if commit {
-                    tx.commit().await.unwrap();
+                    t.commit().await
                 } else {
-                    tx.rollback().await.unwrap();
+                    t.rollback().await
                 }
             }};
         }
         match self {
-            Db::Pg(p, _) => tx!(p, "INSERT INTO audit_outbox (tenant, event) VALUES ($1, $2::jsonb)"),
-            Db::My(p, _) => tx!(p, "INSERT INTO audit_outbox (tenant, event) VALUES (?, ?)"),
+            Db::Pg(p, ..) => tx!(
+                p,
+                "INSERT INTO audit_outbox (tenant, event) VALUES ($1, $2::jsonb)",
+                "INSERT INTO tx_done (tx) VALUES ($1)"
+            ),
+            Db::My(p, ..) => tx!(
+                p,
+                "INSERT INTO audit_outbox (tenant, event) VALUES (?, ?)",
+                "INSERT INTO tx_done (tx) VALUES (?)"
+            ),
         }
     }
 }
@@ -268,6 +312,222 @@ async fn postgres_outbox_exactly_once_under_concurrent_writers_and_sigkill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_outbox_exactly_once_under_concurrent_writers_and_sigkill() {
     exactly_once_with_kill(Db::mysql("outbox").await).await;
+}
+
+/// A database of the test's own, crashed and restarted under the relay.
+enum Private {
+    Pg(PrivatePostgres),
+    My(PrivateMariadb),
+}
+
+impl Private {
+    fn crash(&mut self) {
+        match self {
+            Private::Pg(p) => p.crash(),
+            Private::My(m) => m.crash(),
+        }
+    }
+
+    fn restart(&mut self) {
+        match self {
+            Private::Pg(p) => p.restart(),
+            Private::My(m) => m.restart(),
+        }
+    }
+
+    fn recovered_from_a_crash(&self) -> bool {
+        match self {
+            Private::Pg(p) => p.recovered_from_a_crash(),
+            Private::My(m) => m.recovered_from_a_crash(),
+        }
+    }
+}
+
+/// Writers (as in `write_concurrently`) whose transactions may die with the database: each
+/// writes half its transactions, waits for `crash` (sent just before the database is crashed) and
+/// writes the other half into the crash; a transaction that fails waits for the database to be
+/// back and the writer goes on with its next one. Which transactions committed is read from
+/// `tx_done` afterwards, so a COMMIT whose answer was lost is still counted right.
+async fn write_through_a_crash(
+    db: &Db,
+    crash: &tokio::sync::watch::Sender<bool>,
+    up: &tokio::sync::watch::Sender<bool>,
+) -> usize {
+    const TXS: usize = ROWS_PER_WRITER / ROWS_PER_TX;
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let (mut crash, mut up) = (crash.subscribe(), up.subscribe());
+        tasks.push(async move {
+            let mut failed = 0usize;
+            for t in 0..TXS {
+                if t == TXS / 2 {
+                    crash.wait_for(|c| *c).await.expect("the test holds the sender");
+                }
+                let tx = (w * ROWS_PER_WRITER + t * ROWS_PER_TX) as i64;
+                let rows: Vec<(Option<&str>, String)> = (0..ROWS_PER_TX)
+                    .map(|i| {
+                        let n = tx as u64 + i as u64;
+                        (None, json!({"type": "order.placed", "metadata": {"n": n}}).to_string())
+                    })
+                    .collect();
+                let commit = (w + t) % 5 != 0;
+                let pause = Duration::from_millis(((w * 7 + t * 13) % 20) as u64);
+                if db
+                    .try_insert_tx(&rows, Some(tx), Hold::For(pause), commit)
+                    .await
+                    .is_err()
+                {
+                    failed += 1;
+                    up.wait_for(|up| *up).await.expect("the test holds the sender");
+                }
+            }
+            failed
+        });
+    }
+    futures::future::join_all(tasks).await.into_iter().sum()
+}
+
+/// The id of the test's own transaction that is open when the database crashes.
+const DOOMED_TX: i64 = 1_000_000;
+
+/// Every row of a transaction that committed, by the `n` its events carry.
+fn rows_of(txs: &BTreeSet<i64>) -> BTreeSet<u64> {
+    txs.iter()
+        .flat_map(|tx| (0..ROWS_PER_TX as u64).map(move |i| *tx as u64 + i))
+        .collect()
+}
+
+async fn exactly_once_across_a_database_crash(mut private: Private, url: String) {
+    let db = match &private {
+        Private::Pg(_) => Db::postgres_at(url, None).await,
+        Private::My(_) => Db::mysql_at(url, None).await,
+    };
+    let s = TestServer::spawn();
+    s.create_tenant("acme").await;
+    let (status, created) = create(&s, &outbox_body(&db, "acme")).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let (up, _) = tokio::sync::watch::channel(true);
+    let (crash, _) = tokio::sync::watch::channel(false);
+    let writers = write_through_a_crash(&db, &crash, &up);
+    let crasher = async {
+        wait_health(&s, &id, "relaying", |h| h["appended"].as_u64().unwrap_or(0) >= 500).await;
+        up.send_replace(false);
+        crash.send_replace(true);
+        // A transaction of the test's own is open (its rows inserted) when the database dies:
+        // its COMMIT fails, and none of its rows may ever become an event.
+        let doomed: Vec<(Option<&str>, String)> = (0..ROWS_PER_TX as u64)
+            .map(|i| {
+                (
+                    None,
+                    json!({"type": "order.placed", "metadata": {"n": DOOMED_TX as u64 + i}}).to_string(),
+                )
+            })
+            .collect();
+        let mut crash_now = || private.crash();
+        let died = db
+            .try_insert_tx(&doomed, Some(DOOMED_TX), Hold::While(&mut crash_now), true)
+            .await;
+        assert!(died.is_err(), "a COMMIT after the crash succeeded");
+        let down = wait_health(&s, &id, "the relay noticing the crash", |h| h["state"] == "failed").await;
+        assert!(down["last_error"].is_string(), "{down}");
+        tokio::task::block_in_place(|| private.restart());
+        up.send_replace(true);
+        wait_health(&s, &id, "the relay running again", |h| h["state"] == "running").await;
+    };
+    let (failed_txs, ()) = tokio::join!(writers, crasher);
+    assert!(private.recovered_from_a_crash(), "the database ran crash recovery");
+
+    let committed_txs = db.committed_txs().await;
+    assert!(
+        !committed_txs.contains(&DOOMED_TX),
+        "the transaction open at the crash committed"
+    );
+    let committed = rows_of(&committed_txs);
+    let log = wait_drained(&s, &db, "acme", committed.len()).await;
+    let mut seen = BTreeSet::new();
+    for e in &log {
+        let n = e["metadata"]["n"].as_u64().unwrap();
+        assert!(seen.insert(n), "row {n} became two events");
+    }
+    assert_eq!(seen, committed, "exactly the committed rows, once each");
+    assert!(
+        committed.len() < WRITERS * ROWS_PER_WRITER,
+        "some transactions rolled back"
+    );
+    let health = wait_health(&s, &id, "lag back to zero", |h| h["lag"] == 0).await;
+    assert_eq!(health["appended"].as_u64(), Some(committed.len() as u64), "{health}");
+    println!(
+        "{}: {} committed rows arrived once each across a database crash ({failed_txs} writer transactions died with it)",
+        db.kind(),
+        committed.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_outbox_exactly_once_across_a_database_crash_and_restart() {
+    let pg = PrivatePostgres::start();
+    let url = pg.url();
+    exactly_once_across_a_database_crash(Private::Pg(pg), url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_outbox_exactly_once_across_a_database_crash_and_restart() {
+    let my = PrivateMariadb::start();
+    let url = my.url();
+    exactly_once_across_a_database_crash(Private::My(my), url).await;
+}
+
+/// `lag` is the number of committed rows waiting: counted when the relay finds a backlog,
+/// counted down as batches go, zero once drained.
+async fn lag_counts_the_rows_waiting(db: Db) {
+    let s = TestServer::spawn();
+    s.create_tenant("acme").await;
+    const ROWS: usize = 600;
+    let mut body = outbox_body(&db, "acme");
+    body["config"]["batch_size"] = json!(1);
+    // Created on the empty table (a create answers once the source has drained what is there).
+    let (status, created) = create(&s, &body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    wait_health(&s, &id, "an idle relay", |h| h["lag"] == 0).await;
+    let rows: Vec<(Option<&str>, String)> = (0..ROWS)
+        .map(|n| (None, json!({"type": "order.placed", "metadata": {"n": n}}).to_string()))
+        .collect();
+    db.insert_tx(&rows, Duration::ZERO, true).await;
+    // One row per batch, each batch an fsync'd append: the backlog takes many health reads.
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, h) = s.get_as_operator(&format!("/v1/sources/{id}/health")).await;
+        if let Some(lag) = h["lag"].as_u64() {
+            seen.push(lag);
+            if lag == 0 && h["appended"] == ROWS as u64 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "not drained: {h}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let backlog: Vec<u64> = seen.iter().copied().filter(|l| *l > 0).collect();
+    assert!(!backlog.is_empty(), "a backlog was never reported: {seen:?}");
+    assert!(backlog.iter().all(|l| *l <= ROWS as u64), "{seen:?}");
+    assert!(
+        backlog.windows(2).all(|w| w[1] <= w[0]),
+        "no rows were added, so the count only goes down: {seen:?}"
+    );
+    assert_eq!(db.count().await, 0);
+}
+
+#[tokio::test]
+async fn postgres_outbox_lag_counts_the_rows_waiting() {
+    lag_counts_the_rows_waiting(Db::postgres("outbox_lag").await).await;
+}
+
+#[tokio::test]
+async fn mysql_outbox_lag_counts_the_rows_waiting() {
+    lag_counts_the_rows_waiting(Db::mysql("outbox_lag").await).await;
 }
 
 async fn malformed_rows_moved_aside(db: Db) {

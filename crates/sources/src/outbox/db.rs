@@ -190,6 +190,22 @@ impl Db {
         })
     }
 
+    /// How many committed (and unmarked) rows wait to be relayed.
+    pub async fn count_waiting(&self, s: &OutboxSettings) -> Result<u64, String> {
+        let pg = self.postgres();
+        let filter = match &s.mark_column {
+            Some(m) => format!(" WHERE {} IS NULL", quote(pg, m)),
+            None => String::new(),
+        };
+        let sql = format!("SELECT count(*) FROM {}{filter}", quote(pg, &s.table));
+        let err = |e: sqlx::Error| redact(self.url(), format!("counting `{}`: {e}", s.table));
+        let n: i64 = match self {
+            Db::Postgres(p, _) => sqlx::query_scalar(&sql).fetch_one(p).await.map_err(err)?,
+            Db::Mysql(p, _) => sqlx::query_scalar(&sql).fetch_one(p).await.map_err(err)?,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Deletes (or marks) the relayed rows.
     pub async fn finish(&self, s: &OutboxSettings, ids: &[i64]) -> Result<(), String> {
         if ids.is_empty() {

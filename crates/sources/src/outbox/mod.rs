@@ -12,7 +12,7 @@
 mod config;
 mod db;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
@@ -187,8 +187,15 @@ async fn wait(ctx: &RunContext, d: Duration) -> bool {
     }
 }
 
-/// Relays full batches until the table has no more committed rows (or cancelled).
+/// How often, at most, the rows waiting are counted while a backlog drains; between counts the
+/// figure is counted down by the rows relayed.
+const LAG_RECOUNT: Duration = Duration::from_secs(1);
+
+/// Relays full batches until the table has no more committed rows (or cancelled), keeping
+/// health's `lag` (committed rows waiting) current.
 async fn relay_all(db: &Db, settings: &OutboxSettings, ctx: &RunContext) -> Result<(), String> {
+    // (rows waiting as last counted minus those relayed since, when it was counted)
+    let mut waiting: Option<(u64, Instant)> = None;
     loop {
         let rows = db.fetch(settings).await?;
         let n = rows.len();
@@ -196,10 +203,20 @@ async fn relay_all(db: &Db, settings: &OutboxSettings, ctx: &RunContext) -> Resu
             ctx.status.set_lag(Some(0));
             return Ok(());
         }
+        let full = n == settings.batch_size as usize;
+        // Only a full batch says there may be more: count then (the count includes this batch).
+        if full && waiting.is_none_or(|(_, at)| at.elapsed() >= LAG_RECOUNT) {
+            waiting = Some((db.count_waiting(settings).await?, Instant::now()));
+        }
         relay_batch(db, settings, ctx, rows).await?;
-        if n < settings.batch_size as usize || ctx.cancel.is_cancelled() {
+        if !full || ctx.cancel.is_cancelled() {
             ctx.status.set_lag(Some(0));
             return Ok(());
+        }
+        if let Some((left, at)) = waiting {
+            let left = left.saturating_sub(n as u64);
+            ctx.status.set_lag(Some(left));
+            waiting = Some((left, at));
         }
     }
 }

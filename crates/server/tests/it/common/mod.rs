@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod pg;
+pub mod private_db;
 pub use auditrelay_testkit::fault_receiver as receiver;
 pub use auditrelay_testkit::siem_receiver as siem;
 pub use auditrelay_testkit::{peer_python, repo_root};
