@@ -64,9 +64,16 @@ pub struct SyslogConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub key_file: Option<String>,
-    /// RFC 6587 framing (default `auto`).
+    /// RFC 6587 framing (default `auto`); not used with `relp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub framing: Option<FramingMode>,
+    /// Speak RELP, the Reliable Event Logging Protocol (rsyslog's `omrelp`), instead of plain
+    /// TCP syslog (default false): each message is acknowledged to the sender only once its
+    /// event is durable, so a crash loses nothing the sender was told was kept, and the sender
+    /// sends again what was not acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = false))]
+    pub relp: Option<bool>,
     /// Message format (default `auto`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<ProtocolMode>,
@@ -107,6 +114,7 @@ pub struct SyslogSettings {
     pub listen: SocketAddr,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub framing: FramingMode,
+    pub relp: bool,
     pub protocol: ProtocolMode,
     pub type_from: TypeFrom,
     pub parse_payload: bool,
@@ -157,6 +165,13 @@ impl SyslogConfig {
                 format!("must be from 256 to {MAX_MAX_MESSAGE_BYTES}"),
             ));
         }
+        let relp = self.relp.unwrap_or(false);
+        if relp && self.framing.is_some() {
+            return Err(ConfigError::new(
+                "config.framing",
+                "is not used with `relp: true` (RELP frames every message itself)",
+            ));
+        }
         let max_connections = self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
         if !(1..=65536).contains(&max_connections) {
             return Err(ConfigError::new("config.max_connections", "must be from 1 to 65536"));
@@ -165,6 +180,7 @@ impl SyslogConfig {
             listen,
             tls,
             framing: self.framing.unwrap_or_default(),
+            relp,
             protocol: self.protocol.unwrap_or_default(),
             type_from,
             parse_payload: self.parse_payload.unwrap_or(true),
@@ -197,6 +213,10 @@ mod tests {
         );
         assert_eq!(
             field(json!({"listen": "127.0.0.1:6514", "framing": "lines"})),
+            "config.framing"
+        );
+        assert_eq!(
+            field(json!({"listen": "127.0.0.1:6514", "relp": true, "framing": "newline"})),
             "config.framing"
         );
         assert_eq!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use auditrelay_core::NewEvent;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::rustls::{self, ServerConfig};
@@ -20,6 +20,7 @@ use super::config::SyslogSettings;
 use super::event::{malformed, to_event};
 use super::framing::{Frame, FrameDecoder};
 use super::message::parse;
+use super::relp;
 use crate::append::validate_event;
 use crate::supervisor::RunContext;
 
@@ -125,10 +126,10 @@ pub(crate) async fn run(settings: SyslogSettings, ctx: RunContext) -> Result<(),
             let peer = peer.to_string();
             let outcome = match tls {
                 Some(acceptor) => match handshake(acceptor, stream).await {
-                    Ok(tls_stream) => connection(tls_stream, &peer, &ctx, &settings, &tenant).await,
+                    Ok(tls_stream) => serve(tls_stream, &peer, &ctx, &settings, &tenant).await,
                     Err(e) => Err(e),
                 },
-                None => connection(stream, &peer, &ctx, &settings, &tenant).await,
+                None => serve(stream, &peer, &ctx, &settings, &tenant).await,
             };
             if let Err(e) = outcome {
                 tracing::debug!(source = %ctx.source_id, %peer, error = %e, "syslog connection ended");
@@ -149,6 +150,150 @@ async fn handshake(
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
         Err(_) => Err("TLS handshake timed out".into()),
+    }
+}
+
+/// Serves one connection in the source's protocol: RELP, or RFC 6587 framing.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    peer: &str,
+    ctx: &RunContext,
+    settings: &SyslogSettings,
+    tenant: &str,
+) -> Result<(), String> {
+    if settings.relp {
+        relp_connection(io, peer, ctx, settings, tenant).await
+    } else {
+        connection(io, peer, ctx, settings, tenant).await
+    }
+}
+
+/// What the server answers, in the order of the client's commands.
+enum Reply {
+    /// A `syslog` command: "200 OK" once its event is durable.
+    Ack(u32),
+    /// Known at once (the `open` answer, a refusal).
+    Now(Vec<u8>),
+    /// `close`: answered, then `serverclose`, then the connection ends.
+    Close(u32),
+}
+
+/// One RELP session: every complete command already buffered is handled; the `syslog` ones are
+/// appended as one batch, and only once that batch is durable are their answers (the
+/// acknowledgements) written, in command order. A connection that breaks before then leaves
+/// the messages unacknowledged, and the client sends them again.
+async fn relp_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    peer: &str,
+    ctx: &RunContext,
+    settings: &SyslogSettings,
+    tenant: &str,
+) -> Result<(), String> {
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut opened = false;
+    loop {
+        let mut frames: Vec<Frame> = Vec::new();
+        let mut replies: Vec<Reply> = Vec::new();
+        let mut broken: Option<String> = None;
+        while frames.len() < MAX_BATCH {
+            let (command, used) = match relp::decode(&buf) {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => {
+                    broken = Some(e.to_string());
+                    break;
+                }
+            };
+            buf.drain(..used);
+            match command.command.as_str() {
+                "open" if !opened => match relp::accept_offers(&command.data) {
+                    Ok(offers) => {
+                        opened = true;
+                        replies.push(Reply::Now(relp::response(command.txnr, 200, "OK", Some(&offers))));
+                    }
+                    Err(e) => {
+                        replies.push(Reply::Now(relp::response(command.txnr, 500, &e, None)));
+                        broken = Some(e);
+                        break;
+                    }
+                },
+                "syslog" if opened => {
+                    frames.push(relp_frame(command.data, settings.max_message_bytes));
+                    replies.push(Reply::Ack(command.txnr));
+                }
+                "close" => {
+                    replies.push(Reply::Close(command.txnr));
+                    break;
+                }
+                other => {
+                    let e = format!("unexpected command `{other}`");
+                    replies.push(Reply::Now(relp::response(command.txnr, 500, &e, None)));
+                    broken = Some(e);
+                    break;
+                }
+            }
+        }
+        if !frames.is_empty() {
+            append(frames, peer, ctx, settings, tenant).await?;
+        }
+        let mut out = Vec::new();
+        let mut closing = false;
+        for reply in replies {
+            match reply {
+                Reply::Ack(txnr) => out.extend(relp::response(txnr, 200, "OK", None)),
+                Reply::Now(bytes) => out.extend(bytes),
+                Reply::Close(txnr) => {
+                    out.extend(relp::response(txnr, 200, "OK", None));
+                    closing = true;
+                }
+            }
+        }
+        if closing || broken.is_some() {
+            out.extend_from_slice(relp::serverclose());
+        }
+        if !out.is_empty() {
+            io.write_all(&out).await.map_err(|e| format!("answering: {e}"))?;
+            io.flush().await.map_err(|e| format!("answering: {e}"))?;
+        }
+        if let Some(e) = broken {
+            let _ = io.shutdown().await;
+            return Err(e);
+        }
+        if closing {
+            let _ = io.shutdown().await;
+            return Ok(());
+        }
+        if relp::decode(&buf).ok().flatten().is_some() {
+            continue; // more complete commands than one batch took
+        }
+        let n = tokio::select! {
+            _ = ctx.cancel.cancelled() => return Ok(()),
+            r = io.read(&mut chunk) => r.map_err(|e| format!("reading: {e}"))?,
+        };
+        if n == 0 {
+            return Ok(()); // what was not answered is sent again by the client
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A RELP `syslog` command's data as a frame; one over the size limit is kept cut, as with
+/// RFC 6587 framing.
+fn relp_frame(mut data: Vec<u8>, max: usize) -> Frame {
+    if data.len() <= max {
+        return Frame {
+            bytes: data,
+            problem: None,
+        };
+    }
+    let len = data.len();
+    data.truncate(max);
+    Frame {
+        bytes: data,
+        problem: Some(format!(
+            "message of {len} bytes is longer than the {max} byte limit; kept its first {max} bytes"
+        )),
     }
 }
 

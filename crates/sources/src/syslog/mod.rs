@@ -1,6 +1,6 @@
 //! The `syslog` source: a TCP (optionally TLS) listener taking RFC 5424 and RFC 3164 messages,
-//! framed by RFC 6587 octet counting or newlines (auto-detected per frame), each becoming one
-//! event. Pure parts (framing, header parsing, CEF/LEEF payloads, the event mapping) are
+//! framed by RFC 6587 octet counting or newlines (auto-detected per frame), or carried by RELP
+//! (each message acknowledged once durable), each becoming one event. Pure parts (framing, header parsing, CEF/LEEF payloads, the event mapping) are
 //! separate from the I/O in `listener.rs`.
 
 pub mod cef;
@@ -10,6 +10,7 @@ pub mod framing;
 pub mod leef;
 mod listener;
 pub mod message;
+pub mod relp;
 
 pub use config::{FramingMode, ProtocolMode, SyslogConfig, SyslogSettings, TypeFrom};
 
