@@ -32,6 +32,7 @@ mod secret_header;
 pub mod sentinel;
 pub mod splunk_hec;
 pub mod syslog;
+mod template;
 mod token_lifetime;
 pub mod typed;
 pub mod webhook;

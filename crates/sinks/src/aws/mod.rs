@@ -15,7 +15,6 @@ pub(crate) mod json;
 pub(crate) mod records;
 pub(crate) mod sign;
 pub(crate) mod sts;
-pub(crate) mod template;
 
 pub(crate) use config::{aws_config, AwsFields, AwsSettings, SECRETS};
 pub use config::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN};

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::aws::json::{CallError, JsonClient};
-use crate::aws::template::Template;
 use crate::aws::{self, aws_config, AwsSettings};
+use crate::template::Template;
 use crate::{AttemptReport, Batch, ConfigError, Outcome, Secrets, Sink, SinkEnv};
 
 /// The log stream template when none is configured.
@@ -87,7 +87,7 @@ impl CloudWatchLogsConfig {
                 "must be 1-512 bytes without `:` or `*`",
             ));
         }
-        let log_stream = Template::parse(raw, false).map_err(|m| ConfigError::new("config.log_stream", m))?;
+        let log_stream = Template::parse_strict(raw, false).map_err(|m| ConfigError::new("config.log_stream", m))?;
         Ok(CloudWatchSettings {
             log_group: group.clone(),
             log_stream,

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::aws::records::{Limits, RecordApi, RecordSink};
-use crate::aws::template::Template;
 use crate::aws::{self, aws_config, AwsSettings};
+use crate::template::Template;
 use crate::{ConfigError, Secrets, Sink, SinkEnv};
 
 /// The source when none is configured.
@@ -82,7 +82,7 @@ impl EventBridgeConfig {
         if raw.is_empty() || raw.chars().count() > MAX_DETAIL_TYPE {
             return Err(ConfigError::new("config.detail_type", "must be 1-128 characters"));
         }
-        let detail_type = Template::parse(raw, true).map_err(|m| ConfigError::new("config.detail_type", m))?;
+        let detail_type = Template::parse_strict(raw, true).map_err(|m| ConfigError::new("config.detail_type", m))?;
         Ok(EventBridgeSettings {
             event_bus: bus.to_owned(),
             source: source.to_owned(),
