@@ -33,6 +33,8 @@ pub mod sentinel;
 pub mod splunk_hec;
 pub mod syslog;
 mod template;
+#[cfg(test)]
+mod test_support;
 mod token_lifetime;
 pub mod typed;
 pub mod webhook;
