@@ -335,10 +335,7 @@ fn parse(config: &Value) -> Result<CloudWatchSettings, ConfigError> {
 
 /// Save-time validation: the endpoints against the SSRF policy, and the credentials.
 pub async fn validate(config: &Value, secrets: &mut Secrets, env: &SinkEnv) -> Result<Secrets, ConfigError> {
-    let parsed = parse(config)?;
-    parsed.aws.check_endpoints(env).await?;
-    aws::credentials::static_keys(secrets)?;
-    Ok(Secrets::new())
+    aws::validate(&parse(config)?.aws, secrets, env).await
 }
 
 /// Builds a ready-to-send sink from a validated definition.
