@@ -6,12 +6,13 @@
 //!
 //! Adding a route: annotate its handler and add it to `paths(...)` below (one line).
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{OpenApi, ToResponse};
+use utoipa::{IntoResponses, OpenApi, ToResponse};
 
 use super::{admin, consume, export, health, ingest, integrity, otlp, retention, sink_kinds, sinks, sources, tenants};
 
@@ -432,6 +433,30 @@ macro_rules! error_response {
             }
         }
     };
+}
+
+/// The error answers of an authenticated read whose query parameters (a page, a cursor, a
+/// window) can be wrong, of a resource that can be missing: `400`, `401`, `403`, `404`, `429`,
+/// `503`, each a reference to its reusable response. One list, for the routes that answer
+/// exactly these, so that they cannot drift apart.
+pub struct QueryReadErrors;
+
+impl IntoResponses for QueryReadErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([
+            response_ref::<BadRequest>("400"),
+            response_ref::<Unauthorized>("401"),
+            response_ref::<Forbidden>("403"),
+            response_ref::<NotFound>("404"),
+            response_ref::<TooManyRequests>("429"),
+            response_ref::<Unavailable>("503"),
+        ])
+    }
+}
+
+/// `status` answered with the reusable response `R` (`#/components/responses/<name>`).
+fn response_ref<'s, R: ToResponse<'s>>(status: &str) -> (String, RefOr<Response>) {
+    (status.to_owned(), Ref::from_response_name(R::response().0).into())
 }
 
 fn retry_after() -> (&'static str, utoipa::openapi::header::Header) {
