@@ -17,7 +17,7 @@ pub(crate) mod records;
 pub(crate) mod sign;
 pub(crate) mod sts;
 
-pub(crate) use config::{aws_config, AwsFields, AwsSettings, SECRETS};
+pub(crate) use config::{aws_config, kind_spec, AwsFields, AwsSettings, RECORD_FORMATS};
 pub use config::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN};
 pub(crate) use credentials::{CredentialSource, Keys};
 

@@ -346,12 +346,7 @@ pub fn build(config: &Value, secrets: &Secrets, format: Format, env: &SinkEnv) -
 }
 
 impl crate::KindConfig for CloudWatchLogsConfig {
-    const SPEC: crate::KindSpec = crate::KindSpec {
-        kind: "cloudwatch_logs",
-        formats: &["json", "ocsf", "cef", "leef", "raw"],
-        secrets: aws::SECRETS,
-        rotating_secrets: &[],
-    };
+    const SPEC: crate::KindSpec = aws::kind_spec("cloudwatch_logs", aws::RECORD_FORMATS);
 
     fn check(&self) -> Result<(), ConfigError> {
         self.resolve().map(drop)

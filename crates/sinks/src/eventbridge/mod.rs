@@ -161,13 +161,8 @@ impl RecordKind for EventBridgeConfig {
 record_kind_entry_points!(EventBridgeConfig);
 
 impl crate::KindConfig for EventBridgeConfig {
-    const SPEC: crate::KindSpec = crate::KindSpec {
-        kind: "eventbridge",
-        // `detail` must be a JSON object.
-        formats: &["json", "ocsf", "raw"],
-        secrets: aws::SECRETS,
-        rotating_secrets: &[],
-    };
+    // `detail` must be a JSON object.
+    const SPEC: crate::KindSpec = aws::kind_spec("eventbridge", &["json", "ocsf", "raw"]);
 
     fn check(&self) -> Result<(), ConfigError> {
         self.resolve().map(drop)

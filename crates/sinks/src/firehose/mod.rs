@@ -101,12 +101,7 @@ impl RecordKind for FirehoseConfig {
 record_kind_entry_points!(FirehoseConfig);
 
 impl crate::KindConfig for FirehoseConfig {
-    const SPEC: crate::KindSpec = crate::KindSpec {
-        kind: "firehose",
-        formats: &["json", "ocsf", "cef", "leef", "raw"],
-        secrets: aws::SECRETS,
-        rotating_secrets: &[],
-    };
+    const SPEC: crate::KindSpec = aws::kind_spec("firehose", aws::RECORD_FORMATS);
 
     fn check(&self) -> Result<(), ConfigError> {
         self.resolve().map(drop)

@@ -160,12 +160,7 @@ impl RecordKind for KinesisConfig {
 record_kind_entry_points!(KinesisConfig);
 
 impl crate::KindConfig for KinesisConfig {
-    const SPEC: crate::KindSpec = crate::KindSpec {
-        kind: "kinesis",
-        formats: &["json", "ocsf", "cef", "leef", "raw"],
-        secrets: aws::SECRETS,
-        rotating_secrets: &[],
-    };
+    const SPEC: crate::KindSpec = aws::kind_spec("kinesis", aws::RECORD_FORMATS);
 
     fn check(&self) -> Result<(), ConfigError> {
         self.resolve().map(drop)
