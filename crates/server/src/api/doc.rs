@@ -435,22 +435,46 @@ macro_rules! error_response {
     };
 }
 
-/// The error answers of an authenticated read whose query parameters (a page, a cursor, a
-/// window) can be wrong, of a resource that can be missing: `400`, `401`, `403`, `404`, `429`,
-/// `503`, each a reference to its reusable response. One list, for the routes that answer
-/// exactly these, so that they cannot drift apart.
-pub struct QueryReadErrors;
+/// A set of error answers a group of routes shares, as one `IntoResponses` for their
+/// `responses(...)`: each status a reference to its reusable response.
+macro_rules! error_responses {
+    ($(#[$meta:meta])* $name:ident { $($status:literal => $response:ident,)* }) => {
+        $(#[$meta])*
+        pub struct $name;
 
-impl IntoResponses for QueryReadErrors {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        BTreeMap::from([
-            response_ref::<BadRequest>("400"),
-            response_ref::<Unauthorized>("401"),
-            response_ref::<Forbidden>("403"),
-            response_ref::<NotFound>("404"),
-            response_ref::<TooManyRequests>("429"),
-            response_ref::<Unavailable>("503"),
-        ])
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                BTreeMap::from([$(response_ref::<$response>($status),)*])
+            }
+        }
+    };
+}
+
+error_responses! {
+    /// The error answers of an authenticated read whose query parameters (a page, a cursor, a
+    /// window) can be wrong, of a resource that can be missing.
+    QueryReadErrors {
+        "400" => BadRequest,
+        "401" => Unauthorized,
+        "403" => Forbidden,
+        "404" => NotFound,
+        "429" => TooManyRequests,
+        "503" => Unavailable,
+    }
+}
+
+error_responses! {
+    /// The error answers of an authenticated route that reads a request body naming a tenant or
+    /// a resource that can be missing (`408`: the body came too slowly). The route adds its own
+    /// `400` and whether it can answer `500` or `503`.
+    BodyRequestErrors {
+        "401" => Unauthorized,
+        "403" => Forbidden,
+        "404" => NotFound,
+        "408" => RequestTimeout,
+        "413" => PayloadTooLarge,
+        "415" => UnsupportedMediaType,
+        "429" => TooManyRequests,
     }
 }
 
