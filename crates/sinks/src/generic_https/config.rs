@@ -139,9 +139,7 @@ fn check_header_name(name: &str) -> Result<HeaderName, ConfigError> {
 /// Save-time validation: the definition, then the URL against the SSRF policy (resolving its
 /// host). Generates no secrets.
 pub async fn validate(config: &Value, secrets: &mut Secrets, env: &SinkEnv) -> Result<Secrets, ConfigError> {
-    let parsed = parse(config, secrets)?;
-    http::check_url(parsed.url.as_str(), "config.url", env).await?;
-    Ok(Secrets::new())
+    http::validate_config_url(&parse(config, secrets)?.url, env).await
 }
 
 #[cfg(test)]
