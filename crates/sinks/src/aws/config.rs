@@ -4,7 +4,7 @@
 use reqwest::Url;
 
 use crate::http;
-use crate::{ConfigError, KindSpec, SecretSpec, SinkEnv};
+use crate::{ConfigError, SecretSpec, SinkEnv};
 
 /// The access key id secret (`AKIA…`, `ASIA…`).
 pub const ACCESS_KEY_ID: &str = "access_key_id";
@@ -13,23 +13,8 @@ pub const SECRET_ACCESS_KEY: &str = "secret_access_key";
 /// A session token that goes with temporary keys.
 pub const SESSION_TOKEN: &str = "session_token";
 
-/// The formats an AWS kind carrying each event as an opaque record can send (`cloudwatch_logs`,
-/// `kinesis`, `firehose`; EventBridge narrows them, its `detail` being a JSON object).
-pub(crate) const RECORD_FORMATS: &[&str] = &["json", "ocsf", "cef", "leef", "raw"];
-
-/// What an AWS kind accepts: `formats`, the AWS keys as its secrets, and no secret that rotates
-/// (keys are replaced, not rotated alongside).
-pub(crate) const fn kind_spec(kind: &'static str, formats: &'static [&'static str]) -> KindSpec {
-    KindSpec {
-        kind,
-        formats,
-        secrets: SECRETS,
-        rotating_secrets: &[],
-    }
-}
-
 /// The secrets of every AWS kind.
-const SECRETS: &[SecretSpec] = &[
+pub(crate) const SECRETS: &[SecretSpec] = &[
     SecretSpec::optional(
         ACCESS_KEY_ID,
         "with `secret_access_key`; without both, the server's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \

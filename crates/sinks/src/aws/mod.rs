@@ -17,9 +17,24 @@ pub(crate) mod records;
 pub(crate) mod sign;
 pub(crate) mod sts;
 
-pub(crate) use config::{aws_config, kind_spec, AwsFields, AwsSettings, RECORD_FORMATS};
+pub(crate) use config::{aws_config, AwsFields, AwsSettings, SECRETS};
 pub use config::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN};
 pub(crate) use credentials::{CredentialSource, Keys};
+
+/// The formats an AWS kind carrying each event as an opaque record can send (`cloudwatch_logs`,
+/// `kinesis`, `firehose`; EventBridge narrows them, its `detail` being a JSON object).
+pub(crate) const RECORD_FORMATS: &[&str] = &["json", "ocsf", "cef", "leef", "raw"];
+
+/// What an AWS kind accepts: `formats`, the AWS keys as its secrets, and no secret that rotates
+/// (keys are replaced, not rotated alongside).
+pub(crate) const fn kind_spec(kind: &'static str, formats: &'static [&'static str]) -> crate::KindSpec {
+    crate::KindSpec {
+        kind,
+        formats,
+        secrets: SECRETS,
+        rotating_secrets: &[],
+    }
+}
 
 /// Save-time validation of an AWS kind: its endpoints (the service's and STS's) against the
 /// SSRF policy, and the static keys if given. Generates no secrets.
