@@ -14,51 +14,57 @@ mod view;
 pub use leef::DELIMITERS as LEEF_DELIMITERS;
 pub use ocsf::{classify as ocsf_classify, Class as OcsfClass};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+/// Declares [`Format`] with each variant's name, so that the enum, its names ([`Format::parse`],
+/// [`Format::name`]) and the list of every format ([`Format::ALL`], which the API document's
+/// `SinkFormat` enum is built from) come from one list: a new format cannot be left out of any.
+macro_rules! formats {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Format {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Format {
+            /// Every format, in the order the API document lists them.
+            pub const ALL: &'static [Format] = &[$(Format::$variant,)*];
+
+            pub fn parse(name: &str) -> Option<Format> {
+                match name {
+                    $($name => Some(Format::$variant),)*
+                    _ => None,
+                }
+            }
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Format::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+formats! {
     /// The canonical event (api.md), `offset` first.
-    Json,
+    Json = "json",
+    /// ArcSight CEF:0.
+    Cef = "cef",
+    /// IBM QRadar LEEF 2.0.
+    Leef = "leef",
+    /// OCSF (API Activity 6003, Authentication 3002, Account Change 3001).
+    Ocsf = "ocsf",
     /// The event as the log stores it: the canonical event without `offset` and `chain`, in
     /// RFC 8785 (JCS) form (members sorted, no whitespace, numbers as ECMAScript prints them),
     /// byte for byte as rendered at ingest. Not the client's bytes: each event is stored once.
     /// (Events stored by earlier versions keep the member order they were stored with.)
-    Raw,
-    /// ArcSight CEF:0.
-    Cef,
-    /// IBM QRadar LEEF 2.0.
-    Leef,
-    /// OCSF (API Activity 6003, Authentication 3002, Account Change 3001).
-    Ocsf,
+    Raw = "raw",
     /// OpenTelemetry: the event as one OTLP `LogRecord` (the inverse of the OTLP ingest
     /// mapping), shown as an OTLP/JSON `ExportLogsServiceRequest`; the `otlp` sink groups a
     /// batch's records by resource and scope and sends protobuf or JSON.
-    Otlp,
+    Otlp = "otlp",
 }
 
 impl Format {
-    pub fn parse(name: &str) -> Option<Format> {
-        match name {
-            "json" => Some(Format::Json),
-            "raw" => Some(Format::Raw),
-            "cef" => Some(Format::Cef),
-            "leef" => Some(Format::Leef),
-            "ocsf" => Some(Format::Ocsf),
-            "otlp" => Some(Format::Otlp),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Json => "json",
-            Format::Raw => "raw",
-            Format::Cef => "cef",
-            Format::Leef => "leef",
-            Format::Ocsf => "ocsf",
-            Format::Otlp => "otlp",
-        }
-    }
-
     /// Whether a record is a JSON object (it can be embedded as JSON; otherwise as a string).
     pub fn is_json(self) -> bool {
         matches!(self, Format::Json | Format::Raw | Format::Ocsf | Format::Otlp)

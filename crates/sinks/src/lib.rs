@@ -32,6 +32,10 @@ mod secret_header;
 pub mod sentinel;
 pub mod splunk_hec;
 pub mod syslog;
+mod template;
+#[cfg(test)]
+mod test_support;
+mod token_lifetime;
 pub mod typed;
 pub mod webhook;
 

@@ -273,12 +273,7 @@ pub struct StreamQuery {
         (status = 200, description = "An endless `text/event-stream`: `id: <offset>` + `data: <StoredEvent as JSON>` per event, and heartbeat comments.",
             content_type = "text/event-stream", body = SseEvent,
             example = json!("id: 1\ndata: {\"offset\":1,\"id\":\"evt-1\",\"tenant_id\":\"acme\",\"type\":\"decision.rejected\",\"occurred_at\":\"2026-06-01T10:13:20.000Z\",\"received_at\":\"2026-06-01T10:13:20.120Z\",\"outcome\":\"success\",\"severity\":9}\n\n: heartbeat\n\n")),
-        (status = 400, response = doc::BadRequest),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 404, response = doc::NotFound),
-        (status = 429, response = doc::TooManyRequests),
-        (status = 503, response = doc::Unavailable),
+        doc::QueryReadErrors,
     ),
     security(("bearerAuth" = ["read"])),
 )]

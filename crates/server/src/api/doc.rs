@@ -6,12 +6,13 @@
 //!
 //! Adding a route: annotate its handler and add it to `paths(...)` below (one line).
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{OpenApi, ToResponse};
+use utoipa::{IntoResponses, OpenApi, ToResponse};
 
 use super::{admin, consume, export, health, ingest, integrity, otlp, retention, sink_kinds, sinks, sources, tenants};
 
@@ -432,6 +433,54 @@ macro_rules! error_response {
             }
         }
     };
+}
+
+/// A set of error answers a group of routes shares, as one `IntoResponses` for their
+/// `responses(...)`: each status a reference to its reusable response.
+macro_rules! error_responses {
+    ($(#[$meta:meta])* $name:ident { $($status:literal => $response:ident,)* }) => {
+        $(#[$meta])*
+        pub struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                BTreeMap::from([$(response_ref::<$response>($status),)*])
+            }
+        }
+    };
+}
+
+error_responses! {
+    /// The error answers of an authenticated read whose query parameters (a page, a cursor, a
+    /// window) can be wrong, of a resource that can be missing.
+    QueryReadErrors {
+        "400" => BadRequest,
+        "401" => Unauthorized,
+        "403" => Forbidden,
+        "404" => NotFound,
+        "429" => TooManyRequests,
+        "503" => Unavailable,
+    }
+}
+
+error_responses! {
+    /// The error answers of an authenticated route that reads a request body naming a tenant or
+    /// a resource that can be missing (`408`: the body came too slowly). The route adds its own
+    /// `400` and whether it can answer `500` or `503`.
+    BodyRequestErrors {
+        "401" => Unauthorized,
+        "403" => Forbidden,
+        "404" => NotFound,
+        "408" => RequestTimeout,
+        "413" => PayloadTooLarge,
+        "415" => UnsupportedMediaType,
+        "429" => TooManyRequests,
+    }
+}
+
+/// `status` answered with the reusable response `R` (`#/components/responses/<name>`).
+fn response_ref<'s, R: ToResponse<'s>>(status: &str) -> (String, RefOr<Response>) {
+    (status.to_owned(), Ref::from_response_name(R::response().0).into())
 }
 
 fn retry_after() -> (&'static str, utoipa::openapi::header::Header) {

@@ -122,12 +122,7 @@ async fn end_offset(store: &dyn Store, tenant: &str, to: Option<&str>) -> ApiRes
                 (String = "application/x-ndjson"),
                 (String = "text/csv; charset=utf-8"),
             )),
-        (status = 400, response = doc::BadRequest),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 404, response = doc::NotFound),
-        (status = 429, response = doc::TooManyRequests),
-        (status = 503, response = doc::Unavailable),
+        doc::QueryReadErrors,
     ),
     security(("bearerAuth" = ["read"])),
 )]

@@ -1,7 +1,5 @@
 //! `POST /v1/events`: validate everything first, then append durably, then answer 202.
 
-use std::time::Instant;
-
 use auditrelay_core::{parse_request, BodyFormat, NewEvent};
 use axum::body::Body;
 use axum::extract::State;
@@ -11,11 +9,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
+use super::append::{
+    append_events, refuse_far_oversized, refuse_system_tenant, requested_tenant, IngestRequestMetrics,
+};
 use super::doc;
 use super::extract::{media_type, read_limited, unsupported_media_type, ApiQuery};
 use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult};
-use crate::metrics::{self as m};
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -93,13 +93,7 @@ fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
     responses(
         (status = 202, description = "Durable: each event's id and offset, in request order.", body = IngestAnswer),
         (status = 400, response = doc::BadRequest),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 404, response = doc::NotFound),
-        (status = 408, response = doc::RequestTimeout),
-        (status = 413, response = doc::PayloadTooLarge),
-        (status = 415, response = doc::UnsupportedMediaType),
-        (status = 429, response = doc::TooManyRequests),
+        doc::BodyRequestErrors,
         (status = 503, response = doc::Unavailable),
     ),
     security(("bearerAuth" = ["ingest"])),
@@ -111,23 +105,14 @@ pub async fn post_events(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let started = Instant::now();
-    let tenant_label = match &principal {
-        Ok(Principal::Tenant { tenant, .. }) => tenant.clone(),
-        Ok(Principal::Operator) => query
-            .as_ref()
-            .ok()
-            .and_then(|q| q.0.tenant.clone())
-            .unwrap_or_else(|| "_operator".into()),
-        Err(_) => "_unauthenticated".into(),
-    };
+    let request_metrics =
+        IngestRequestMetrics::start(&principal, query.as_ref().ok().and_then(|q| q.0.tenant.as_deref()));
     let result = ingest(&state, principal, query, &headers, body).await;
     let status = match &result {
         Ok(_) => StatusCode::ACCEPTED,
         Err(e) => e.status,
     };
-    m::ingest_request(&tenant_label, status.as_u16());
-    metrics::histogram!(m::INGEST_LATENCY).record(started.elapsed().as_secs_f64());
+    request_metrics.finish(status);
     match result {
         Ok(body) => (StatusCode::ACCEPTED, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => e.into_response(),
@@ -145,31 +130,9 @@ async fn ingest(
     principal.require(Scope::Ingest)?;
     let ApiQuery(query) = query?;
     let format = body_format(headers)?;
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        // Refuse early only far past the limit; near it, read and drain so the 413 arrives.
-        if len > 16 * state.limits.max_request_bytes {
-            return Err(auditrelay_core::IngestError::RequestTooLarge {
-                size: len,
-                limit: state.limits.max_request_bytes,
-            }
-            .into());
-        }
-    }
-    let default_tenant = match &principal {
-        Principal::Operator => query.tenant.clone(),
-        // A tenant key may name its own tenant; naming another is refused below per event.
-        Principal::Tenant { tenant, .. } => Some(tenant.clone()),
-    };
-    if let (Principal::Tenant { tenant, .. }, Some(asked)) = (&principal, &query.tenant) {
-        if asked != tenant {
-            // Another tenant answers exactly like a missing one, so tenant ids cannot be probed.
-            return Err(ApiError::not_found(format!("tenant `{asked}` not found")));
-        }
-    }
+    refuse_far_oversized(headers, state.limits.max_request_bytes)?;
+    // The operator may leave it to each event's `tenant_id`; a key's events may name only its own.
+    let default_tenant = requested_tenant(&principal, query.tenant.as_deref())?;
     let bytes = read_limited(body, state.limits.max_request_bytes).await?;
     let parsed = parse_request(&bytes, format, &state.limits)?;
 
@@ -199,15 +162,10 @@ async fn ingest(
                 .with_detail(json!({ "index": ev.index, "field": "tenant_id" })));
             }
         };
-        if tenant == auditrelay_core::ids::SYSTEM_TENANT {
-            // The system trail records what was done to this server; nobody may forge it.
-            return Err(ApiError::forbidden(format!(
-                "event {}: the `{}` tenant is written by auditrelay itself",
-                ev.index,
-                auditrelay_core::ids::SYSTEM_TENANT
-            ))
-            .with_detail(json!({ "index": ev.index, "field": "tenant_id" })));
-        }
+        refuse_system_tenant(&tenant).map_err(|mut e| {
+            e.message = format!("event {}: {}", ev.index, e.message);
+            e.with_detail(json!({ "index": ev.index, "field": "tenant_id" }))
+        })?;
         if !checked.contains(&tenant) {
             state.tenants.ensure(state.store.as_ref(), &tenant).await?;
             checked.push(tenant.clone());
@@ -238,51 +196,4 @@ async fn ingest(
             "the answer could not be written; the events are stored",
         )
     })
-}
-
-/// The append every way in shares (`POST /v1/events`, OTLP, sources): validated events of known
-/// tenants, one durable group commit, then the per-tenant counters. Returns only once the
-/// events are durable.
-pub(crate) async fn append_events(
-    store: &dyn auditrelay_store::Store,
-    events: Vec<NewEvent>,
-) -> Result<Vec<auditrelay_store::AppendOutcome>, auditrelay_store::StoreError> {
-    // Each event's tenant, run-length encoded (a request almost always names one tenant).
-    let mut tenant_runs: Vec<(String, usize)> = Vec::with_capacity(1);
-    for e in &events {
-        match tenant_runs.last_mut() {
-            Some((tenant, n)) if *tenant == e.tenant_id => *n += 1,
-            _ => tenant_runs.push((e.tenant_id.clone(), 1)),
-        }
-    }
-    let outcomes = store.append(events).await?;
-    let tenants_of = tenant_runs
-        .iter()
-        .flat_map(|(tenant, n)| std::iter::repeat_n(tenant, *n));
-    // Metrics are aggregated per tenant so a 100-event request costs a few updates, not 200.
-    let mut per_tenant: Vec<(&str, u64, u64)> = Vec::new(); // (tenant, stored, duplicates)
-    for (outcome, tenant) in outcomes.iter().zip(tenants_of) {
-        let idx = match per_tenant.iter().position(|(t, ..)| *t == tenant.as_str()) {
-            Some(i) => i,
-            None => {
-                per_tenant.push((tenant.as_str(), 0, 0));
-                per_tenant.len() - 1
-            }
-        };
-        let entry = &mut per_tenant[idx];
-        if outcome.duplicate {
-            entry.2 += 1;
-        } else {
-            entry.1 += 1;
-        }
-    }
-    for (tenant, stored, duplicates) in per_tenant {
-        if stored > 0 {
-            metrics::counter!(m::EVENTS_INGESTED, "tenant" => tenant.to_owned()).increment(stored);
-        }
-        if duplicates > 0 {
-            metrics::counter!(m::DUPLICATES, "tenant" => tenant.to_owned()).increment(duplicates);
-        }
-    }
-    Ok(outcomes)
 }

@@ -87,12 +87,7 @@ pub async fn public_key(State(state): State<AppState>, _principal: Principal) ->
     ),
     responses(
         (status = 200, description = "A page of checkpoints.", body = CheckpointPage),
-        (status = 400, response = doc::BadRequest),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 404, response = doc::NotFound),
-        (status = 429, response = doc::TooManyRequests),
-        (status = 503, response = doc::Unavailable),
+        doc::QueryReadErrors,
     ),
     security(("bearerAuth" = ["read"])),
 )]

@@ -1,6 +1,7 @@
 //! The HTTP surface (api.md "Routes"). Each file is one group of routes.
 
 mod admin;
+mod append;
 mod consume;
 pub mod doc;
 mod event_doc;
@@ -19,7 +20,7 @@ mod tenants;
 use axum::routing::{delete, get, post};
 use axum::Router;
 
-pub(crate) use ingest::append_events;
+pub(crate) use append::append_events;
 
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -5,8 +5,6 @@
 //! Unlike `POST /v1/events` a request is not all-or-nothing: OTLP has `partial_success`, so a
 //! record that cannot become an event is counted there and the others are stored.
 
-use std::time::Instant;
-
 use auditrelay_otlp::wire::{self, Encoding, WireError};
 use axum::body::Body;
 use axum::extract::State;
@@ -15,11 +13,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::append::{
+    append_events, refuse_far_oversized, refuse_system_tenant, requested_tenant, IngestRequestMetrics,
+};
 use super::doc;
 use super::extract::{media_type, read_limited, unsupported_media_type, ApiQuery};
 use crate::auth::{Principal, Scope};
 use crate::error::ApiError;
-use crate::metrics::{self as m};
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -122,13 +122,7 @@ fn otlp_answer(status: StatusCode, encoding: Encoding, body: Vec<u8>) -> Respons
             content((OtlpLogsResponse = "application/json"), (Vec<u8> = "application/x-protobuf"))),
         (status = 400, description = "The body is not an OTLP `ExportLogsServiceRequest`: an OTLP `Status`, in the request's encoding.",
             content((OtlpStatus = "application/json"), (Vec<u8> = "application/x-protobuf"))),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 404, response = doc::NotFound),
-        (status = 408, response = doc::RequestTimeout),
-        (status = 413, response = doc::PayloadTooLarge),
-        (status = 415, response = doc::UnsupportedMediaType),
-        (status = 429, response = doc::TooManyRequests),
+        doc::BodyRequestErrors,
         (status = 503, response = doc::Unavailable),
     ),
     security(("bearerAuth" = ["ingest"])),
@@ -140,23 +134,14 @@ pub async fn export_logs(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let started = Instant::now();
-    let tenant_label = match &principal {
-        Ok(Principal::Tenant { tenant, .. }) => tenant.clone(),
-        Ok(Principal::Operator) => query
-            .as_ref()
-            .ok()
-            .and_then(|q| q.0.tenant.clone())
-            .unwrap_or_else(|| "_operator".into()),
-        Err(_) => "_unauthenticated".into(),
-    };
+    let request_metrics =
+        IngestRequestMetrics::start(&principal, query.as_ref().ok().and_then(|q| q.0.tenant.as_deref()));
     let result = export(&state, principal, query, &headers, body).await;
     let status = match &result {
         Ok(_) => StatusCode::OK,
         Err(f) => f.status(),
     };
-    m::ingest_request(&tenant_label, status.as_u16());
-    metrics::histogram!(m::INGEST_LATENCY).record(started.elapsed().as_secs_f64());
+    request_metrics.finish(status);
     match result {
         Ok((encoding, body)) => otlp_answer(StatusCode::OK, encoding, body),
         Err(f) => f.into_response(),
@@ -201,38 +186,11 @@ async fn export(
     let ApiQuery(query) = query?;
     let encoding = encoding_of(headers)?;
     let gzip = gzipped(headers)?;
-    let tenant = match (&principal, &query.tenant) {
-        (Principal::Operator, Some(t)) => t.clone(),
-        (Principal::Operator, None) => {
-            return Err(
-                ApiError::invalid_param("tenant", "the operator token must name the tenant with ?tenant=").into(),
-            )
-        }
-        // Another tenant answers exactly like a missing one, so tenant ids cannot be probed.
-        (Principal::Tenant { tenant, .. }, Some(asked)) if asked != tenant => {
-            return Err(ApiError::not_found(format!("tenant `{asked}` not found")).into())
-        }
-        (Principal::Tenant { tenant, .. }, _) => tenant.clone(),
-    };
-    if tenant == auditrelay_core::ids::SYSTEM_TENANT {
-        // The system trail records what was done to this server; nobody may forge it.
-        return Err(ApiError::forbidden(format!(
-            "the `{}` tenant is written by auditrelay itself",
-            auditrelay_core::ids::SYSTEM_TENANT
-        ))
-        .into());
-    }
+    let tenant = requested_tenant(&principal, query.tenant.as_deref())?
+        .ok_or_else(|| ApiError::invalid_param("tenant", "the operator token must name the tenant with ?tenant="))?;
+    refuse_system_tenant(&tenant)?;
     let limit = state.limits.max_request_bytes;
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        // Refuse early only far past the limit; near it, read and drain so the 413 arrives.
-        if len > 16 * limit {
-            return Err(ApiError::from(auditrelay_core::IngestError::RequestTooLarge { size: len, limit }).into());
-        }
-    }
+    refuse_far_oversized(headers, limit)?;
     let raw = read_limited(body, limit).await?;
     let plain = if gzip {
         match wire::gunzip(&raw, limit) {
@@ -278,15 +236,9 @@ async fn export(
         }
     }
     if !events.is_empty() {
-        let outcomes = state.store.append(events).await.map_err(ApiError::from)?;
-        let duplicates = outcomes.iter().filter(|o| o.duplicate).count() as u64;
-        let stored = outcomes.len() as u64 - duplicates;
-        if stored > 0 {
-            metrics::counter!(m::EVENTS_INGESTED, "tenant" => tenant.clone()).increment(stored);
-        }
-        if duplicates > 0 {
-            metrics::counter!(m::DUPLICATES, "tenant" => tenant.clone()).increment(duplicates);
-        }
+        append_events(state.store.as_ref(), events)
+            .await
+            .map_err(ApiError::from)?;
     }
     let message = first_rejection.map(|first| {
         if rejected > 1 {

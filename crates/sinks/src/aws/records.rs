@@ -19,8 +19,12 @@
 //!
 //! Per-record codes that say the record itself is bad (`MalformedDetail`) become dead letters
 //! with that reason; every other failure is retried, bounded by the engine's attempt limit.
+//!
+//! A record kind is its call ([`RecordApi`]) and its parsed `config` ([`RecordKind`]); its
+//! save-time validation and its sink are the same for every such kind ([`validate`], [`build`]).
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use auditrelay_core::StoredEvent;
@@ -29,7 +33,8 @@ use serde_json::Value;
 
 use super::classify::record_retryable;
 use super::json::{CallError, JsonClient};
-use crate::{AttemptReport, Batch, Outcome, Sink};
+use super::AwsSettings;
+use crate::{AttemptReport, Batch, ConfigError, KindConfig, Outcome, Secrets, Sink, SinkEnv};
 
 /// A service's limits on one call.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +59,78 @@ pub(crate) trait RecordApi: Send + Sync + 'static {
     /// The call's JSON body for `entries`.
     fn body(&self, entries: Vec<Value>) -> Value;
 }
+
+/// A record kind's `config`: what its sink is made of once parsed and checked.
+pub(crate) trait RecordKind: KindConfig {
+    /// The call the kind makes.
+    type Api: RecordApi;
+    /// Parses and checks `config` (no network, no secrets) into the sink's parts.
+    fn sink_parts(config: &Value) -> Result<RecordSinkParts<Self::Api>, ConfigError>;
+}
+
+/// A [`RecordSink`] but for its signed client.
+pub(crate) struct RecordSinkParts<A> {
+    pub api: A,
+    /// What the records go into, for error texts (`Kinesis stream audit`).
+    pub what: String,
+    pub aws: AwsSettings,
+    pub options: FormatOptions,
+}
+
+/// Save-time validation of a record kind: the endpoints against the SSRF policy, and the
+/// credentials.
+pub(crate) async fn validate<K: RecordKind>(
+    config: &Value,
+    secrets: &Secrets,
+    env: &SinkEnv,
+) -> Result<Secrets, ConfigError> {
+    super::validate(&K::sink_parts(config)?.aws, secrets, env).await
+}
+
+/// A record kind's ready-to-send sink, from a validated definition. The kind names its STS
+/// sessions (`auditrelay-kinesis`).
+pub(crate) fn build<K: RecordKind>(
+    config: &Value,
+    secrets: &Secrets,
+    format: Format,
+    env: &SinkEnv,
+) -> Result<Arc<dyn Sink>, ConfigError> {
+    let parts = K::sink_parts(config)?;
+    let client = super::build_client(parts.aws, secrets, env, K::SPEC.kind)?;
+    Ok(Arc::new(RecordSink {
+        api: parts.api,
+        client,
+        format,
+        options: parts.options,
+        what: parts.what,
+    }))
+}
+
+/// A record kind's module-level `validate` and `build` (what `kinds.rs` dispatches to), for
+/// its `config` type `$config` implementing [`RecordKind`].
+macro_rules! record_kind_entry_points {
+    ($config:ty) => {
+        /// Save-time validation: the endpoints against the SSRF policy, and the credentials.
+        pub async fn validate(
+            config: &serde_json::Value,
+            secrets: &mut crate::Secrets,
+            env: &crate::SinkEnv,
+        ) -> Result<crate::Secrets, crate::ConfigError> {
+            crate::aws::records::validate::<$config>(config, secrets, env).await
+        }
+
+        /// Builds a ready-to-send sink from a validated definition.
+        pub fn build(
+            config: &serde_json::Value,
+            secrets: &crate::Secrets,
+            format: auditrelay_format::Format,
+            env: &crate::SinkEnv,
+        ) -> Result<std::sync::Arc<dyn crate::Sink>, crate::ConfigError> {
+            crate::aws::records::build::<$config>(config, secrets, format, env)
+        }
+    };
+}
+pub(crate) use record_kind_entry_points;
 
 /// Splits records of `sizes` into contiguous calls within `limits`.
 pub(crate) fn chunks(sizes: &[usize], limits: Limits) -> Vec<Range<usize>> {

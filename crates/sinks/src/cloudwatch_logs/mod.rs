@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::aws::json::{CallError, JsonClient};
-use crate::aws::template::Template;
 use crate::aws::{self, aws_config, AwsSettings};
+use crate::template::Template;
 use crate::{AttemptReport, Batch, ConfigError, Outcome, Secrets, Sink, SinkEnv};
 
 /// The log stream template when none is configured.
@@ -87,7 +87,7 @@ impl CloudWatchLogsConfig {
                 "must be 1-512 bytes without `:` or `*`",
             ));
         }
-        let log_stream = Template::parse(raw, false).map_err(|m| ConfigError::new("config.log_stream", m))?;
+        let log_stream = Template::parse_strict(raw, false).map_err(|m| ConfigError::new("config.log_stream", m))?;
         Ok(CloudWatchSettings {
             log_group: group.clone(),
             log_stream,
@@ -335,10 +335,7 @@ fn parse(config: &Value) -> Result<CloudWatchSettings, ConfigError> {
 
 /// Save-time validation: the endpoints against the SSRF policy, and the credentials.
 pub async fn validate(config: &Value, secrets: &mut Secrets, env: &SinkEnv) -> Result<Secrets, ConfigError> {
-    let parsed = parse(config)?;
-    parsed.aws.check_endpoints(env).await?;
-    aws::credentials::static_keys(secrets)?;
-    Ok(Secrets::new())
+    aws::validate(&parse(config)?.aws, secrets, env).await
 }
 
 /// Builds a ready-to-send sink from a validated definition.
@@ -349,12 +346,7 @@ pub fn build(config: &Value, secrets: &Secrets, format: Format, env: &SinkEnv) -
 }
 
 impl crate::KindConfig for CloudWatchLogsConfig {
-    const SPEC: crate::KindSpec = crate::KindSpec {
-        kind: "cloudwatch_logs",
-        formats: &["json", "ocsf", "cef", "leef", "raw"],
-        secrets: aws::SECRETS,
-        rotating_secrets: &[],
-    };
+    const SPEC: crate::KindSpec = aws::kind_spec("cloudwatch_logs", aws::RECORD_FORMATS);
 
     fn check(&self) -> Result<(), ConfigError> {
         self.resolve().map(drop)

@@ -274,11 +274,8 @@ pub async fn validate(config: &Value, secrets: &mut Secrets, env: &SinkEnv) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::secrets;
     use serde_json::json;
-
-    fn secrets(pairs: &[(&str, &str)]) -> Secrets {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
-    }
 
     fn key() -> Secrets {
         secrets(&[(API_KEY, "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw==")])

@@ -3,18 +3,15 @@
 //! `detail-type` rendered from a template (default `{type}`) and its `source` configured
 //! (default `auditrelay`). Only the entries that failed are retried (`aws::records`).
 
-use std::sync::Arc;
-
 use auditrelay_core::StoredEvent;
-use auditrelay_format::Format;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::aws::records::{Limits, RecordApi, RecordSink};
-use crate::aws::template::Template;
+use crate::aws::records::{record_kind_entry_points, Limits, RecordApi, RecordKind, RecordSinkParts};
 use crate::aws::{self, aws_config, AwsSettings};
-use crate::{ConfigError, Secrets, Sink, SinkEnv};
+use crate::template::Template;
+use crate::ConfigError;
 
 /// The source when none is configured.
 pub const DEFAULT_SOURCE: &str = "auditrelay";
@@ -82,7 +79,7 @@ impl EventBridgeConfig {
         if raw.is_empty() || raw.chars().count() > MAX_DETAIL_TYPE {
             return Err(ConfigError::new("config.detail_type", "must be 1-128 characters"));
         }
-        let detail_type = Template::parse(raw, true).map_err(|m| ConfigError::new("config.detail_type", m))?;
+        let detail_type = Template::parse_strict(raw, true).map_err(|m| ConfigError::new("config.detail_type", m))?;
         Ok(EventBridgeSettings {
             event_bus: bus.to_owned(),
             source: source.to_owned(),
@@ -143,39 +140,29 @@ fn parse(config: &Value) -> Result<EventBridgeSettings, ConfigError> {
     crate::typed::parse_config::<EventBridgeConfig>(config)?.resolve()
 }
 
-/// Save-time validation: the endpoints against the SSRF policy, and the credentials.
-pub async fn validate(config: &Value, secrets: &mut Secrets, env: &SinkEnv) -> Result<Secrets, ConfigError> {
-    let parsed = parse(config)?;
-    parsed.aws.check_endpoints(env).await?;
-    aws::credentials::static_keys(secrets)?;
-    Ok(Secrets::new())
+impl RecordKind for EventBridgeConfig {
+    type Api = PutEvents;
+
+    fn sink_parts(config: &Value) -> Result<RecordSinkParts<PutEvents>, ConfigError> {
+        let bus = parse(config)?;
+        Ok(RecordSinkParts {
+            what: format!("event bus {}", bus.event_bus),
+            api: PutEvents {
+                event_bus: bus.event_bus,
+                source: bus.source,
+                detail_type: bus.detail_type,
+            },
+            aws: bus.aws,
+            options: bus.options,
+        })
+    }
 }
 
-/// Builds a ready-to-send sink from a validated definition.
-pub fn build(config: &Value, secrets: &Secrets, format: Format, env: &SinkEnv) -> Result<Arc<dyn Sink>, ConfigError> {
-    let cfg = parse(config)?;
-    let client = aws::build_client(cfg.aws, secrets, env, "eventbridge")?;
-    Ok(Arc::new(RecordSink {
-        what: format!("event bus {}", cfg.event_bus),
-        api: PutEvents {
-            event_bus: cfg.event_bus,
-            source: cfg.source,
-            detail_type: cfg.detail_type,
-        },
-        client,
-        format,
-        options: cfg.options,
-    }))
-}
+record_kind_entry_points!(EventBridgeConfig);
 
 impl crate::KindConfig for EventBridgeConfig {
-    const SPEC: crate::KindSpec = crate::KindSpec {
-        kind: "eventbridge",
-        // `detail` must be a JSON object.
-        formats: &["json", "ocsf", "raw"],
-        secrets: aws::SECRETS,
-        rotating_secrets: &[],
-    };
+    // `detail` must be a JSON object.
+    const SPEC: crate::KindSpec = aws::kind_spec("eventbridge", &["json", "ocsf", "raw"]);
 
     fn check(&self) -> Result<(), ConfigError> {
         self.resolve().map(drop)

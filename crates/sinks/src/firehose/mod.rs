@@ -3,18 +3,15 @@
 //! objects Firehose writes are JSON lines. Only the records that failed are retried
 //! (`aws::records`).
 
-use std::sync::Arc;
-
 use auditrelay_core::StoredEvent;
-use auditrelay_format::Format;
 use base64::Engine;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::aws::records::{Limits, RecordApi, RecordSink};
+use crate::aws::records::{record_kind_entry_points, Limits, RecordApi, RecordKind, RecordSinkParts};
 use crate::aws::{self, aws_config, AwsSettings};
-use crate::{ConfigError, Secrets, Sink, SinkEnv};
+use crate::ConfigError;
 
 aws_config! {
     /// `config` of a `firehose` sink.
@@ -85,36 +82,26 @@ fn parse(config: &Value) -> Result<FirehoseSettings, ConfigError> {
     crate::typed::parse_config::<FirehoseConfig>(config)?.resolve()
 }
 
-/// Save-time validation: the endpoints against the SSRF policy, and the credentials.
-pub async fn validate(config: &Value, secrets: &mut Secrets, env: &SinkEnv) -> Result<Secrets, ConfigError> {
-    let parsed = parse(config)?;
-    parsed.aws.check_endpoints(env).await?;
-    aws::credentials::static_keys(secrets)?;
-    Ok(Secrets::new())
+impl RecordKind for FirehoseConfig {
+    type Api = PutRecordBatch;
+
+    fn sink_parts(config: &Value) -> Result<RecordSinkParts<PutRecordBatch>, ConfigError> {
+        let delivery = parse(config)?;
+        Ok(RecordSinkParts {
+            what: format!("Firehose delivery stream {}", delivery.delivery_stream),
+            api: PutRecordBatch {
+                delivery_stream: delivery.delivery_stream,
+            },
+            aws: delivery.aws,
+            options: delivery.options,
+        })
+    }
 }
 
-/// Builds a ready-to-send sink from a validated definition.
-pub fn build(config: &Value, secrets: &Secrets, format: Format, env: &SinkEnv) -> Result<Arc<dyn Sink>, ConfigError> {
-    let cfg = parse(config)?;
-    let client = aws::build_client(cfg.aws, secrets, env, "firehose")?;
-    Ok(Arc::new(RecordSink {
-        what: format!("Firehose delivery stream {}", cfg.delivery_stream),
-        api: PutRecordBatch {
-            delivery_stream: cfg.delivery_stream,
-        },
-        client,
-        format,
-        options: cfg.options,
-    }))
-}
+record_kind_entry_points!(FirehoseConfig);
 
 impl crate::KindConfig for FirehoseConfig {
-    const SPEC: crate::KindSpec = crate::KindSpec {
-        kind: "firehose",
-        formats: &["json", "ocsf", "cef", "leef", "raw"],
-        secrets: aws::SECRETS,
-        rotating_secrets: &[],
-    };
+    const SPEC: crate::KindSpec = aws::kind_spec("firehose", aws::RECORD_FORMATS);
 
     fn check(&self) -> Result<(), ConfigError> {
         self.resolve().map(drop)

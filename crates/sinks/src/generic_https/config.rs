@@ -10,29 +10,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::http;
+pub use crate::secret_header::AUTH_VALUE;
+use crate::secret_header::{auth_value_header, only_auth_value, RESERVED_HEADERS};
 use crate::{ConfigError, Secrets, SinkEnv};
 
-pub const AUTH_VALUE: &str = "auth_value";
-
-/// Names `auth_header` may not take: the body's framing (the sink sets it), HTTP's hop-by-hop
-/// and connection-level headers (a proxy or the client library owns them), and the sink's own
-/// `x-auditrelay-*` headers (a static value would forge or break them).
-const RESERVED_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "content-encoding",
-    "transfer-encoding",
-    "host",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
-    "expect",
-];
+/// Besides [`RESERVED_HEADERS`], `auth_header` may not take the sink's own `x-auditrelay-*`
+/// headers (a static value would forge or break them).
 const OWN_PREFIX: &str = "x-auditrelay-";
 
 /// The receiver's credential header. Debug shows the name only.
@@ -103,13 +86,7 @@ impl GenericHttpsConfig {
 /// Parses `config` and `secrets` without touching the network (URL shape only; see [`validate`]).
 pub(crate) fn parse(config: &Value, secrets: &Secrets) -> Result<GenericConfig, ConfigError> {
     let typed = crate::typed::parse_config::<GenericHttpsConfig>(config)?;
-    // The registry lets `previous_*` names through for kinds that rotate; this one does not.
-    if let Some(name) = secrets.keys().find(|k| *k != AUTH_VALUE) {
-        return Err(ConfigError::new(
-            format!("secrets.{name}"),
-            format!("`generic_https` sinks take no secret named `{name}` (known: {AUTH_VALUE})"),
-        ));
-    }
+    only_auth_value(secrets, "generic_https")?;
     let url = typed.resolve()?;
     let auth = parse_auth(typed.auth_header.as_deref(), secrets)?;
     let options = typed.format_options()?;
@@ -140,17 +117,7 @@ fn parse_auth(name: Option<&str>, secrets: &Secrets) -> Result<Option<AuthHeader
         }
     };
     let header = check_header_name(name)?;
-    // The message describes the rule, never the value.
-    let mut value = HeaderValue::from_str(value)
-        .ok()
-        .filter(|_| !value.is_empty())
-        .ok_or_else(|| {
-            ConfigError::new(
-                "secrets.auth_value",
-                "must be non-empty visible ASCII (no line breaks or control characters)",
-            )
-        })?;
-    value.set_sensitive(true);
+    let value = auth_value_header(value)?;
     Ok(Some(AuthHeader { name: header, value }))
 }
 
@@ -172,19 +139,14 @@ fn check_header_name(name: &str) -> Result<HeaderName, ConfigError> {
 /// Save-time validation: the definition, then the URL against the SSRF policy (resolving its
 /// host). Generates no secrets.
 pub async fn validate(config: &Value, secrets: &mut Secrets, env: &SinkEnv) -> Result<Secrets, ConfigError> {
-    let parsed = parse(config, secrets)?;
-    http::check_url(parsed.url.as_str(), "config.url", env).await?;
-    Ok(Secrets::new())
+    http::validate_config_url(&parse(config, secrets)?.url, env).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::secrets;
     use serde_json::json;
-
-    fn secrets(pairs: &[(&str, &str)]) -> Secrets {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
-    }
 
     #[test]
     fn defaults_and_auth() {

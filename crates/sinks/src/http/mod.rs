@@ -16,7 +16,7 @@ pub use client::{client, ClientError, CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, USER_A
 pub use ip_policy::{forbidden_reason, is_forbidden};
 pub(crate) use send::{read_prefix, url_target};
 pub use send::{report_response, send, transport_error, ERROR_SNIPPET_BYTES};
-pub(crate) use ssrf::POLICY;
 pub use ssrf::{
     check_host, check_url, check_url_literal, host_port, parse_url, refusal, PrivateAddressRefused, RESOLVE_TIMEOUT,
 };
+pub(crate) use ssrf::{validate_config_url, POLICY};

@@ -17,7 +17,7 @@ use reqwest::Url;
 use url::Host;
 
 use super::ip_policy::forbidden_reason;
-use crate::{ConfigError, SinkEnv};
+use crate::{ConfigError, Secrets, SinkEnv};
 
 /// How long a save-time DNS lookup may take before the save is refused.
 pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -81,6 +81,13 @@ pub fn parse_url(raw: &str, field: &str) -> Result<Url, ConfigError> {
         ));
     }
     Ok(url)
+}
+
+/// Save-time validation of a kind whose one endpoint is its `config.url` and that generates no
+/// secrets (`otlp`, `generic_https`): that URL against the SSRF policy, resolving its host.
+pub(crate) async fn validate_config_url(url: &Url, env: &SinkEnv) -> Result<Secrets, ConfigError> {
+    check_url(url.as_str(), "config.url", env).await?;
+    Ok(Secrets::new())
 }
 
 /// Save-time check of a sink URL: [`parse_url`], then (unless private networks are allowed) the

@@ -3,18 +3,15 @@
 //! tenant (default), so a tenant's records share a shard and keep their order there, or the
 //! value of a field of the event. Only the records that failed are retried (`aws::records`).
 
-use std::sync::Arc;
-
 use auditrelay_core::StoredEvent;
-use auditrelay_format::Format;
 use base64::Engine;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::aws::records::{Limits, RecordApi, RecordSink};
+use crate::aws::records::{record_kind_entry_points, Limits, RecordApi, RecordKind, RecordSinkParts};
 use crate::aws::{self, aws_config, AwsSettings};
-use crate::{ConfigError, Secrets, Sink, SinkEnv};
+use crate::ConfigError;
 
 /// Kinesis caps a partition key at 256 Unicode characters.
 const MAX_PARTITION_KEY_CHARS: usize = 256;
@@ -143,37 +140,27 @@ fn parse(config: &Value) -> Result<KinesisSettings, ConfigError> {
     crate::typed::parse_config::<KinesisConfig>(config)?.resolve()
 }
 
-/// Save-time validation: the endpoints against the SSRF policy, and the credentials.
-pub async fn validate(config: &Value, secrets: &mut Secrets, env: &SinkEnv) -> Result<Secrets, ConfigError> {
-    let parsed = parse(config)?;
-    parsed.aws.check_endpoints(env).await?;
-    aws::credentials::static_keys(secrets)?;
-    Ok(Secrets::new())
+impl RecordKind for KinesisConfig {
+    type Api = PutRecords;
+
+    fn sink_parts(config: &Value) -> Result<RecordSinkParts<PutRecords>, ConfigError> {
+        let stream = parse(config)?;
+        Ok(RecordSinkParts {
+            what: format!("Kinesis stream {}", stream.stream_name),
+            api: PutRecords {
+                stream_name: stream.stream_name,
+                partition_key: stream.partition_key,
+            },
+            aws: stream.aws,
+            options: stream.options,
+        })
+    }
 }
 
-/// Builds a ready-to-send sink from a validated definition.
-pub fn build(config: &Value, secrets: &Secrets, format: Format, env: &SinkEnv) -> Result<Arc<dyn Sink>, ConfigError> {
-    let cfg = parse(config)?;
-    let client = aws::build_client(cfg.aws, secrets, env, "kinesis")?;
-    Ok(Arc::new(RecordSink {
-        what: format!("Kinesis stream {}", cfg.stream_name),
-        api: PutRecords {
-            stream_name: cfg.stream_name,
-            partition_key: cfg.partition_key,
-        },
-        client,
-        format,
-        options: cfg.options,
-    }))
-}
+record_kind_entry_points!(KinesisConfig);
 
 impl crate::KindConfig for KinesisConfig {
-    const SPEC: crate::KindSpec = crate::KindSpec {
-        kind: "kinesis",
-        formats: &["json", "ocsf", "cef", "leef", "raw"],
-        secrets: aws::SECRETS,
-        rotating_secrets: &[],
-    };
+    const SPEC: crate::KindSpec = aws::kind_spec("kinesis", aws::RECORD_FORMATS);
 
     fn check(&self) -> Result<(), ConfigError> {
         self.resolve().map(drop)

@@ -9,30 +9,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::http;
+pub use crate::secret_header::AUTH_VALUE;
+use crate::secret_header::{auth_value_header, only_auth_value, RESERVED_HEADERS};
 use crate::typed::Headers;
 use crate::{ConfigError, Secrets, SinkEnv};
 
-pub const AUTH_VALUE: &str = "auth_value";
 const DEFAULT_AUTH_HEADER: &str = "authorization";
-
-/// Names neither a static header nor `auth_header` may take: the body's framing and encoding
-/// (the sink sets them from `protocol` and `compression`) and HTTP's hop-by-hop headers.
-const RESERVED_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "content-encoding",
-    "transfer-encoding",
-    "host",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
-    "expect",
-];
 
 /// How the request body is encoded (OTLP/HTTP's two encodings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
@@ -143,25 +125,9 @@ impl OtlpConfig {
             None => HeaderName::from_static(DEFAULT_AUTH_HEADER),
         };
         if let Some(secrets) = secrets {
-            if let Some(name) = secrets.keys().find(|k| *k != AUTH_VALUE) {
-                return Err(ConfigError::new(
-                    format!("secrets.{name}"),
-                    format!("`otlp` sinks take no secret named `{name}` (known: {AUTH_VALUE})"),
-                ));
-            }
+            only_auth_value(secrets, "otlp")?;
             if let Some(value) = secrets.get(AUTH_VALUE) {
-                // The message describes the rule, never the value.
-                let mut value = HeaderValue::from_str(value)
-                    .ok()
-                    .filter(|_| !value.is_empty())
-                    .ok_or_else(|| {
-                        ConfigError::new(
-                            "secrets.auth_value",
-                            "must be non-empty visible ASCII (no line breaks or control characters)",
-                        )
-                    })?;
-                value.set_sensitive(true);
-                headers.insert(auth_name, value);
+                headers.insert(auth_name, auth_value_header(value)?);
             }
         }
         Ok(OtlpSettings {
@@ -196,19 +162,14 @@ pub(crate) fn parse(config: &Value, secrets: &Secrets) -> Result<OtlpSettings, C
 /// Save-time validation: the definition, then the URL against the SSRF policy (resolving its
 /// host). Generates no secrets.
 pub async fn validate(config: &Value, secrets: &mut Secrets, env: &SinkEnv) -> Result<Secrets, ConfigError> {
-    let parsed = parse(config, secrets)?;
-    http::check_url(parsed.url.as_str(), "config.url", env).await?;
-    Ok(Secrets::new())
+    http::validate_config_url(&parse(config, secrets)?.url, env).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::secrets;
     use serde_json::json;
-
-    fn secrets(pairs: &[(&str, &str)]) -> Secrets {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
-    }
 
     #[test]
     fn defaults_then_every_option() {

@@ -3,7 +3,7 @@
 //! sink caches until five minutes before it expires.
 
 use std::fmt;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -16,16 +16,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::http;
+use crate::token_lifetime::{granted_lifetime, usable_for};
 use crate::{AttemptReport, ConfigError, Outcome};
 
 /// The scope a publisher needs.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/pubsub";
 /// Google's token endpoint, when the key names none.
 pub const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
-/// Refresh this long before a token expires (half the lifetime for short-lived tokens).
-pub const REFRESH_SKEW: Duration = Duration::from_secs(300);
-/// Assumed lifetime when the token endpoint gives none.
-const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 /// How much of a token endpoint's answer is read.
 const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 /// How long a signed assertion is valid (Google's maximum).
@@ -122,11 +119,6 @@ impl fmt::Debug for Token {
     }
 }
 
-/// When to stop using a token that lives `lifetime`.
-pub(crate) fn usable_for(lifetime: Duration) -> Duration {
-    lifetime - REFRESH_SKEW.min(lifetime / 2)
-}
-
 #[derive(Deserialize)]
 struct TokenBody {
     #[serde(default)]
@@ -172,16 +164,7 @@ pub(crate) async fn fetch(client: &reqwest::Client, account: &ServiceAccount) ->
                 .access_token
                 .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
                 .ok_or_else(|| fail(Outcome::Misconfigured, " without a usable `access_token`".into()))?;
-            let secs = match &parsed.expires_in {
-                Some(Value::Number(n)) => n.as_f64(),
-                Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
-                _ => None,
-            };
-            let lifetime = match secs {
-                Some(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s.min(366.0 * 86_400.0)),
-                Some(_) => Duration::ZERO,
-                None => DEFAULT_LIFETIME,
-            };
+            let lifetime = granted_lifetime(parsed.expires_in.as_ref());
             Ok(Token {
                 bearer: format!("Bearer {raw}"),
                 refresh_at: Instant::now() + usable_for(lifetime),
@@ -200,13 +183,6 @@ pub(crate) async fn fetch(client: &reqwest::Client, account: &ServiceAccount) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn refresh_schedule() {
-        assert_eq!(usable_for(Duration::from_secs(3600)), Duration::from_secs(3300));
-        assert_eq!(usable_for(Duration::from_secs(60)), Duration::from_secs(30));
-        assert_eq!(usable_for(Duration::ZERO), Duration::ZERO);
-    }
 
     #[test]
     fn key_file_errors_name_the_field() {

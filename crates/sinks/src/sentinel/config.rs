@@ -526,6 +526,7 @@ pub async fn validate(config: &Value, secrets: &mut Secrets, env: &SinkEnv) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::secrets;
     use serde_json::json;
 
     const DCR: &str = "dcr-0123456789abcdef0123456789abcdef";
@@ -670,10 +671,6 @@ mod tests {
             assert_eq!(err(config.clone()).field, field, "{config}");
         }
         assert!(parse_config(&with(json!({"log_type": "x".repeat(100)}))).is_ok());
-    }
-
-    fn secrets(pairs: &[(&str, &str)]) -> Secrets {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]

@@ -14,15 +14,9 @@ use serde_json::Value;
 
 use super::request::WireRequest;
 use crate::http::{self, PrivateAddressRefused};
+use crate::token_lifetime::{granted_lifetime, usable_for};
+pub use crate::token_lifetime::{DEFAULT_LIFETIME, REFRESH_SKEW};
 use crate::{AttemptReport, Outcome};
-
-/// Refresh this long before a token expires, so a token never expires in flight …
-pub const REFRESH_SKEW: Duration = Duration::from_secs(300);
-/// … unless the token lives less than twice that: then refresh at half its lifetime.
-///
-/// Assumed lifetime when the token endpoint gives none (Entra ID always does; a compatible
-/// endpoint might not): short, so a wrong guess costs a few extra token requests, not 401s.
-pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 
 /// How much of a token endpoint's answer is read (tokens are a few KiB).
 const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
@@ -31,8 +25,7 @@ const MAX_DESCRIPTION_CHARS: usize = 400;
 
 /// When to stop using a token obtained at `obtained_at` that lives `lifetime`.
 pub(crate) fn refresh_at(obtained_at: Timestamp, lifetime: Duration) -> Timestamp {
-    let skew = REFRESH_SKEW.min(lifetime / 2);
-    let usable = SignedDuration::try_from(lifetime - skew).unwrap_or(SignedDuration::MAX);
+    let usable = SignedDuration::try_from(usable_for(lifetime)).unwrap_or(SignedDuration::MAX);
     obtained_at.checked_add(usable).unwrap_or(Timestamp::MAX)
 }
 
@@ -173,16 +166,7 @@ fn parse_grant(body: &[u8]) -> Result<Grant, String> {
     let mut bearer = HeaderValue::from_str(&format!("Bearer {raw}"))
         .map_err(|_| "with an access token that is not a valid header value".to_owned())?;
     bearer.set_sensitive(true);
-    let secs = match &parsed.expires_in {
-        Some(Value::Number(n)) => n.as_f64(),
-        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    };
-    let lifetime = match secs {
-        Some(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s.min(366.0 * 86_400.0)),
-        Some(_) => Duration::ZERO,
-        None => DEFAULT_LIFETIME,
-    };
+    let lifetime = granted_lifetime(parsed.expires_in.as_ref());
     Ok(Grant { raw, bearer, lifetime })
 }
 

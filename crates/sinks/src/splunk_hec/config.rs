@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::http;
 use crate::secret_header::{secret_header, SecretHeader};
+use crate::template::Template;
 use crate::{ConfigError, Secrets, SinkEnv};
 
 /// The HEC token (the `token` secret).
@@ -68,55 +69,6 @@ pub(crate) struct HecConfig {
     pub host: Option<String>,
     pub acks: bool,
     pub options: FormatOptions,
-}
-
-/// The `sourcetype` template: literal text with `{type}` and `{tenant}` placeholders.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Template(Vec<Part>);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Text(String),
-    Type,
-    Tenant,
-}
-
-impl Template {
-    pub(crate) fn parse(raw: &str) -> Result<Template, String> {
-        let mut parts = Vec::new();
-        let mut rest = raw;
-        while let Some(open) = rest.find('{') {
-            if open > 0 {
-                parts.push(Part::Text(rest[..open].to_owned()));
-            }
-            let after = &rest[open..];
-            let close = after
-                .find('}')
-                .ok_or_else(|| "unclosed `{` (placeholders: {type}, {tenant})".to_owned())?;
-            parts.push(match &after[..=close] {
-                "{type}" => Part::Type,
-                "{tenant}" => Part::Tenant,
-                other => return Err(format!("unknown placeholder `{other}` (known: {{type}}, {{tenant}})")),
-            });
-            rest = &after[close + 1..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_owned()));
-        }
-        Ok(Template(parts))
-    }
-
-    pub(crate) fn render(&self, event_type: &str, tenant: &str) -> String {
-        let mut out = String::new();
-        for part in &self.0 {
-            match part {
-                Part::Text(t) => out.push_str(t),
-                Part::Type => out.push_str(event_type),
-                Part::Tenant => out.push_str(tenant),
-            }
-        }
-        out
-    }
 }
 
 /// The HEC token, ready for the `Authorization` header as `Splunk <token>`. Debug never shows it.

@@ -231,6 +231,7 @@ pub async fn validate(config: &Value, secrets: &mut Secrets, env: &SinkEnv) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::secrets;
     use serde_json::json;
 
     fn err(config: Value) -> ConfigError {
@@ -299,10 +300,6 @@ mod tests {
             assert_eq!(e.field, format!("config.headers.{reserved}"));
             assert!(e.message.contains("reserved"), "{e}");
         }
-    }
-
-    fn secrets(pairs: &[(&str, &str)]) -> Secrets {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]

@@ -84,6 +84,13 @@ fn object_only<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<O
     Option::<ObjectOnly<T>>::deserialize(d).map(|o| o.map(|ObjectOnly(t)| t))
 }
 
+/// `config`: absent is `None` (with `#[serde(default)]`), and `null` is refused like any other
+/// non-object. Unlike a policy, `null` cannot mean "the defaults": the document says `config`
+/// is an object, and create, update and preview all read it here.
+fn config_object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Map<String, Value>>, D::Error> {
+    ObjectOnly::deserialize(d).map(|ObjectOnly(config)| Some(config))
+}
+
 /// Batching of a new or changed sink; omitted fields keep their default (create) or current
 /// value (update).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -174,6 +181,8 @@ pub struct CreateSink {
     #[schema(value_type = Option<Vec<TenantId>>, min_items = 1)]
     pub tenants: Option<Vec<TenantIdIn>>,
     /// The kind's endpoint settings.
+    #[serde(default, deserialize_with = "config_object")]
+    #[schema(nullable = false)]
     pub config: Option<Map<String, Value>>,
     /// Write-only: names to values (the kind's secret names). Never shown again.
     #[schema(write_only, value_type = Option<BTreeMap<String, String>>)]
@@ -263,7 +272,8 @@ pub struct PatchSink {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<TenantId>>, min_items = 1)]
     pub tenants: Option<Option<Vec<TenantIdIn>>>,
-    #[schema(value_type = Option<Map<String, Value>>)]
+    #[serde(default, deserialize_with = "config_object")]
+    #[schema(value_type = Option<Map<String, Value>>, nullable = false)]
     pub config: Option<Map<String, Value>>,
     #[schema(write_only)]
     pub secrets: Option<BTreeMap<String, Option<String>>>,

@@ -98,12 +98,7 @@ pub struct DeadLetterRetried {
     params(("id" = String, Path, description = "The sink id (`snk_…`)."), Page),
     responses(
         (status = 200, description = "A page of dead letters.", body = DeadLetterPage),
-        (status = 400, response = doc::BadRequest),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 404, response = doc::NotFound),
-        (status = 429, response = doc::TooManyRequests),
-        (status = 503, response = doc::Unavailable),
+        doc::QueryReadErrors,
     ),
     security(("bearerAuth" = ["manage"])),
 )]
@@ -340,12 +335,7 @@ pub struct AttemptPage {
     ),
     responses(
         (status = 200, description = "A page of attempts, newest first.", body = AttemptPage),
-        (status = 400, response = doc::BadRequest),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 404, response = doc::NotFound),
-        (status = 429, response = doc::TooManyRequests),
-        (status = 503, response = doc::Unavailable),
+        doc::QueryReadErrors,
     ),
     security(("bearerAuth" = ["manage"])),
 )]

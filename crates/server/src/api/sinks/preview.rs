@@ -73,13 +73,7 @@ pub struct PreviewAnswer {
     responses(
         (status = 200, description = "One result per event, in order.", body = PreviewAnswer),
         (status = 400, description = "`invalid_json`, `invalid_event`, or `invalid_request` naming the field (`sink.filter` with `line` and `column`, `sink.transform.<op>`, `events`).", body = ErrorBody),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 404, response = doc::NotFound),
-        (status = 408, response = doc::RequestTimeout),
-        (status = 413, response = doc::PayloadTooLarge),
-        (status = 415, response = doc::UnsupportedMediaType),
-        (status = 429, response = doc::TooManyRequests),
+        doc::BodyRequestErrors,
         (status = 500, response = doc::Internal),
         (status = 503, response = doc::Unavailable),
     ),
@@ -93,10 +87,6 @@ pub async fn preview_sink(
     principal.require(Scope::Manage)?;
     let ApiJson(body) = body?;
     let request: PreviewRequest = parse_body(&body)?;
-    // The document says `config` is an object; a preview does not read `null` as `{}`.
-    if request.sink.get("config").is_some_and(Value::is_null) {
-        return Err(ApiError::invalid_field("sink.config", "sink.config: must be an object"));
-    }
     let sink: CreateSink = parse_body(&request.sink).map_err(|e| under_sink(e, "sink"))?;
     let tenant = principal.tenant_for(sink.tenant.as_deref())?;
     let kind = kind_spec(&sink.kind)

@@ -85,12 +85,7 @@ pub struct SinkStats {
     ),
     responses(
         (status = 200, description = "The statistics, one bucket per minute.", body = SinkStats),
-        (status = 400, response = doc::BadRequest),
-        (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 404, response = doc::NotFound),
-        (status = 429, response = doc::TooManyRequests),
-        (status = 503, response = doc::Unavailable),
+        doc::QueryReadErrors,
     ),
     security(("bearerAuth" = ["manage"])),
 )]

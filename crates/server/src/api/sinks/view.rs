@@ -1,12 +1,16 @@
 //! How the API shows a sink, and the schema-only types its reference uses.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use auditrelay_engine::spec::{BatchPolicy, BreakerPolicy, OnExhausted, RetryPolicy, SinkSpec};
+use auditrelay_format::Format;
 use auditrelay_sinks::Secrets;
 use auditrelay_store::SinkRow;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 
 use crate::api::doc;
@@ -26,17 +30,27 @@ doc::json_schema! {
     }
 }
 
-/// How events are rendered; each kind allows some (its first is its default).
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
+/// A sink's `format`: one of `auditrelay_format::Format`'s names, listed from `Format::ALL` so
+/// that the document names every format the server renders, and no other.
 #[allow(dead_code)] // Only its schema is used.
-pub enum SinkFormat {
-    Json,
-    Cef,
-    Leef,
-    Ocsf,
-    Raw,
-    Otlp,
+pub struct SinkFormat;
+
+impl utoipa::PartialSchema for SinkFormat {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "How events are rendered; each kind allows some (its first is its default).",
+            ))
+            .enum_values(Some(Format::ALL.iter().map(|f| f.name())))
+            .into()
+    }
+}
+
+impl ToSchema for SinkFormat {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("SinkFormat")
+    }
 }
 
 doc::json_schema! {
