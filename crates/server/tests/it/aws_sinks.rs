@@ -68,7 +68,7 @@ fn aws_read(moto: &Moto, keys: &(String, String), what: &str, name: &str) -> Val
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn aws_setup(moto: &Moto) -> (String, String) {
+pub(crate) fn aws_setup(moto: &Moto) -> (String, String) {
     let out = Command::new(peer_python())
         .arg(repo_root().join("tests/peers/aws_setup.py"))
         .arg(moto.endpoint())
@@ -86,7 +86,7 @@ fn aws_setup(moto: &Moto) -> (String, String) {
     )
 }
 
-fn definitions(endpoint: &str, keys: &(String, String)) -> Vec<(&'static str, Value)> {
+pub(crate) fn definitions(endpoint: &str, keys: &(String, String)) -> Vec<(&'static str, Value)> {
     let secrets = json!({"access_key_id": keys.0, "secret_access_key": keys.1});
     let common = |kind: &str, config: Value| {
         json!({"name": kind, "kind": kind, "start_at": "earliest", "config": config, "secrets": secrets,

@@ -4,6 +4,7 @@
 mod abuse_limits;
 mod aws_sinks;
 mod bad_input;
+mod cloud_rates;
 mod common;
 mod concurrency;
 mod console;

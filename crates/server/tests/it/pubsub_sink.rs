@@ -24,16 +24,16 @@ use crate::common::TestServer;
 use crate::delivery_support::{create_sink, health, ingest, wait_until};
 
 const TENANTS: [&str; 2] = ["acme", "globex"];
-const PROJECT: &str = "auditrelay-test";
+pub(crate) const PROJECT: &str = "auditrelay-test";
 
-struct Emulator {
+pub(crate) struct Emulator {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl Emulator {
-    fn start() -> Emulator {
+    pub(crate) fn start() -> Emulator {
         let out = Command::new("gcloud")
             .args(["info", "--format=value(installation.sdk_root)"])
             .output()
@@ -56,7 +56,7 @@ impl Emulator {
         Emulator { child, port, _dir: dir }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}/v1/projects/{PROJECT}/{path}", self.port)
     }
 }
@@ -71,7 +71,7 @@ impl Drop for Emulator {
     }
 }
 
-async fn rest(http: &reqwest::Client, method: reqwest::Method, url: &str, body: Value) -> Value {
+pub(crate) async fn rest(http: &reqwest::Client, method: reqwest::Method, url: &str, body: Value) -> Value {
     let r = http.request(method, url).json(&body).send().await.unwrap();
     let status = r.status();
     let body: Value = r.json().await.unwrap_or(Value::Null);
