@@ -40,6 +40,10 @@ pub enum Scenario {
     /// pending, and the CPU while they fail. Not part of `all`.
     #[value(name = "many-sinks")]
     ManySinks,
+    /// The same loggen load into auditrelay's syslog source and into syslog-ng and rsyslog, each
+    /// forwarding Splunk-HEC-shaped batches to one loopback receiver (`--peers-*` options; a
+    /// fresh forwarder per run, `--runs` rounds). Run alone; not part of `all`.
+    Peers,
     /// All of the above except `backlog` and `many-sinks`, in that order.
     All,
 }
@@ -55,6 +59,7 @@ impl Scenario {
             Scenario::DeliverLatency => "deliver-latency",
             Scenario::Backlog => "backlog",
             Scenario::ManySinks => "many-sinks",
+            Scenario::Peers => "peers",
             Scenario::All => "all",
         }
     }
@@ -194,6 +199,22 @@ pub struct Cli {
     /// that phase).
     #[arg(long, default_value_t = 1_000)]
     pub dead_sinks: usize,
+
+    /// peers: loggen messages per contender and run.
+    #[arg(long, default_value_t = 500_000)]
+    pub peers_events: u64,
+
+    /// peers: loggen message size, bytes.
+    #[arg(long, default_value_t = 300)]
+    pub peers_message_size: usize,
+
+    /// peers: the contenders, comma-separated (default: all four).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub peers_contenders: Vec<crate::peers::Contender>,
+
+    /// peers: where results.json, results.md and chart.png go.
+    #[arg(long, default_value = "docs/bench/peers")]
+    pub peers_out: PathBuf,
 }
 
 fn parse_event_size(s: &str) -> Result<EventSize, String> {
