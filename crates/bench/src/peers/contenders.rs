@@ -109,6 +109,18 @@ enum Kind {
 }
 
 impl Running {
+    /// The forwarder's own log (the last lines), for a run that stalled.
+    pub fn log_tail(&self) -> String {
+        match &self.kind {
+            Kind::Server(s) => s.log_tail(6000),
+            Kind::Peer(_) => {
+                let text = std::fs::read_to_string(self._dir.path().join("stderr.log")).unwrap_or_default();
+                let start = text.len().saturating_sub(6000);
+                text.get(start..).unwrap_or_default().to_owned()
+            }
+        }
+    }
+
     /// Stops it: SIGTERM for auditrelay (its own stop), SIGKILL for the peers (their queues are
     /// not needed after the count).
     pub async fn stop(self) -> Result<()> {
