@@ -578,7 +578,8 @@ log {{ source(s_in); destination(d_ar); flags(flow-control); }};
     );
     std::fs::write(d.join("conf"), conf).unwrap();
     let log = File::create(d.join("stderr.log")).unwrap();
-    let mut sng = Some(
+    // Killed on drop, so that a failing assertion does not leave syslog-ng running.
+    let mut sng = Peer(Some(
         Command::new(syslog_ng_binary())
             .args(["-F", "--no-caps", "-f"])
             .arg(d.join("conf"))
@@ -593,9 +594,9 @@ log {{ source(s_in); destination(d_ar); flags(flow-control); }};
             .stderr(Stdio::from(log))
             .spawn()
             .expect("starting syslog-ng (run scripts/test-peers)"),
-    );
+    ));
     wait_listening(
-        sng.as_mut().unwrap(),
+        sng.0.as_mut().unwrap(),
         "syslog-ng",
         &[input],
         Duration::from_secs(15),
@@ -691,5 +692,14 @@ log {{ source(s_in); destination(d_ar); flags(flow-control); }};
         events.len(),
         N - lost
     );
-    kill(&mut sng);
+    drop(sng);
+}
+
+/// A peer process killed (SIGKILL) and reaped on drop, panics included.
+struct Peer(Option<Child>);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        kill(&mut self.0);
+    }
 }
