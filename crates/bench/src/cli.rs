@@ -45,6 +45,10 @@ pub enum Scenario {
     /// nothing appended). Needs the databases (`--outbox-postgres`, `--outbox-mysql`). Not part
     /// of `all`.
     Outbox,
+    /// The same loggen load into auditrelay's syslog source and into syslog-ng and rsyslog, each
+    /// forwarding Splunk-HEC-shaped batches to one loopback receiver (`--peers-*` options; a
+    /// fresh forwarder per run, `--runs` rounds). Run alone; not part of `all`.
+    Peers,
     /// All of the above except `backlog` and `many-sinks`, in that order.
     All,
 }
@@ -61,6 +65,7 @@ impl Scenario {
             Scenario::Backlog => "backlog",
             Scenario::ManySinks => "many-sinks",
             Scenario::Outbox => "outbox",
+            Scenario::Peers => "peers",
             Scenario::All => "all",
         }
     }
@@ -217,6 +222,21 @@ pub struct Cli {
     /// MySQL/MariaDB for the outbox scenario, as --outbox-postgres.
     #[arg(long, default_value = "mysql://root@127.0.0.1:3306/mysql")]
     pub outbox_mysql: String,
+    /// peers: loggen messages per contender and run.
+    #[arg(long, default_value_t = 500_000)]
+    pub peers_events: u64,
+
+    /// peers: loggen message size, bytes.
+    #[arg(long, default_value_t = 300)]
+    pub peers_message_size: usize,
+
+    /// peers: the contenders, comma-separated (default: all four).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub peers_contenders: Vec<crate::peers::Contender>,
+
+    /// peers: where results.json, results.md and chart.png go.
+    #[arg(long, default_value = "docs/bench/peers")]
+    pub peers_out: PathBuf,
 }
 
 fn parse_event_size(s: &str) -> Result<EventSize, String> {

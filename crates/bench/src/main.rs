@@ -42,6 +42,7 @@ mod http;
 mod load;
 mod many_sinks;
 mod outbox;
+mod peers;
 mod procfs;
 mod receiver;
 mod report;
@@ -88,7 +89,12 @@ fn main() {
             std::process::exit(1);
         }
     };
-    match rt.block_on(run(cli)) {
+    let outcome = if cli.selected() == [Scenario::Peers] {
+        rt.block_on(run_peers(&cli))
+    } else {
+        rt.block_on(run(cli))
+    };
+    match outcome {
         Ok(true) => {}
         Ok(false) => std::process::exit(2),
         Err(e) => {
@@ -108,6 +114,28 @@ fn default_server_bin() -> PathBuf {
         }
     }
     PathBuf::from("target/release/auditrelay")
+}
+
+/// `peers` starts its own forwarders (auditrelay among them) for every run.
+async fn run_peers(cli: &Cli) -> Result<bool> {
+    if cli.url.is_some() {
+        anyhow::bail!("peers starts its own servers; --url does not apply");
+    }
+    let contenders = if cli.peers_contenders.is_empty() {
+        peers::Contender::ALL.to_vec()
+    } else {
+        cli.peers_contenders.clone()
+    };
+    peers::run(peers::Options {
+        events: cli.peers_events,
+        message_size: cli.peers_message_size,
+        runs: cli.runs,
+        contenders,
+        out_dir: cli.peers_out.clone(),
+        work_dir: cli.work_dir.clone().unwrap_or_else(std::env::temp_dir),
+        server_bin: cli.server_bin.clone().unwrap_or_else(default_server_bin),
+    })
+    .await
 }
 
 fn generated_token() -> String {

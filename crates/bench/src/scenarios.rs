@@ -389,6 +389,9 @@ pub async fn run_scenarios(cli: &Cli, scenarios: &[Scenario], env: &Env<'_>) -> 
                 .context("outbox")?;
                 report.outbox = r;
             }
+            Scenario::Peers => report
+                .failures
+                .push("peers runs on its own (`auditrelay-bench peers`), not beside other scenarios".into()),
             Scenario::All => {}
         }
     }

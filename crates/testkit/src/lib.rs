@@ -12,6 +12,7 @@ pub mod moto;
 pub mod paths;
 pub mod peer_process;
 pub mod recording_receiver;
+pub mod rsyslog;
 pub mod scripted_receiver;
 pub mod siem_receiver;
 pub mod syslog_ng;

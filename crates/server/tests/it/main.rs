@@ -31,6 +31,7 @@ mod sink_kinds;
 mod sinks_api;
 mod sources_api;
 mod sources_outbox;
+mod sources_relp;
 mod sources_syslog;
 mod ssrf;
 mod three_nodes;
