@@ -40,6 +40,7 @@ mod disk;
 mod events;
 mod http;
 mod load;
+mod loopback;
 mod many_sinks;
 mod outbox;
 mod peers;

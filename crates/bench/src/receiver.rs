@@ -427,28 +427,17 @@ pub struct Receiver {
 impl Receiver {
     /// Binds 127.0.0.1:0 and starts serving on a new thread.
     pub fn start(record_latency: bool) -> Result<Self> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("receiver: bind 127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             books: Mutex::new(Books::default()),
             record_latency,
         });
-        let (stop_tx, stop_rx) = oneshot::channel();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("receiver runtime")?;
         let state = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("bench-receiver".into())
-            .spawn(move || rt.block_on(serve(listener, state, stop_rx)))
-            .context("spawn receiver thread")?;
+        let server = crate::loopback::spawn("receiver", move |listener, stop| serve(listener, state, stop))?;
         Ok(Self {
-            addr,
+            addr: server.addr,
             shared,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            stop: server.stop,
+            thread: server.thread,
         })
     }
 

@@ -81,29 +81,7 @@ log {{ source(s_tcp); source(s_tls); destination(d_json); }};
     /// Starts syslog-ng and waits until both ports accept connections.
     pub fn spawn(&mut self) {
         let d = self.dir.path();
-        let log = File::create(d.join("stderr.log")).unwrap();
-        let mut child = Command::new(syslog_ng_binary())
-            .args(["-F", "--no-caps", "-f"])
-            .arg(d.join("conf"))
-            .arg("-R")
-            .arg(d.join("persist"))
-            .arg("-p")
-            .arg(d.join("pid"))
-            .arg("-c")
-            .arg(d.join("ctl"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start syslog-ng ({e}): run `scripts/test-peers` first"));
-        wait_listening(
-            &mut child,
-            "syslog-ng",
-            &[self.tcp_port, self.tls_port],
-            Duration::from_secs(15),
-            &d.join("stderr.log"),
-        );
-        self.child = Some(child);
+        self.child = Some(spawn_syslog_ng(d, &[self.tcp_port, self.tls_port]));
     }
 
     /// SIGKILL: a receiver crash, not a clean shutdown.
@@ -139,4 +117,33 @@ impl Drop for SyslogNg {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Starts syslog-ng in the foreground on the configuration `dir/conf` (its persist file, pid
+/// file and control socket in `dir`, its output in `dir/stderr.log`) and waits until every port
+/// in `listening` accepts connections.
+pub fn spawn_syslog_ng(dir: &std::path::Path, listening: &[u16]) -> Child {
+    let log = File::create(dir.join("stderr.log")).unwrap();
+    let mut child = Command::new(syslog_ng_binary())
+        .args(["-F", "--no-caps", "-f"])
+        .arg(dir.join("conf"))
+        .arg("-R")
+        .arg(dir.join("persist"))
+        .arg("-p")
+        .arg(dir.join("pid"))
+        .arg("-c")
+        .arg(dir.join("ctl"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start syslog-ng ({e}): run `scripts/test-peers` first"));
+    wait_listening(
+        &mut child,
+        "syslog-ng",
+        listening,
+        Duration::from_secs(15),
+        &dir.join("stderr.log"),
+    );
+    child
 }

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -98,29 +98,16 @@ pub struct Counter {
 
 impl Counter {
     pub fn start() -> Result<Counter> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("counter: bind 127.0.0.1:0")?;
-        listener
-            .set_nonblocking(true)
-            .context("counter: non-blocking listener")?;
-        let addr = listener.local_addr().context("counter: local address")?;
         let counts = Arc::new(Mutex::new(Counts::default()));
-        let (stop_tx, stop_rx) = oneshot::channel();
-        // Its own single-threaded runtime: the forwarders' batches are large, one core's
-        // fraction is plenty, and it never waits behind the harness's own work.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("counter runtime")?;
+        // Its own thread and runtime: the forwarders' batches are large, one core's fraction is
+        // plenty, and it never waits behind the harness's own work.
         let shared = counts.clone();
-        let thread = std::thread::Builder::new()
-            .name("bench-counter".into())
-            .spawn(move || rt.block_on(serve(listener, shared, stop_rx)))
-            .context("spawn counter thread")?;
+        let server = crate::loopback::spawn("counter", move |listener, stop| serve(listener, shared, stop))?;
         Ok(Counter {
-            addr,
+            addr: server.addr,
             counts,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            stop: server.stop,
+            thread: server.thread,
         })
     }
 

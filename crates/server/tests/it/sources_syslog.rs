@@ -3,14 +3,13 @@
 //! generator) for volume. Every message becomes exactly one event; headers, structured data and
 //! CEF/LEEF payloads are mapped; what cannot become an event is kept as `syslog.malformed`.
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use auditrelay_testkit::peer_process::{free_port, kill, wait_listening};
+use auditrelay_testkit::peer_process::{free_port, kill};
 use auditrelay_testkit::rsyslog::Rsyslog;
-use auditrelay_testkit::syslog_ng::{cert_dir, syslog_ng_binary};
+use auditrelay_testkit::syslog_ng::{cert_dir, spawn_syslog_ng};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
@@ -47,28 +46,7 @@ log {{ source(s_3164); destination(d_3164); }};
         );
         let d = dir.path();
         std::fs::write(d.join("conf"), conf).unwrap();
-        let log = File::create(d.join("stderr.log")).unwrap();
-        let mut child = Command::new(syslog_ng_binary())
-            .args(["-F", "--no-caps", "-f"])
-            .arg(d.join("conf"))
-            .arg("-R")
-            .arg(d.join("persist"))
-            .arg("-p")
-            .arg(d.join("pid"))
-            .arg("-c")
-            .arg(d.join("ctl"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("starting syslog-ng (run scripts/test-peers)");
-        wait_listening(
-            &mut child,
-            "syslog-ng",
-            &[in_5424, in_3164],
-            Duration::from_secs(15),
-            &d.join("stderr.log"),
-        );
+        let child = spawn_syslog_ng(d, &[in_5424, in_3164]);
         Forwarder {
             dir,
             in_5424,
@@ -577,31 +555,8 @@ log {{ source(s_in); destination(d_ar); flags(flow-control); }};
         buf = d.display()
     );
     std::fs::write(d.join("conf"), conf).unwrap();
-    let log = File::create(d.join("stderr.log")).unwrap();
     // Killed on drop, so that a failing assertion does not leave syslog-ng running.
-    let mut sng = Peer(Some(
-        Command::new(syslog_ng_binary())
-            .args(["-F", "--no-caps", "-f"])
-            .arg(d.join("conf"))
-            .arg("-R")
-            .arg(d.join("persist"))
-            .arg("-p")
-            .arg(d.join("pid"))
-            .arg("-c")
-            .arg(d.join("ctl"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("starting syslog-ng (run scripts/test-peers)"),
-    ));
-    wait_listening(
-        sng.0.as_mut().unwrap(),
-        "syslog-ng",
-        &[input],
-        Duration::from_secs(15),
-        &d.join("stderr.log"),
-    );
+    let sng = Peer(Some(spawn_syslog_ng(d, &[input])));
     let sng_log = || std::fs::read_to_string(d.join("stderr.log")).unwrap_or_default();
 
     // -I: loggen stops after --interval seconds (default 10) even short of -n; the kill stalls
