@@ -113,6 +113,9 @@ fn parquet_bytes(class_uid: i64, rows: &[Map<String, Value>]) -> Result<Vec<u8>,
     writer.into_inner().map_err(parquet)
 }
 
+/// The rows of one (day, class): first offset, last offset, rows in the batch's order.
+type Group = (u64, u64, Vec<Map<String, Value>>);
+
 /// Every object of one batch of `tenant`'s events, in key order.
 pub(crate) fn objects(
     cfg: &LakeSettings,
@@ -120,8 +123,7 @@ pub(crate) fn objects(
     tenant: &str,
     events: &[StoredEvent],
 ) -> Result<Vec<LakeObject>, ObjectError> {
-    // (day, class) → (first offset, last offset, rows), in the batch's order.
-    let mut groups: BTreeMap<(String, i64), (u64, u64, Vec<Map<String, Value>>)> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, i64), Group> = BTreeMap::new();
     for event in events {
         let Value::Object(record) = ocsf_record(event, options) else {
             return Err(ObjectError::Class {
