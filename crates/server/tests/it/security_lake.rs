@@ -331,3 +331,48 @@ async fn security_lake_wrong_secret_or_missing_bucket_pauses_with_the_services_e
         assert_eq!(h["dead_letters"], 0, "{what}: the batch is kept: {h}");
     }
 }
+
+/// With `role_arn` + `external_id`, the sink signs with the keys STS `AssumeRole` gave it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_lake_assumes_the_custom_source_role_with_its_external_id() {
+    let moto = Moto::start(true);
+    // tests/peers/aws_setup.py: the IAM user and key, and a role `relay` whose trust policy wants
+    // the external id `ext-1`; then the lake bucket, made with that key.
+    let out = Command::new(peer_python())
+        .arg(repo_root().join("tests/peers/aws_setup.py"))
+        .arg(moto.endpoint())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aws_setup.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys = (
+        v["access_key_id"].as_str().unwrap().to_owned(),
+        v["secret_access_key"].as_str().unwrap().to_owned(),
+    );
+    let script = "import boto3, sys; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
+                  aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3]).create_bucket(Bucket=sys.argv[4])";
+    let out = Command::new(peer_python())
+        .args(["-c", script, &moto.endpoint(), &keys.0, &keys.1, BUCKET])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "create_bucket: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let s = server();
+    let expected = ingest_mix(&s, 12).await;
+    let mut body = definition(&moto.endpoint(), &keys, BUCKET);
+    body["config"]["role_arn"] = json!("arn:aws:iam::123456789012:role/relay");
+    body["config"]["external_id"] = json!("ext-1");
+    body["config"]["sts_endpoint"] = json!(moto.endpoint());
+    let sink = create_sink(&s, &s.admin, body).await;
+    wait_drained(&s, sink["id"].as_str().unwrap()).await;
+    let arrivals = check_objects(&lake_read(&moto, &keys));
+    assert_eq!(check_arrivals("security_lake via AssumeRole", &arrivals, &expected), 0);
+}
