@@ -7,7 +7,7 @@ use serde::Serialize;
 use auditrelay_sinks::SinkKindInfo;
 
 use crate::spec::{
-    BatchPolicy, BreakerPolicy, OnExhausted, RetryPolicy, DEFAULT_BATCH, DEFAULT_BREAKER, DEFAULT_MAX_IN_FLIGHT,
+    default_batch, BatchPolicy, BreakerPolicy, OnExhausted, RetryPolicy, DEFAULT_BREAKER, DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_RETRY, DEFAULT_TIMEOUT_MS,
 };
 
@@ -42,7 +42,7 @@ pub fn sink_kinds() -> Vec<SinkKind> {
                 format: info.default_format,
                 event_types: [],
                 start_at: crate::spec::DEFAULT_START_AT,
-                batch: DEFAULT_BATCH,
+                batch: default_batch(info.kind),
                 retry: DEFAULT_RETRY,
                 timeout_ms: DEFAULT_TIMEOUT_MS,
                 max_in_flight: DEFAULT_MAX_IN_FLIGHT,
@@ -77,5 +77,11 @@ mod tests {
             assert!(answer["config_schema"]["$schema"].is_string());
             assert!(answer["secrets"].is_array());
         }
+        let lake = sink_kinds()
+            .into_iter()
+            .find(|k| k.info.kind == "security_lake")
+            .expect("security_lake");
+        assert_eq!(lake.defaults.batch.max_bytes, 64 * 1024 * 1024);
+        assert_eq!(lake.defaults.batch.flush_interval_ms, 300_000);
     }
 }

@@ -157,6 +157,15 @@ pub const DEFAULT_BATCH: BatchPolicy = BatchPolicy {
     max_bytes: 1024 * 1024,
     flush_interval_ms: 100,
 };
+/// The batching a definition of `kind` gets when it sets none: the kind's own default (a data
+/// lake wants few large objects), else [`DEFAULT_BATCH`].
+pub fn default_batch(kind: &str) -> BatchPolicy {
+    auditrelay_sinks::default_batch(kind).map_or(DEFAULT_BATCH, |b| BatchPolicy {
+        max_events: b.max_events,
+        max_bytes: b.max_bytes,
+        flush_interval_ms: b.flush_interval_ms,
+    })
+}
 pub const DEFAULT_RETRY: RetryPolicy = RetryPolicy {
     max_attempts: 8,
     initial_backoff_ms: 1000,
@@ -198,7 +207,7 @@ impl SinkSpec {
             event_types: Vec::new(),
             tenants: None,
             start_at: StartAt::Now,
-            batch: DEFAULT_BATCH,
+            batch: default_batch(kind),
             retry: DEFAULT_RETRY,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,

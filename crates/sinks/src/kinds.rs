@@ -15,8 +15,8 @@ use crate::kafka::KafkaConfig;
 use crate::{
     cloudwatch_logs::CloudWatchLogsConfig, datadog::DatadogConfig, elastic::ElasticConfig,
     eventbridge::EventBridgeConfig, firehose::FirehoseConfig, generic_https::GenericHttpsConfig,
-    kinesis::KinesisConfig, otlp::OtlpConfig, pubsub::PubSubConfig, s3::S3Config, sentinel::SentinelConfig,
-    splunk_hec::SplunkHecConfig, syslog::SyslogConfig, webhook::WebhookConfig, ConfigError,
+    kinesis::KinesisConfig, otlp::OtlpConfig, pubsub::PubSubConfig, s3::S3Config, security_lake::SecurityLakeConfig,
+    sentinel::SentinelConfig, splunk_hec::SplunkHecConfig, syslog::SyslogConfig, webhook::WebhookConfig, ConfigError,
 };
 
 /// Secrets every kind takes, for the stage in front of it (the engine's filter and transform):
@@ -77,9 +77,21 @@ impl KindSpec {
     }
 }
 
+/// A kind's own default batching, where the engine's default (100 events, 1 MiB, 100 ms) does
+/// not suit it (a data lake wants few large objects). The same bounds as the batch policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KindBatch {
+    pub max_events: usize,
+    pub max_bytes: usize,
+    pub flush_interval_ms: u64,
+}
+
 /// A kind's typed `config`.
 pub trait KindConfig: DeserializeOwned + Serialize + JsonSchema + Sized {
     const SPEC: KindSpec;
+
+    /// The batching a definition of this kind gets when it sets none; `None`: the engine's.
+    const DEFAULT_BATCH: Option<KindBatch> = None;
 
     /// Parses `config` (the shape the schema describes).
     fn parse(config: &Value) -> Result<Self, ConfigError> {
@@ -160,6 +172,17 @@ macro_rules! sink_kinds {
             }
         }
 
+        /// `kind`'s own default batching, if it has one (see [`KindBatch`]).
+        pub fn default_batch(kind: &str) -> Option<KindBatch> {
+            $(
+                $(#[$meta])*
+                if kind == <$ty as KindConfig>::SPEC.kind {
+                    return <$ty as KindConfig>::DEFAULT_BATCH;
+                }
+            )*
+            None
+        }
+
         /// Every kind built in, in the order the API lists them.
         pub(crate) const SPECS: &[&KindSpec] = &[$($(#[$meta])* &<$ty as KindConfig>::SPEC,)*];
 
@@ -196,6 +219,7 @@ sink_kinds! {
     Kinesis(KinesisConfig) in kinesis,
     Firehose(FirehoseConfig) in firehose,
     Eventbridge(EventBridgeConfig) in eventbridge,
+    SecurityLake(SecurityLakeConfig) in security_lake,
     Pubsub(PubSubConfig) in pubsub,
 }
 

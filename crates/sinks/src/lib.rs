@@ -29,6 +29,7 @@ pub mod pubsub;
 pub mod registry;
 pub mod s3;
 mod secret_header;
+pub mod security_lake;
 pub mod sentinel;
 pub mod splunk_hec;
 pub mod syslog;
@@ -39,7 +40,9 @@ mod token_lifetime;
 pub mod typed;
 pub mod webhook;
 
-pub use kinds::{config_schema, sink_kinds, KindConfig, KindSpec, SecretSpec, SinkConfig, SinkKindInfo};
+pub use kinds::{
+    config_schema, default_batch, sink_kinds, KindBatch, KindConfig, KindSpec, SecretSpec, SinkConfig, SinkKindInfo,
+};
 pub use registry::{build, kind_spec, validate_config, SinkEnv};
 
 /// Secret name → value, decrypted. Only the engine and the sink that uses them hold this.

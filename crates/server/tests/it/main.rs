@@ -25,6 +25,7 @@ mod pubsub_sink;
 mod retention;
 mod schema_fuzz;
 mod secrets_at_rest;
+mod security_lake;
 mod self_audit;
 mod siem_matrix;
 mod sink_kinds;

@@ -7,7 +7,7 @@ use crate::common;
 use common::{assert_error, send, TestServer};
 use serde_json::{json, Value};
 
-const KINDS: [&str; 15] = [
+const KINDS: [&str; 16] = [
     "webhook",
     "splunk_hec",
     "sentinel",
@@ -22,6 +22,7 @@ const KINDS: [&str; 15] = [
     "kinesis",
     "firehose",
     "eventbridge",
+    "security_lake",
     "pubsub",
 ];
 

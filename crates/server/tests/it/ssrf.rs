@@ -228,6 +228,12 @@ async fn every_hostile_url_is_refused_at_save_naming_the_field() {
                 "secrets": { "access_key_id": "AKID", "secret_access_key": "sak" } }),
                 "config.endpoint",
             ),
+            (
+                json!({ "kind": "security_lake", "config": { "bucket": "audit-lake", "region": "us-east-1", "endpoint": target,
+                "source_name": "auditrelay", "account_id": "123456789012" },
+                "secrets": { "access_key_id": "AKID", "secret_access_key": "sak" } }),
+                "config.endpoint",
+            ),
         ];
         for (mut body, field) in cases {
             body["name"] = json!("ssrf");

@@ -58,6 +58,9 @@ const RETRY: &[&str] = &[
     "DataAlreadyAcceptedException",
     "InvalidSequenceTokenException",
     "OperationAbortedException",
+    // S3 (the `security_lake` sink's PUTs).
+    "SlowDown",
+    "InternalError",
 ];
 
 /// The sink itself is wrong — credentials, permissions, a missing stream or bus, a disabled
@@ -85,6 +88,14 @@ const PAUSE: &[&str] = &[
     "InvalidKMSResourceException",
     "OptInRequired",
     "UnrecognizedClient",
+    // S3: unknown key, no bucket, a region or endpoint that does not hold the bucket.
+    "InvalidAccessKeyId",
+    "NoSuchBucket",
+    "InvalidBucketName",
+    "AuthorizationHeaderMalformed",
+    "PermanentRedirect",
+    "AllAccessDisabled",
+    "AccountProblem",
 ];
 
 /// Expired temporary credentials: fetch new ones, then retry.
@@ -155,6 +166,13 @@ mod tests {
         assert_eq!(classify(400, Some("SerializationException"), &h), Outcome::Reject);
         assert_eq!(classify(413, None, &h), Outcome::Reject);
         assert_eq!(classify(503, None, &h), Outcome::Retry { after: None });
+        let xml = b"<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>";
+        let (code, message) = error_code(xml, &h);
+        assert_eq!(code.as_deref(), Some("NoSuchBucket"));
+        assert_eq!(message.as_deref(), Some("The specified bucket does not exist"));
+        assert_eq!(classify(404, code.as_deref(), &h), Outcome::Misconfigured);
+        assert_eq!(classify(503, Some("SlowDown"), &h), Outcome::Retry { after: None });
+        assert_eq!(classify(403, Some("InvalidAccessKeyId"), &h), Outcome::Misconfigured);
         assert!(record_retryable("ProvisionedThroughputExceededException"));
         assert!(!record_retryable("MalformedDetail"));
     }

@@ -1,4 +1,5 @@
-//! What the AWS sink kinds (`cloudwatch_logs`, `kinesis`, `firehose`, `eventbridge`) share:
+//! What the AWS sink kinds (`cloudwatch_logs`, `kinesis`, `firehose`, `eventbridge`; also
+//! `security_lake`, and `s3` for signing only) share:
 //! the common `config` fields and their checks ([`config`]), credentials — static keys or STS
 //! AssumeRole, cached until shortly before they expire ([`credentials`], [`sts`]) — request
 //! signing with the maintained `aws-sigv4` crate ([`sign`]), one AWS JSON 1.1 call

@@ -92,7 +92,7 @@ crate::typed::with_format_options! {
 }
 
 /// A dotted bucket on AWS itself (no `endpoint`) needs `path_style: true`.
-fn dotted_bucket_rule(schema: &mut schemars::Schema) {
+pub(crate) fn dotted_bucket_rule(schema: &mut schemars::Schema) {
     crate::typed::add_rule(
         schema,
         serde_json::json!({

@@ -1,11 +1,11 @@
 //! The `s3` sink: each batch becomes ONE object of JSON lines (one encoded event + `\n` each),
 //! gzipped by default, `PUT` to any S3-compatible endpoint and signed with AWS Signature
-//! Version 4. The object key is rendered from the batch alone (tenant, date, offset range), so a
-//! retry of the same batch overwrites the same object instead of adding a duplicate.
+//! Version 4 (the shared `aws-sigv4` signing, `crate::aws::sign::sign_s3`). The object key is
+//! rendered from the batch alone (tenant, date, offset range), so a retry of the same batch
+//! overwrites the same object instead of adding a duplicate.
 
 mod config;
 mod request;
-mod sigv4;
 mod sink;
 
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use auditrelay_format::Format;
 use serde_json::Value;
 
+pub(crate) use config::dotted_bucket_rule;
 pub use config::{
     validate, Compression, S3Config, ACCESS_KEY_ID, DEFAULT_KEY_TEMPLATE, DEFAULT_REGION, SECRET_ACCESS_KEY,
 };

@@ -9,7 +9,8 @@ use jiff::Timestamp;
 use reqwest::Url;
 
 use super::config::{Compression, Credentials, Piece, S3Settings, MAX_KEY_BYTES};
-use super::sigv4::{authorization, sha256_hex, uri_encode_segment, SigningInput};
+use crate::aws::sign::{s3_key_path, sign_s3, Unsigned};
+use crate::aws::Keys;
 
 /// The objects' content type: newline-delimited JSON.
 pub const CONTENT_TYPE: &str = "application/x-ndjson";
@@ -39,6 +40,8 @@ pub(crate) enum RequestError {
     Url(String),
     #[error("could not compress the object: {0}")]
     Compress(#[from] std::io::Error),
+    #[error("{0}")]
+    Sign(String),
 }
 
 /// zstd's default level: about gzip's ratio on JSON lines at several times its speed.
@@ -107,8 +110,9 @@ pub(crate) fn request(
     if key.len() > MAX_KEY_BYTES {
         return Err(RequestError::KeyTooLong(key.chars().take(64).collect()));
     }
-    let encoded_key = key.split('/').map(uri_encode_segment).collect::<Vec<_>>().join("/");
-    let url = cfg.object_url(&encoded_key).map_err(|e| RequestError::Url(e.message))?;
+    let url = cfg
+        .object_url(&s3_key_path(&key))
+        .map_err(|e| RequestError::Url(e.message))?;
     let raw = jsonl(format, cfg, events)?;
     let body = match cfg.compression {
         // flate2 writes mtime 0 in the gzip header, so a retry uploads identical bytes.
@@ -121,42 +125,42 @@ pub(crate) fn request(
         Compression::Zstd => zstd::bulk::compress(&raw, ZSTD_LEVEL)?,
         Compression::None => raw,
     };
-    let payload_hash = sha256_hex(&body);
-    let amz_date = now.strftime("%Y%m%dT%H%M%SZ").to_string();
-    let host = match url.port() {
-        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_owned(),
+    let keys = Keys {
+        access_key_id: creds.access_key_id.clone(),
+        secret_access_key: creds.secret_access_key.clone(),
+        session_token: creds.session_token.clone(),
     };
-    let mut signed = vec![
-        ("host".to_owned(), host),
-        ("x-amz-content-sha256".to_owned(), payload_hash.clone()),
-        ("x-amz-date".to_owned(), amz_date.clone()),
-    ];
-    if let Some(token) = &creds.session_token {
-        signed.push(("x-amz-security-token".to_owned(), token.clone()));
-    }
-    let auth = authorization(&SigningInput {
-        method: "PUT",
-        canonical_uri: url.path(),
-        headers: &signed,
-        payload_hash: &payload_hash,
-        amz_date: &amz_date,
-        region: &cfg.region,
-        access_key_id: &creds.access_key_id,
-        secret_access_key: &creds.secret_access_key,
-    });
+    // Signed: host, x-amz-content-sha256, x-amz-date (and x-amz-security-token), as before the
+    // move to aws-sigv4; the content headers are sent unsigned.
+    let signed = sign_s3(
+        &Unsigned {
+            method: "PUT",
+            url: &url,
+            headers: &[],
+            body: &body,
+        },
+        &keys,
+        &cfg.region,
+        std::time::SystemTime::from(now),
+    )
+    .map_err(RequestError::Sign)?;
     let mut headers = vec![("content-type", CONTENT_TYPE.to_owned())];
     match cfg.compression {
         Compression::Gzip => headers.push(("content-encoding", "gzip".to_owned())),
         Compression::Zstd => headers.push(("content-encoding", "zstd".to_owned())),
         Compression::None => {}
     }
-    headers.push(("x-amz-content-sha256", payload_hash));
-    headers.push(("x-amz-date", amz_date));
-    if let Some(token) = &creds.session_token {
-        headers.push(("x-amz-security-token", token.clone()));
+    // A stable order (the signer's is its own), `authorization` last.
+    for name in [
+        "x-amz-content-sha256",
+        "x-amz-date",
+        "x-amz-security-token",
+        "authorization",
+    ] {
+        if let Some((n, v)) = signed.iter().find(|(n, _)| *n == name) {
+            headers.push((*n, v.clone()));
+        }
     }
-    headers.push(("authorization", auth));
     Ok(WireRequest {
         url,
         key,

@@ -122,6 +122,19 @@ fn examples() -> Vec<(&'static str, Value)> {
                    "detail_type": "audit {tenant} {type}", "region": "eu-west-1", "endpoint": "https://events.example.com"}),
         ),
         ("eventbridge", json!({"region": "us-east-1"})),
+        (
+            "security_lake",
+            json!({"bucket": "aws-security-data-lake-eu-west-1-abcdef", "region": "eu-west-1",
+                   "source_name": "auditrelay", "account_id": "123456789012",
+                   "role_arn": "arn:aws:iam::123456789012:role/AmazonSecurityLake-Provider-auditrelay-eu-west-1",
+                   "external_id": "ext-1", "ocsf_version": "1.1.0",
+                   "class_sources": {"3002": "auditrelay-auth", "3001": "auditrelay-accounts"}}),
+        ),
+        (
+            "security_lake",
+            json!({"bucket": "lake.bucket", "region": "us-east-1", "source_name": "a:b.c-d_e",
+                   "account_id": "000000000000", "endpoint": "https://s3.example.com", "path_style": false}),
+        ),
     ];
     if cfg!(feature = "kafka") {
         v.push((
