@@ -32,6 +32,8 @@ def client(name):
 
 client("kinesis").create_stream(StreamName="audit", ShardCount=1)
 client("s3").create_bucket(Bucket="firehose-out")
+# The security_lake kind's bucket in cloud_rates (each kind's rate against moto).
+client("s3").create_bucket(Bucket="lake-rates")
 client("firehose").create_delivery_stream(
     DeliveryStreamName="audit",
     DeliveryStreamType="DirectPut",

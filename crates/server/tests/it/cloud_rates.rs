@@ -1,6 +1,6 @@
 //! Delivery rate of each cloud sink kind against its local peer, in one run: moto in server mode
 //! (SigV4 checked) for `cloudwatch_logs`, `kinesis`, `firehose` and `eventbridge`, the Google
-//! Cloud Pub/Sub emulator for `pubsub`. One tenant's backlog of events is delivered by one sink
+//! Cloud Pub/Sub emulator for `pubsub`, moto's S3 for `security_lake` (OCSF Parquet objects). One tenant's backlog of events is delivered by one sink
 //! of each kind in turn (each kind has the machine to itself), from creation until its lag is 0.
 //!
 //! The rates are printed, not asserted (speed is benchmarked: `scripts/bench cloud` runs this in
@@ -49,11 +49,24 @@ async fn cloud_kinds_delivery_rates_against_their_local_peers() {
                "config": {"project": PROJECT, "topic": "audit", "emulator": true,
                           "endpoint": format!("http://127.0.0.1:{}", emulator.port)}}),
     ));
+    kinds.push((
+        "security_lake",
+        json!({"name": "lake", "kind": "security_lake", "start_at": "earliest",
+               "config": {"bucket": "lake-rates", "region": "us-east-1", "endpoint": moto.endpoint(),
+                          "source_name": "auditrelay", "account_id": "123456789012"},
+               "secrets": {"access_key_id": keys.0, "secret_access_key": keys.1},
+               // Its default batch waits up to 5 minutes to fill 64 MiB: here the backlog is
+               // there already, so a short flush interval only stops it waiting for more.
+               "batch": {"max_events": 10_000, "flush_interval_ms": 10},
+               "timeout_ms": 120_000}),
+    ));
     let mut rates = Vec::new();
     for (kind, mut body) in kinds {
         // The kind's own default batching (each splits a batch into calls within its limits).
         let obj = body.as_object_mut().unwrap();
-        obj.remove("batch");
+        if kind != "security_lake" {
+            obj.remove("batch");
+        }
         if kind == "eventbridge" {
             // moto delivers to a rule's SQS target inside PutEvents (~3 s a call here): the
             // rates use the rule-less `default` bus, so they measure PutEvents itself.

@@ -376,36 +376,3 @@ async fn security_lake_assumes_the_custom_source_role_with_its_external_id() {
     let arrivals = check_objects(&lake_read(&moto, &keys));
     assert_eq!(check_arrivals("security_lake via AssumeRole", &arrivals, &expected), 0);
 }
-
-/// A measurement, not a check (run with `--run-ignored only`): events/s from sink creation to
-/// drained, 10,000 events per tenant already in the log, the kind's default batch size
-/// (10,000 events), into moto on loopback. Dominated by moto's (Python) S3 and the OCSF →
-/// Parquet conversion in a debug build.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement; run explicitly"]
-async fn security_lake_throughput_into_moto() {
-    let moto = Moto::start(true);
-    let keys = moto.setup(BUCKET);
-    let s = server();
-    let expected = ingest_mix(&s, 10_000).await;
-    let mut body = definition(&moto.endpoint(), &keys, BUCKET);
-    body["batch"] = json!({"max_events": 10_000, "flush_interval_ms": 10});
-    body["timeout_ms"] = json!(120_000);
-    let started = std::time::Instant::now();
-    let sink = create_sink(&s, &s.admin, body).await;
-    wait_drained(&s, sink["id"].as_str().unwrap()).await;
-    let elapsed = started.elapsed();
-    let objects = lake_read(&moto, &keys);
-    let bytes: u64 = objects.iter().map(|o| o["size"].as_u64().unwrap()).sum();
-    println!(
-        "security_lake: {} events in {:.2} s = {:.0} events/s; {} objects, {} Parquet bytes ({:.1} B/event)",
-        expected.len(),
-        elapsed.as_secs_f64(),
-        expected.len() as f64 / elapsed.as_secs_f64(),
-        objects.len(),
-        bytes,
-        bytes as f64 / expected.len() as f64
-    );
-    let arrivals = check_objects(&objects);
-    assert_eq!(check_arrivals("security_lake throughput", &arrivals, &expected), 0);
-}
