@@ -28,6 +28,11 @@ use crate::supervisor::RunContext;
 const MAX_BATCH: usize = 1000;
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
+/// Most bytes taken from a connection before what was read is appended: what the sender has
+/// already sent is read at once, up to this, so batches (and fsyncs) are as few as possible.
+/// A crash loses at most this much more than the socket buffers hold (plain TCP syslog has no
+/// acknowledgement; RELP has).
+const READ_AHEAD: usize = 4 * READ_CHUNK;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Between retries of an append the store refused (it is down or shutting down).
 const APPEND_RETRY: Duration = Duration::from_millis(500);
@@ -306,9 +311,10 @@ async fn connection<S: AsyncRead + Unpin>(
     tenant: &str,
 ) -> Result<(), String> {
     let mut decoder = FrameDecoder::new(settings.framing, settings.max_message_bytes);
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK + settings.max_message_bytes);
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_AHEAD + READ_CHUNK + settings.max_message_bytes);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut frames: Vec<Frame> = Vec::new();
+    let mut ended = false;
     loop {
         // Everything complete that is already here goes first, in batches.
         loop {
@@ -319,18 +325,42 @@ async fn connection<S: AsyncRead + Unpin>(
             }
             append(std::mem::take(&mut frames), peer, ctx, settings, tenant).await?;
         }
-        let n = tokio::select! {
-            _ = ctx.cancel.cancelled() => return Ok(()),
-            r = io.read(&mut chunk) => r.map_err(|e| format!("reading: {e}"))?,
-        };
-        if n == 0 {
+        if ended {
             if let Some(last) = decoder.finish(&buf) {
                 append(vec![last], peer, ctx, settings, tenant).await?;
             }
             return Ok(());
         }
+        let n = tokio::select! {
+            _ = ctx.cancel.cancelled() => return Ok(()),
+            r = io.read(&mut chunk) => r.map_err(|e| format!("reading: {e}"))?,
+        };
+        ended = n == 0;
         buf.extend_from_slice(&chunk[..n]);
+        // Take what else the sender has already sent (up to READ_AHEAD bytes) without waiting,
+        // so that one append, one fsync, carries as many messages as are there.
+        while !ended && buf.len() < READ_AHEAD {
+            match read_ready(&mut io, &mut chunk).await {
+                Some(Ok(0)) => ended = true,
+                Some(Ok(m)) => buf.extend_from_slice(&chunk[..m]),
+                Some(Err(e)) => return Err(format!("reading: {e}")),
+                None => break,
+            }
+        }
     }
+}
+
+/// Reads what the connection already holds, without waiting: `None` when nothing is there now.
+async fn read_ready<S: AsyncRead + Unpin>(io: &mut S, chunk: &mut [u8]) -> Option<std::io::Result<usize>> {
+    std::future::poll_fn(|cx| {
+        let mut read = tokio::io::ReadBuf::new(chunk);
+        match std::pin::Pin::new(&mut *io).poll_read(cx, &mut read) {
+            std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Some(Ok(read.filled().len()))),
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Some(Err(e))),
+            std::task::Poll::Pending => std::task::Poll::Ready(None),
+        }
+    })
+    .await
 }
 
 /// Turns frames into events (a message that cannot become one becomes `syslog.malformed`) and
