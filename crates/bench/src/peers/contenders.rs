@@ -64,8 +64,8 @@ impl Contender {
     pub fn durability(self) -> &'static str {
         match self {
             Contender::Auditrelay => {
-                "each message is in the log and fsync'd before the socket is read further; \
-                 survives SIGKILL and power loss"
+                "in the log and fsync'd at most one batch after it is read (never more than one \
+                 batch ahead of the disk); what is in the log survives SIGKILL and power loss"
             }
             Contender::SyslogNgMemory => "memory only: a crash loses what is queued",
             Contender::SyslogNgDisk => {

@@ -518,7 +518,7 @@ fn socket_buffer_bytes() -> u64 {
 /// application-level acknowledgement, so syslog-ng (3.38) takes a message out of its reliable
 /// disk buffer as soon as `write()` to the socket succeeds. What sat in the socket buffers (the
 /// server's receive buffer, syslog-ng's send buffer) and what the server had read but not yet
-/// made durable (at most its read-ahead, 256 KiB) is gone when the server dies: the kernel discards it and syslog-ng
+/// made durable (at most two batches of ≤ 320 KiB) is gone when the server dies: the kernel discards it and syslog-ng
 /// never learns. That loss is measured, not hidden: the log must hold every message before it
 /// and after it in order, the lost messages must be ONE contiguous run at the kill (never
 /// anything after the reconnect), and the run must fit in the kernel's socket buffer limits (a
@@ -632,8 +632,9 @@ log {{ source(s_in); destination(d_ar); flags(flow-control); }};
         Some(&(before_kill, after)) => (0, before_kill - after + 1),
         None => (0, 0),
     };
-    // The socket buffers, and the listener's read-ahead (READ_AHEAD in sources/syslog/listener.rs).
-    let window = socket_buffer_bytes() + 256 * 1024;
+    // The socket buffers, and what the listener holds read but not yet durable: the batch being
+    // committed and the next one (each ≤ READ_AHEAD + READ_CHUNK, sources/syslog/listener.rs).
+    let window = socket_buffer_bytes() + 2 * (256 + 64) * 1024;
     assert!(
         lost * SIZE <= window,
         "{lost} messages ({} bytes) lost at the kill: more than the socket buffers can hold ({window} bytes)",

@@ -1,7 +1,8 @@
 //! The syslog listener's I/O: accept (bounded by `max_connections`), optional TLS, and per
-//! connection a loop that decodes every complete frame already buffered, appends them as one
-//! batch, and reads from the socket again only once that batch is durable. A slow disk therefore
-//! slows the sender through TCP flow control; nothing read is dropped.
+//! connection a loop that decodes the complete frames already buffered and appends them as one
+//! batch, reading and parsing the next batch while that one is made durable, never more than
+//! one batch ahead. A slow disk therefore slows the sender through TCP flow control; nothing
+//! read is dropped. With RELP, a message is answered only once durable.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,10 +29,10 @@ use crate::supervisor::RunContext;
 const MAX_BATCH: usize = 1000;
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
-/// Most bytes taken from a connection before what was read is appended: what the sender has
-/// already sent is read at once, up to this, so batches (and fsyncs) are as few as possible.
-/// A crash loses at most this much more than the socket buffers hold (plain TCP syslog has no
-/// acknowledgement; RELP has).
+/// Most bytes taken from a connection for one batch: what the sender has already sent is read
+/// at once, up to this, so batches (and fsyncs) are as few as possible. A crash loses at most
+/// one such batch (read, not yet durable) more than the socket buffers hold (plain TCP syslog
+/// has no acknowledgement; RELP has).
 const READ_AHEAD: usize = 4 * READ_CHUNK;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Between retries of an append the store refused (it is down or shutting down).
@@ -302,7 +303,11 @@ fn relp_frame(mut data: Vec<u8>, max: usize) -> Frame {
     }
 }
 
-/// Reads one connection until it closes or the source stops.
+/// Reads one connection until it closes or the source stops. Two batches overlap: while one
+/// is being made durable (the log writer's write + fsync, on its own thread), the next is read
+/// from the socket and parsed; it is appended only once the one before it is durable. So at
+/// most one batch (≤ `MAX_BATCH` frames, ≤ `READ_AHEAD` bytes) is read but not yet durable,
+/// besides the socket buffers, and a slow disk still slows the sender through TCP flow control.
 async fn connection<S: AsyncRead + Unpin>(
     mut io: S,
     peer: &str,
@@ -313,39 +318,49 @@ async fn connection<S: AsyncRead + Unpin>(
     let mut decoder = FrameDecoder::new(settings.framing, settings.max_message_bytes);
     let mut buf: Vec<u8> = Vec::with_capacity(READ_AHEAD + READ_CHUNK + settings.max_message_bytes);
     let mut chunk = vec![0u8; READ_CHUNK];
-    let mut frames: Vec<Frame> = Vec::new();
     let mut ended = false;
+    let mut durable_next = Prepared::default();
     loop {
-        // Everything complete that is already here goes first, in batches.
-        loop {
-            let used = decoder.decode(&buf, MAX_BATCH, &mut frames);
-            buf.drain(..used);
-            if frames.is_empty() {
-                break;
+        let committing = commit(std::mem::take(&mut durable_next), ctx);
+        let next = async {
+            let mut frames: Vec<Frame> = Vec::new();
+            loop {
+                // Complete frames already here first (at most one batch).
+                let used = decoder.decode(&buf, MAX_BATCH, &mut frames);
+                buf.drain(..used);
+                if !frames.is_empty() {
+                    return prepare(&frames, peer, ctx, settings, tenant).map(Some);
+                }
+                if ended {
+                    return match decoder.finish(&buf) {
+                        Some(last) => prepare(&[last], peer, ctx, settings, tenant).map(Some),
+                        None => Ok(None),
+                    };
+                }
+                let n = tokio::select! {
+                    _ = ctx.cancel.cancelled() => return Ok(None),
+                    r = io.read(&mut chunk) => r.map_err(|e| format!("reading: {e}"))?,
+                };
+                ended = n == 0;
+                buf.extend_from_slice(&chunk[..n]);
+                // Take what else the sender has already sent (up to READ_AHEAD bytes) without
+                // waiting, so that one append, one fsync, carries as many messages as are there.
+                while !ended && buf.len() < READ_AHEAD {
+                    match read_ready(&mut io, &mut chunk).await {
+                        Some(Ok(0)) => ended = true,
+                        Some(Ok(m)) => buf.extend_from_slice(&chunk[..m]),
+                        Some(Err(e)) => return Err(format!("reading: {e}")),
+                        None => break,
+                    }
+                }
             }
-            append(std::mem::take(&mut frames), peer, ctx, settings, tenant).await?;
-        }
-        if ended {
-            if let Some(last) = decoder.finish(&buf) {
-                append(vec![last], peer, ctx, settings, tenant).await?;
-            }
-            return Ok(());
-        }
-        let n = tokio::select! {
-            _ = ctx.cancel.cancelled() => return Ok(()),
-            r = io.read(&mut chunk) => r.map_err(|e| format!("reading: {e}"))?,
         };
-        ended = n == 0;
-        buf.extend_from_slice(&chunk[..n]);
-        // Take what else the sender has already sent (up to READ_AHEAD bytes) without waiting,
-        // so that one append, one fsync, carries as many messages as are there.
-        while !ended && buf.len() < READ_AHEAD {
-            match read_ready(&mut io, &mut chunk).await {
-                Some(Ok(0)) => ended = true,
-                Some(Ok(m)) => buf.extend_from_slice(&chunk[..m]),
-                Some(Err(e)) => return Err(format!("reading: {e}")),
-                None => break,
-            }
+        let (committed, next) = tokio::join!(committing, next);
+        committed?;
+        match next? {
+            Some(batch) => durable_next = batch,
+            // The connection ended (or the source stops) with everything read committed.
+            None => return Ok(()),
         }
     }
 }
@@ -372,13 +387,34 @@ async fn append(
     settings: &SyslogSettings,
     tenant: &str,
 ) -> Result<(), String> {
+    let batch = prepare(&frames, peer, ctx, settings, tenant)?;
+    commit(batch, ctx).await
+}
+
+/// Events made from frames, not yet appended.
+#[derive(Default)]
+struct Prepared {
+    events: Vec<NewEvent>,
+    malformed: u64,
+}
+
+/// The CPU half of `append`: parse and validate, nothing awaited.
+fn prepare(
+    frames: &[Frame],
+    peer: &str,
+    ctx: &RunContext,
+    settings: &SyslogSettings,
+    tenant: &str,
+) -> Result<Prepared, String> {
     let limits = ctx.appender.limits();
     let received_at = ctx.appender.now_rfc3339();
     let now = jiff::Timestamp::now();
-    let mut events: Vec<NewEvent> = Vec::with_capacity(frames.len());
-    let mut malformed_count = 0u64;
+    let mut batch = Prepared {
+        events: Vec::with_capacity(frames.len()),
+        malformed: 0,
+    };
     ctx.status.add_received(frames.len() as u64);
-    for frame in &frames {
+    for frame in frames {
         let candidate = match &frame.problem {
             Some(problem) => Err(problem.clone()),
             None => parse(&frame.bytes, settings.protocol, now)
@@ -388,20 +424,28 @@ async fn append(
         let event = match candidate.and_then(|e| validate_event(&e, tenant, &limits, &received_at)) {
             Ok(event) => event,
             Err(error) => {
-                malformed_count += 1;
+                batch.malformed += 1;
                 let event = malformed(&frame.bytes, &error, peer, limits.max_event_bytes);
                 validate_event(&event, tenant, &limits, &received_at)
                     .map_err(|e| format!("a malformed message could not be kept: {e}"))?
             }
         };
-        events.push(event);
+        batch.events.push(event);
+    }
+    Ok(batch)
+}
+
+/// The waiting half of `append`: one group commit, retried until durable or the source stops.
+async fn commit(batch: Prepared, ctx: &RunContext) -> Result<(), String> {
+    if batch.events.is_empty() {
+        return Ok(());
     }
     loop {
-        match ctx.appender.append(events.clone()).await {
+        match ctx.appender.append(batch.events.clone()).await {
             Ok(outcomes) => {
                 let stored = outcomes.iter().filter(|o| !o.duplicate).count() as u64;
                 ctx.status.add_appended(stored);
-                ctx.status.add_malformed(malformed_count);
+                ctx.status.add_malformed(batch.malformed);
                 return Ok(());
             }
             Err(e) => {
@@ -409,7 +453,7 @@ async fn append(
                 tracing::warn!(source = %ctx.source_id, error = %e, "appending syslog messages failed; retrying");
                 tokio::select! {
                     _ = ctx.cancel.cancelled() => {
-                        return Err(format!("stopped with {} messages not appended: {e}", events.len()));
+                        return Err(format!("stopped with {} messages not appended: {e}", batch.events.len()));
                     }
                     _ = tokio::time::sleep(APPEND_RETRY) => {}
                 }
