@@ -54,12 +54,9 @@ impl Drop for FreshMysql {
     }
 }
 
-/// What a writer does between its inserts and its COMMIT (or ROLLBACK).
-enum Hold<'a> {
-    For(Duration),
-    /// Runs this (blocking) first: the test crashes the database here.
-    While(&'a mut (dyn FnMut() + Send)),
-}
+/// What runs while a transaction is open, between its inserts and its COMMIT (or ROLLBACK):
+/// another transaction of the same writer, or the database's crash.
+type During<'a> = Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>>;
 
 /// A pool on the test's database, and what keeps that database alive.
 enum Db {
@@ -92,7 +89,7 @@ impl Db {
     }
 
     async fn postgres_at(url: String, fresh: Option<FreshDatabase>) -> Db {
-        let pool = PgPoolOptions::new().max_connections(12).connect(&url).await.unwrap();
+        let pool = PgPoolOptions::new().max_connections(24).connect(&url).await.unwrap();
         for sql in PG_SCHEMA {
             sqlx::query(sql).execute(&pool).await.unwrap();
         }
@@ -106,7 +103,7 @@ impl Db {
     }
 
     async fn mysql_at(url: String, fresh: Option<FreshMysql>) -> Db {
-        let pool = MySqlPoolOptions::new().max_connections(12).connect(&url).await.unwrap();
+        let pool = MySqlPoolOptions::new().max_connections(24).connect(&url).await.unwrap();
         for sql in MYSQL_SCHEMA {
             sqlx::query(sql).execute(&pool).await.unwrap();
         }
@@ -149,8 +146,8 @@ impl Db {
     }
 
     /// Inserts rows one transaction at a time; `commit` decides each transaction's fate.
-    async fn insert_tx(&self, rows: &[(Option<&str>, String)], pause: Duration, commit: bool) {
-        self.try_insert_tx(rows, None, Hold::For(pause), commit).await.unwrap()
+    async fn insert_tx(&self, rows: &[(Option<&str>, String)], commit: bool) {
+        self.try_insert_tx(rows, None, None, commit).await.unwrap()
     }
 
     /// As `insert_tx`, recording `tx` in `tx_done` inside the same transaction; errors (the
@@ -159,7 +156,7 @@ impl Db {
         &self,
         rows: &[(Option<&str>, String)],
         tx: Option<i64>,
-        hold: Hold<'_>,
+        during: During<'_>,
         commit: bool,
     ) -> Result<(), sqlx::Error> {
         macro_rules! tx {
@@ -175,10 +172,8 @@ impl Db {
                 if let Some(tx) = tx {
                     sqlx::query($done).bind(tx).execute(&mut *t).await?;
                 }
-                match hold {
-                    // Hold the transaction open so that other writers' later ids commit first.
-                    Hold::For(pause) => tokio::time::sleep(pause).await,
-                    Hold::While(during) => tokio::task::block_in_place(during),
+                if let Some(during) = during {
+                    during.await;
                 }
                 if commit {
                     t.commit().await
@@ -210,25 +205,53 @@ fn outbox_body(db: &Db, tenant: &str) -> Value {
     json!({"name": "outbox", "kind": db.kind(), "tenant": tenant, "config": config, "secrets": {"database_url": db.url()}})
 }
 
-/// 10 writers, 1,000 rows each in transactions of 25 that hold for a varying time (so commit
-/// order differs from id order); every fifth transaction rolls back. Returns the committed `n`s.
+/// Writer `w`'s transaction `t`: its id (recorded in `tx_done`), whether it commits (every fifth
+/// rolls back), and its rows, each event carrying its number `n` = id + row.
+fn writer_tx(w: usize, t: usize) -> (i64, bool, Vec<(Option<&'static str>, String)>) {
+    let tx = (w * ROWS_PER_WRITER + t * ROWS_PER_TX) as i64;
+    let rows = (0..ROWS_PER_TX as i64)
+        .map(|i| {
+            (
+                None,
+                json!({"type": "order.placed", "metadata": {"n": tx + i}}).to_string(),
+            )
+        })
+        .collect();
+    (tx, !(w + t).is_multiple_of(5), rows)
+}
+
+/// Writer `w`'s transactions `t` and `t + 1`, interleaved so that commit order differs from id
+/// order every time: `t + 1` is opened, written and finished while `t` (the lower ids) is still
+/// open. Returns each transaction's id, whether it was to commit, and how it ended.
+async fn write_pair(db: &Db, w: usize, t: usize) -> [(i64, bool, Result<(), sqlx::Error>); 2] {
+    let (first, first_commits, first_rows) = writer_tx(w, t);
+    let (second, second_commits, second_rows) = writer_tx(w, t + 1);
+    let mut second_ended = Ok(());
+    let first_ended = {
+        let during: During<'_> = Some(Box::pin(async {
+            second_ended = db.try_insert_tx(&second_rows, Some(second), None, second_commits).await;
+        }));
+        db.try_insert_tx(&first_rows, Some(first), during, first_commits).await
+    };
+    [
+        (first, first_commits, first_ended),
+        (second, second_commits, second_ended),
+    ]
+}
+
+/// 10 writers, 1,000 rows each in transactions of 25, written in interleaved pairs (see
+/// `write_pair`); every fifth transaction rolls back. Returns the committed `n`s.
 async fn write_concurrently(db: &Db) -> BTreeSet<u64> {
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
         tasks.push(async move {
             let mut committed = BTreeSet::new();
-            for t in 0..ROWS_PER_WRITER / ROWS_PER_TX {
-                let rows: Vec<(Option<&str>, String)> = (0..ROWS_PER_TX)
-                    .map(|i| {
-                        let n = (w * ROWS_PER_WRITER + t * ROWS_PER_TX + i) as u64;
-                        (None, json!({"type": "order.placed", "metadata": {"n": n}}).to_string())
-                    })
-                    .collect();
-                let commit = (w + t) % 5 != 0;
-                let pause = Duration::from_millis(((w * 7 + t * 13) % 20) as u64);
-                db.insert_tx(&rows, pause, commit).await;
-                if commit {
-                    committed.extend((0..ROWS_PER_TX).map(|i| (w * ROWS_PER_WRITER + t * ROWS_PER_TX + i) as u64));
+            for t in (0..ROWS_PER_WRITER / ROWS_PER_TX).step_by(2) {
+                for (tx, commits, ended) in write_pair(db, w, t).await {
+                    ended.unwrap();
+                    if commits {
+                        committed.extend((0..ROWS_PER_TX as u64).map(|i| tx as u64 + i));
+                    }
                 }
             }
             committed
@@ -359,25 +382,17 @@ async fn write_through_a_crash(
         let (mut crash, mut up) = (crash.subscribe(), up.subscribe());
         tasks.push(async move {
             let mut failed = 0usize;
-            for t in 0..TXS {
+            for t in (0..TXS).step_by(2) {
                 if t == TXS / 2 {
                     crash.wait_for(|c| *c).await.expect("the test holds the sender");
                 }
-                let tx = (w * ROWS_PER_WRITER + t * ROWS_PER_TX) as i64;
-                let rows: Vec<(Option<&str>, String)> = (0..ROWS_PER_TX)
-                    .map(|i| {
-                        let n = tx as u64 + i as u64;
-                        (None, json!({"type": "order.placed", "metadata": {"n": n}}).to_string())
-                    })
-                    .collect();
-                let commit = (w + t) % 5 != 0;
-                let pause = Duration::from_millis(((w * 7 + t * 13) % 20) as u64);
-                if db
-                    .try_insert_tx(&rows, Some(tx), Hold::For(pause), commit)
+                let died = write_pair(db, w, t)
                     .await
-                    .is_err()
-                {
-                    failed += 1;
+                    .iter()
+                    .filter(|(_, _, ended)| ended.is_err())
+                    .count();
+                if died > 0 {
+                    failed += died;
                     up.wait_for(|up| *up).await.expect("the test holds the sender");
                 }
             }
@@ -425,10 +440,8 @@ async fn exactly_once_across_a_database_crash(mut private: Private, url: String)
                 )
             })
             .collect();
-        let mut crash_now = || private.crash();
-        let died = db
-            .try_insert_tx(&doomed, Some(DOOMED_TX), Hold::While(&mut crash_now), true)
-            .await;
+        let crash_now: During<'_> = Some(Box::pin(async { tokio::task::block_in_place(|| private.crash()) }));
+        let died = db.try_insert_tx(&doomed, Some(DOOMED_TX), crash_now, true).await;
         assert!(died.is_err(), "a COMMIT after the crash succeeded");
         let down = wait_health(&s, &id, "the relay noticing the crash", |h| h["state"] == "failed").await;
         assert!(down["last_error"].is_string(), "{down}");
@@ -495,21 +508,16 @@ async fn lag_counts_the_rows_waiting(db: Db) {
     let rows: Vec<(Option<&str>, String)> = (0..ROWS)
         .map(|n| (None, json!({"type": "order.placed", "metadata": {"n": n}}).to_string()))
         .collect();
-    db.insert_tx(&rows, Duration::ZERO, true).await;
+    db.insert_tx(&rows, true).await;
     // One row per batch, each batch an fsync'd append: the backlog takes many health reads.
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, h) = s.get_as_operator(&format!("/v1/sources/{id}/health")).await;
-        if let Some(lag) = h["lag"].as_u64() {
-            seen.push(lag);
-            if lag == 0 && h["appended"] == ROWS as u64 {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "not drained: {h}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let seen = std::sync::Mutex::new(Vec::new());
+    wait_health(&s, &id, "the backlog drained", |h| {
+        let Some(lag) = h["lag"].as_u64() else { return false };
+        seen.lock().unwrap().push(lag);
+        lag == 0 && h["appended"] == ROWS as u64
+    })
+    .await;
+    let seen = seen.into_inner().unwrap();
     let backlog: Vec<u64> = seen.iter().copied().filter(|l| *l > 0).collect();
     assert!(!backlog.is_empty(), "a backlog was never reported: {seen:?}");
     assert!(backlog.iter().all(|l| *l <= ROWS as u64), "{seen:?}");
@@ -552,7 +560,7 @@ async fn malformed_rows_moved_aside(db: Db) {
             json!({"type": "user.logout", "metadata": {"n": 2}}).to_string(),
         ),
     ];
-    db.insert_tx(&rows, Duration::ZERO, true).await;
+    db.insert_tx(&rows, true).await;
     let health = wait_health(&s, &id, "five rows relayed", |h| {
         h["received"] == 5 && h["malformed"] == 3
     })

@@ -4,7 +4,7 @@
 //! acknowledgement for. (Plain TCP syslog cannot promise that: see `sources_syslog`.)
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use auditrelay_testkit::peer_process::free_port;
 use auditrelay_testkit::rsyslog::Rsyslog;
@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
 use crate::common::TestServer;
+use crate::delivery_support::wait_until;
 use crate::sources_api::{create, wait_health};
 
 const MESSAGES: usize = 20_000;
@@ -57,21 +58,13 @@ fn counts(events: &[Value]) -> BTreeMap<usize, usize> {
     out
 }
 
-async fn wait_all(s: &TestServer, rs: &Rsyslog) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let events = s.read_log("relp").await;
-        if counts(&events).len() >= MESSAGES {
-            return events;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {MESSAGES} messages arrived\n{}",
-            counts(&events).len(),
-            rs.diagnostics()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// Reads the log until every message number is in it (fails after 120 s).
+async fn wait_all(s: &TestServer) -> Vec<Value> {
+    wait_until("every RELP message in the log", Duration::from_secs(120), || async {
+        counts(&s.read_log("relp").await).len() >= MESSAGES
+    })
+    .await;
+    s.read_log("relp").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,7 +82,7 @@ async fn rsyslog_over_relp_loses_nothing_across_a_sigkill() {
     let id = src["id"].as_str().unwrap().to_owned();
 
     let input = free_port();
-    let rs = rsyslog_relp(input, relp_port);
+    let _rsyslog = rsyslog_relp(input, relp_port); // killed on drop, at the end
     let mut feed = tokio::net::TcpStream::connect(("127.0.0.1", input)).await.unwrap();
     feed.write_all(&numbered(MESSAGES)).await.unwrap();
     feed.shutdown().await.unwrap();
@@ -103,7 +96,7 @@ async fn rsyslog_over_relp_loses_nothing_across_a_sigkill() {
     s.kill_9().await;
     s.restart();
 
-    let events = wait_all(&s, &rs).await;
+    let events = wait_all(&s).await;
     let counts = counts(&events);
     assert_eq!(counts.len(), MESSAGES, "every message arrived");
     assert_eq!(counts.keys().next_back(), Some(&(MESSAGES - 1)));

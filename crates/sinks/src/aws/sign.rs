@@ -124,16 +124,21 @@ mod tests {
         assert_eq!(s3_key_path("é"), "%C3%A9");
     }
 
+    /// The keys of AWS's published S3 signing examples.
+    fn s3_example_keys() -> Keys {
+        Keys {
+            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+            session_token: None,
+        }
+    }
+
     /// AWS's published S3 example "GET Object" (header-based authentication, S3 API reference):
     /// `GET /test.txt` from examplebucket with `Range: bytes=0-9`, an empty body.
     #[test]
     fn s3_published_get_example() {
         let url = Url::parse("https://examplebucket.s3.amazonaws.com/test.txt").unwrap();
-        let keys = Keys {
-            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
-            secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
-            session_token: None,
-        };
+        let keys = s3_example_keys();
         let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_369_353_600);
         let headers = sign_s3(
             &Unsigned {
@@ -162,11 +167,7 @@ mod tests {
     #[test]
     fn s3_published_put_example() {
         let url = Url::parse("https://examplebucket.s3.amazonaws.com/test%24file.text").unwrap();
-        let keys = Keys {
-            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
-            secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
-            session_token: None,
-        };
+        let keys = s3_example_keys();
         // 20130524T000000Z
         let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_369_353_600);
         let headers = sign_s3(

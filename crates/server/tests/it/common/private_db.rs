@@ -9,21 +9,14 @@
 //! The binaries are the machine's own (Debian's `postgresql-15` and `mariadb-server`, the same
 //! packages as the shared servers); a missing binary FAILS the test.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use auditrelay_testkit::peer_process::{free_port, wait_listening};
 use tempfile::TempDir;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("finding a free loopback port")
-        .port()
-}
 
 fn run(cmd: &mut Command, what: &str) {
     let out = cmd
@@ -36,19 +29,6 @@ fn run(cmd: &mut Command, what: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Waits until `probe` succeeds (the server answers a query), or fails the test.
-fn wait_ready(what: &str, mut probe: impl FnMut() -> bool, log: &Path) {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while !probe() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not become ready; its log:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The directory holding PostgreSQL's server binaries (`initdb`, `pg_ctl`): the newest
@@ -121,19 +101,6 @@ impl PrivatePostgres {
                 .arg(&self.log)
                 .args(["-o", &options, "-w", "start"]),
             "pg_ctl start",
-        );
-        let url = self.url();
-        wait_ready(
-            "the private PostgreSQL",
-            || {
-                Command::new("psql")
-                    .args([&url, "-tAc", "SELECT 1"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-            },
-            &self.log,
         );
     }
 
@@ -248,7 +215,7 @@ impl PrivateMariadb {
     }
 
     fn launch(&mut self) {
-        let child = Command::new("mariadbd")
+        let mut child = Command::new("mariadbd")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", self.data.display()))
             .arg(format!("--port={}", self.port))
@@ -261,12 +228,9 @@ impl PrivateMariadb {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting mariadbd");
+        // mariadbd opens its port once it is ready for connections.
+        wait_listening(&mut child, "mariadbd", &[self.port], READY_TIMEOUT, &self.log);
         self.child = Some(child);
-        wait_ready(
-            "the private MariaDB",
-            || self.cli("SELECT 1").is_ok(),
-            &self.log.clone(),
-        );
     }
 
     pub fn cli(&self, sql: &str) -> Result<String, String> {
